@@ -1,0 +1,52 @@
+"""``ugaar``: the command line over the headless core.
+
+Each command group lives in its own module and registers its sub-parsers;
+modules are imported lazily so ``ugaar --help`` stays fast and a missing
+optional dependency in one group never breaks another.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# (command, module, help) — each module defines ``add_parser(subparsers)``
+# whose sub-parsers set ``func`` via ``set_defaults``.
+COMMANDS = [
+    ("dataset", "model.cli.dataset_cmd", "build and inspect three-modality datasets"),
+    ("features", "model.cli.features_cmd", "pre-train encoders and extract cached features"),
+    ("train", "model.cli.train_cmd", "train UGAAR or a baseline"),
+    ("evaluate", "model.cli.evaluate_cmd", "print the paper's Tables I and II for runs"),
+    ("query", "model.cli.query_cmd", "retrieve partners of a sample, a lyrics line, a MIDI or a WAV"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ugaar", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, module_name, help_text in COMMANDS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue  # command group not built yet
+        module.add_parser(sub, name, help_text)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted; everything written so far is kept and a re-run resumes", file=sys.stderr)
+        return 130
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"ugaar: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Importers: every source yields the same ``model.song.Song``."""

@@ -1,0 +1,1 @@
+"""UGAAR Explorer's Qt views. Everything heavy lives in ``model``."""
