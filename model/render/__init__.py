@@ -1,0 +1,10 @@
+"""Rendering of samples to audio (FluidSynth or built-in synth) and sheet music (LilyPond).
+
+See ``docs/rendering.md``.
+"""
+from model.render.audio import (AudioRenderer, BuiltinRenderer, FluidSynthRenderer,
+                                fluidsynth_available, make_audio_renderer, read_audio,
+                                write_audio)
+
+__all__ = ["AudioRenderer", "BuiltinRenderer", "FluidSynthRenderer", "fluidsynth_available",
+           "make_audio_renderer", "read_audio", "write_audio"]
