@@ -1,1 +1,57 @@
-"""Importers: every source yields the same ``model.song.Song``."""
+"""Importers: every source yields the same ``model.song.Song``.
+
+Each source module exposes two plain functions, so the dataset builder can
+call them in worker processes:
+
+``list_items(path) -> list[str]``
+    The items (file paths, or corpus paths) a source folder holds, sorted.
+``read_song(item) -> Song``
+    One song, raw (uncleaned); raises :class:`SourceError` with a clear
+    reason when the item cannot be read.
+"""
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+SOURCE_KINDS = ("lmd-npy", "midi", "musicxml", "music21-corpus")
+
+_MODULES = {
+    "lmd-npy": "model.sources.npy_release",
+    "midi": "model.sources.midi_file",
+    "musicxml": "model.sources.score_file",
+    "music21-corpus": "model.sources.music21_corpus",
+}
+
+
+class SourceError(Exception):
+    """An item that cannot be imported; ``str(e)`` is ``"<path>: <reason>"``.
+
+    Parameters
+    ----------
+    path : str
+        The file (or corpus path) that failed.
+    reason : str
+        Why, in words a user can act on.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+    def __reduce__(self):  # keep both attributes when sent back from a worker process
+        return (type(self), (self.path, self.reason))
+
+
+def get_source(kind: str) -> ModuleType:
+    """Return the importer module for a source kind.
+
+    Raises
+    ------
+    ValueError
+        When ``kind`` is not one of :data:`SOURCE_KINDS`.
+    """
+    if kind not in _MODULES:
+        raise ValueError(f"unknown source kind {kind!r}; valid kinds: {', '.join(SOURCE_KINDS)}")
+    return importlib.import_module(_MODULES[kind])
