@@ -1,0 +1,126 @@
+"""``ugaar dataset build|info``: build a three-modality dataset, print what one holds."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+SOURCES = ("lmd-npy", "midi", "musicxml", "music21-corpus")
+
+
+def add_parser(subparsers: Any, name: str, help_text: str) -> None:
+    parser = subparsers.add_parser(name, help=help_text, description=help_text)
+    sub = parser.add_subparsers(dest="dataset_command", required=True)
+
+    build = sub.add_parser("build", help="build (or resume) a dataset folder")
+    build.add_argument("--source", required=True, choices=SOURCES,
+                       help="kind of input (music21-corpus needs no PATH)")
+    build.add_argument("path", nargs="?", default=None,
+                       help="folder or file to read (for lmd-npy: the folder holding "
+                            "Syllable_Parsing/)")
+    build.add_argument("--out", required=True, help="dataset folder to write")
+    build.add_argument("--limit", type=int, default=None, help="read only the first N items")
+    build.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    build.add_argument("--all-windows", action="store_true",
+                       help="every non-overlapping 20-note window, not the paper's first two")
+    build.add_argument("--audio-renderer", default="auto",
+                       choices=("auto", "fluidsynth", "builtin"))
+    build.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
+    build.add_argument("--no-display-sheets", action="store_true",
+                       help="skip the display images with lyrics under the notes")
+    build.add_argument("--quiet", action="store_true", help="no progress bar")
+    build.set_defaults(func=_build)
+
+    info = sub.add_parser("info", help="print counts, renderers and skipped files of a dataset")
+    info.add_argument("dir", help="dataset folder")
+    info.add_argument("--json", action="store_true", help="print the summary as JSON")
+    info.set_defaults(func=_info)
+
+
+class _Bar:
+    """A tqdm bar per stage, fed by ``model.progress`` reports."""
+
+    def __init__(self) -> None:
+        self.stage = None
+        self.bar = None
+
+    def __call__(self, p: Any) -> None:
+        from tqdm import tqdm
+        if p.stage != self.stage:
+            self.close()
+            self.stage = p.stage
+            self.bar = tqdm(total=p.total or None, desc=p.stage, unit="", file=sys.stderr,
+                            dynamic_ncols=True)
+        if self.bar is not None:
+            if p.total and self.bar.total != p.total:
+                self.bar.total = p.total
+            self.bar.n = p.done
+            self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _build(args: argparse.Namespace) -> int:
+    from model.dataset import BuildConfig, build_dataset
+    if args.source != "music21-corpus" and not args.path:
+        raise ValueError(f"--source {args.source} needs a PATH")
+    config = BuildConfig(source=args.source, path=args.path, out=args.out, limit=args.limit,
+                         workers=max(1, args.workers), all_windows=args.all_windows,
+                         audio_renderer=args.audio_renderer, split_seed=args.seed,
+                         display_sheets=not args.no_display_sheets)
+    bar = None if args.quiet else _Bar()
+    t0 = time.perf_counter()
+    try:
+        dataset = build_dataset(config, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(f"built {args.out} in {time.perf_counter() - t0:.1f} s")
+    _print_summary(dataset.summary())
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from model.dataset import Dataset
+    summary = Dataset.open(args.dir).summary()
+    if args.json:
+        print(json.dumps(summary, indent=1, ensure_ascii=False))
+    else:
+        _print_summary(summary)
+    return 0
+
+
+def _print_summary(s: dict[str, Any]) -> None:
+    print(f"dataset {s['root']}  ({s['samples']} samples from {s['songs']} songs; "
+          f"content hash {s['content_hash'][:12]})")
+    print("  samples per split: " + ", ".join(
+        f"{k} {v} ({s['songs_per_split'].get(k, 0)} songs)"
+        for k, v in s["samples_per_split"].items()))
+    print("  samples per source: " + ", ".join(f"{k} {v}" for k, v in
+                                              sorted(s["samples_per_source"].items())))
+    for kind, r in sorted(s["renderers"].items()):
+        print(f"  {kind} renderer: {r.get('name')} ({r.get('version')})")
+    w = s.get("windows", {})
+    d = s.get("duplicates", {})
+    print(f"  windows dropped for silence: {w.get('dropped_silence', 0)}; songs too short: "
+          f"{w.get('songs_too_short', 0)}; duplicate songs merged: {d.get('merged_songs', 0)}")
+    cleaning = s.get("cleaning") or {}
+    counts = cleaning.get("counts", cleaning) if isinstance(cleaning, dict) else {}
+    if counts:
+        print("  cleaning: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    failures = s.get("render_failures", [])
+    if failures:
+        print(f"  render failures ({len(failures)}):")
+        for f in failures[:20]:
+            print(f"    {f['sample_id']}: {f['reason']}")
+    skipped = s.get("skipped", [])
+    print(f"  skipped files: {len(skipped)}")
+    for item in skipped[:50]:
+        print(f"    {item['path']}: {item['reason']}")
+    if len(skipped) > 50:
+        print(f"    ... and {len(skipped) - 50} more (ugaar dataset info --json)")

@@ -1,0 +1,488 @@
+"""Build a three-modality dataset folder from a source of lyric-aligned melodies.
+
+Pipeline (``docs/dataset.md``): list items → parse + clean (worker
+processes; a broken song is reported and skipped) → fingerprints → merge
+duplicate songs (same notes or same lyrics) into their canonical song →
+20-note windows → split by song → render audio and sheets (resumable) →
+manifest (written last).
+
+Resume: a small state file records the audio and sheet renderer versions.
+A rendered file counts as done when it exists, is non-empty and the state
+says the same renderer made it; every file is written atomically, so an
+interrupted build run again finishes with the same result as an
+uninterrupted one.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
+
+from model.atomic import write_json
+from model.dataset import FORMAT_NAME, FORMAT_VERSION, MANIFEST_NAME, BuildConfig, Dataset
+from model.progress import CancelToken, ProgressCallback, report
+from model.samples import assign_split, make_windows, sample_id_for
+from model.song import Note, Sample, Song
+
+STATE_NAME = ".build_state.json"
+PARSE_CHUNK = 16       # source items per worker task: amortises process round trips
+AUDIO_CHUNK = 64       # samples per audio task
+
+
+# --------------------------------------------------------------------- workers
+# Worker-side functions are module level so a spawned process can import them.
+# Each worker process keeps one renderer of each kind, created on first use:
+# re-creating a FluidSynth synthesiser or loading the SoundFont per sample
+# costs more than rendering.
+
+_WORKER_RENDERERS: dict[tuple, Any] = {}
+
+
+def _audio_renderer(kind: str, sample_rate: int) -> Any:
+    key = ("audio", kind, sample_rate)
+    if key not in _WORKER_RENDERERS:
+        from model.render.audio import make_audio_renderer
+        _WORKER_RENDERERS[key] = make_audio_renderer(kind, sample_rate)
+    return _WORKER_RENDERERS[key]
+
+
+def _sheet_renderer(resolution: Optional[int], batch_size: int) -> Any:
+    key = ("sheet", resolution, batch_size)
+    if key not in _WORKER_RENDERERS:
+        from model.render.sheet import SheetRenderer
+        kwargs: dict[str, Any] = {"batch_size": batch_size}
+        if resolution is not None:
+            kwargs["resolution"] = resolution
+        _WORKER_RENDERERS[key] = SheetRenderer(**kwargs)
+    return _WORKER_RENDERERS[key]
+
+
+def _parse_chunk(kind: str, items: Sequence[str], cleaning_json: Any) -> list[dict[str, Any]]:
+    """Parse and clean ``items``; one result dict per item, never raises for one item."""
+    from model.cleaning import CleaningConfig, CleaningReport, clean_song, song_fingerprints
+    from model.sources import SourceError, get_source
+
+    source = get_source(kind)
+    config = CleaningConfig.from_json(cleaning_json)
+    results = []
+    for item in items:
+        try:
+            song = source.read_song(item)
+            counts = CleaningReport()
+            song = clean_song(song, config, counts)
+            fingerprints = song_fingerprints(song)
+            results.append({"item": item, "song": song, "fingerprints": fingerprints,
+                            "cleaning": counts.to_json()})
+        except SourceError as exc:
+            results.append({"item": item, "error": str(getattr(exc, "reason", exc))})
+        except Exception as exc:  # noqa: BLE001 - one broken song must not stop the build
+            results.append({"item": item, "error": f"{type(exc).__name__}: {exc}"})
+    return results
+
+
+def _render_audio_chunk(kind: str, sample_rate: int,
+                        jobs: Sequence[tuple[str, tuple[Note, ...], str]]) -> list[tuple[str, str]]:
+    """Render and write audio for ``jobs``; return ``(sample_id, error)`` for failures."""
+    from model.render.audio import write_audio
+    renderer = _audio_renderer(kind, sample_rate)
+    failures = []
+    for sample_id, notes, out in jobs:
+        try:
+            write_audio(out, renderer.render(notes), renderer.sample_rate)
+        except Exception as exc:  # noqa: BLE001 - report the sample and go on
+            failures.append((sample_id, f"audio: {type(exc).__name__}: {exc}"))
+    return failures
+
+
+def _render_sheet_batch(resolution: Optional[int], batch_size: int,
+                        jobs: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Engrave one batch of snippets; write ``sheet/<id>.json`` last as the done marker.
+
+    Each job dict: ``sample_id``, ``notes``, ``tempo``, ``png``, ``lyrics_png``
+    (None when no display sheet is wanted), ``json``.
+    """
+    from model.render.sheet import SheetJob
+    renderer = _sheet_renderer(resolution, batch_size)
+    sheet_jobs = []
+    for job in jobs:
+        sheet_jobs.append(SheetJob(Path(job["png"]), job["notes"], with_lyrics=False,
+                                   tempo_bpm=job["tempo"]))
+        if job["lyrics_png"] is not None:
+            sheet_jobs.append(SheetJob(Path(job["lyrics_png"]), job["notes"], with_lyrics=True,
+                                       tempo_bpm=job["tempo"]))
+    try:
+        results = renderer.render_batch(sheet_jobs)
+    except Exception as exc:  # noqa: BLE001 - a whole batch failing is reported per sample
+        return [(job["sample_id"], f"sheet: {type(exc).__name__}: {exc}") for job in jobs]
+    by_png = {str(r.job.out_png): r for r in results}
+    failures = []
+    for job in jobs:
+        plain = by_png.get(str(job["png"]))
+        if plain is None or not plain.ok:
+            reason = plain.error if plain is not None else "no result from the renderer"
+            failures.append((job["sample_id"], f"sheet: {reason}"))
+            continue
+        display_ok = True
+        if job["lyrics_png"] is not None:
+            lyr = by_png.get(str(job["lyrics_png"]))
+            display_ok = lyr is not None and lyr.ok
+        note_x = list(plain.note_x) if getattr(plain, "note_x", None) is not None else None
+        write_json(job["json"], {"note_x": note_x, "display_sheet": display_ok}, indent=None)
+    return failures
+
+
+# ---------------------------------------------------------------- scheduling
+
+def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(seq), size):
+        yield seq[i:i + size]
+
+
+def _run_tasks(func: Callable[..., Any], tasks: list[tuple], workers: int, stage: str,
+               sizes: list[int], progress: Optional[ProgressCallback],
+               cancel: Optional[CancelToken]) -> list[Any]:
+    """Run ``func(*task)`` for each task, in this process or a pool; results in task order.
+
+    ``sizes[i]`` is the number of units in task i (for progress).  Cancel is
+    checked between tasks: files already written are complete (atomic).
+    """
+    total = sum(sizes)
+    done = 0
+    report(progress, stage, 0, total)
+    results: list[Any] = [None] * len(tasks)
+    if workers <= 1 or len(tasks) <= 1:
+        for i, task in enumerate(tasks):
+            if cancel is not None:
+                cancel.raise_if_set()
+            results[i] = func(*task)
+            done += sizes[i]
+            report(progress, stage, done, total)
+        return results
+    # spawn, not fork: the GUI calls this from a thread, and forking a
+    # multi-threaded process can deadlock the child.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        pending: dict[Future, int] = {}
+        queue = iter(range(len(tasks)))
+        try:
+            # Keep a few tasks in flight per worker so cancel takes effect soon.
+            for i in queue:
+                pending[pool.submit(func, *tasks[i])] = i
+                if len(pending) >= 2 * workers:
+                    break
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    i = pending.pop(fut)
+                    results[i] = fut.result()
+                    done += sizes[i]
+                    report(progress, stage, done, total)
+                if cancel is not None:
+                    cancel.raise_if_set()
+                for i in queue:
+                    pending[pool.submit(func, *tasks[i])] = i
+                    if len(pending) >= 2 * workers:
+                        break
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise
+    return results
+
+
+# ---------------------------------------------------------------- stages
+
+def _list_items(config: BuildConfig) -> list[str]:
+    from model.sources import SourceError, get_source
+    source = get_source(config.source)
+    try:
+        items = list(source.list_items(config.path))
+    except SourceError as exc:
+        # The whole source is unusable (not one song): the caller's error.
+        raise ValueError(str(exc)) from exc
+    if config.limit is not None:
+        items = items[: max(0, int(config.limit))]
+    return items
+
+
+def _merge_cleaning(reports: Iterable[Any]) -> dict[str, Any]:
+    from model.cleaning import CleaningReport
+    total = CleaningReport()
+    for data in reports:
+        for rule, n in _report_counts(data).items():
+            total.add(rule, n)
+    return _as_dict(total.to_json())
+
+
+def _report_counts(data: Any) -> dict[str, int]:
+    data = _as_dict(data)
+    counts = data.get("counts", data) if isinstance(data, dict) else {}
+    return {str(k): int(v) for k, v in counts.items() if isinstance(v, (int, float))}
+
+
+def _as_dict(data: Any) -> Any:
+    return json.loads(data) if isinstance(data, str) else data
+
+
+def _parse_all(config: BuildConfig, items: list[str], progress: Optional[ProgressCallback],
+               cancel: Optional[CancelToken]) -> list[dict[str, Any]]:
+    cleaning_json = _as_dict(config.cleaning.to_json())
+    chunks = list(_chunks(items, PARSE_CHUNK))
+    tasks = [(config.source, list(c), cleaning_json) for c in chunks]
+    out = _run_tasks(_parse_chunk, tasks, config.workers, "parse",
+                     [len(c) for c in chunks], progress, cancel)
+    return [r for chunk in out for r in chunk]
+
+
+def _select_songs(parsed: list[dict[str, Any]]) -> tuple[list[Song], dict[str, list[str]],
+                                                         list[dict[str, str]]]:
+    """Keep one song per id and per duplicate group.
+
+    Returns the canonical songs (sorted by id), ``{canonical: [merged ids]}``
+    and the skipped items.
+    """
+    from model.cleaning import group_duplicates
+    skipped: list[dict[str, str]] = []
+    songs: dict[str, Song] = {}
+    fingerprints: dict[str, Any] = {}
+    for r in parsed:
+        if "error" in r:
+            skipped.append({"path": str(r["item"]), "reason": r["error"]})
+            continue
+        song: Song = r["song"]
+        if song.song_id in songs:
+            skipped.append({"path": str(r["item"]),
+                            "reason": f"same song id as {songs[song.song_id].path}"})
+            continue
+        songs[song.song_id] = song
+        fingerprints[song.song_id] = tuple(r["fingerprints"])
+    canonical = group_duplicates(fingerprints)
+    merged: dict[str, list[str]] = {}
+    for song_id, canon in canonical.items():
+        if song_id != canon:
+            merged.setdefault(canon, []).append(song_id)
+    kept = [songs[sid] for sid in sorted(songs) if canonical.get(sid, sid) == sid]
+    return kept, {k: sorted(v) for k, v in merged.items()}, skipped
+
+
+def _make_samples(config: BuildConfig, songs: list[Song]) -> tuple[list[Sample], dict[str, int],
+                                                                  dict[str, int]]:
+    samples: list[Sample] = []
+    dropped_silence = 0
+    too_short = 0
+    per_song: dict[str, int] = {}
+    for song in songs:
+        windows, dropped = make_windows(song, config.window, config.all_windows,
+                                        config.max_silence)
+        dropped_silence += dropped
+        if len(song.notes) < config.window:
+            too_short += 1
+        split = assign_split(song.song_id, config.split_seed, config.split_fractions)
+        per_song[song.song_id] = len(windows)
+        for start, notes in windows:
+            samples.append(Sample(sample_id=sample_id_for(song.song_id, start),
+                                  song_id=song.song_id, start=start, notes=notes, split=split,
+                                  title=song.title, source=song.source))
+    stats = {"kept": len(samples), "dropped_silence": dropped_silence,
+             "songs_too_short": too_short}
+    return samples, stats, per_song
+
+
+def _renderer_identities(config: BuildConfig) -> dict[str, dict[str, Any]]:
+    from model.render.audio import make_audio_renderer
+    audio = make_audio_renderer(config.audio_renderer, config.sample_rate)
+    sheet = _sheet_renderer(config.sheet_resolution, config.sheet_batch_size)
+    identities = {
+        "audio": {"name": audio.name, "version": audio.version,
+                  "sample_rate": int(audio.sample_rate)},
+        "sheet": {"name": sheet.name, "version": sheet.version,
+                  "resolution": getattr(sheet, "resolution", config.sheet_resolution),
+                  "display_sheets": bool(config.display_sheets)},
+    }
+    if hasattr(audio, "close"):
+        audio.close()
+    return identities
+
+
+def _prepare_state(root: Path, renderers: dict[str, dict[str, Any]]) -> None:
+    """Record the renderers; forget files made by a different renderer version."""
+    path = root / STATE_NAME
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        old = {}
+    for kind, folders in (("audio", ["audio"]), ("sheet", ["sheet", "sheet_lyrics"])):
+        if old.get(kind) != renderers[kind]:
+            # Files from another renderer (or from before any state was
+            # recorded) cannot be trusted: render them again.
+            for folder in folders:
+                if (root / folder).is_dir():
+                    shutil.rmtree(root / folder)
+    write_json(path, renderers)
+
+
+def _done(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _render_audio(config: BuildConfig, root: Path, samples: list[Sample],
+                  progress: Optional[ProgressCallback], cancel: Optional[CancelToken]
+                  ) -> tuple[list[tuple[str, str]], int]:
+    todo = [(s.sample_id, s.notes, str(root / "audio" / f"{s.sample_id}.flac"))
+            for s in samples if not _done(root / "audio" / f"{s.sample_id}.flac")]
+    (root / "audio").mkdir(parents=True, exist_ok=True)
+    chunks = list(_chunks(todo, AUDIO_CHUNK))
+    tasks = [(config.audio_renderer, config.sample_rate, list(c)) for c in chunks]
+    out = _run_tasks(_render_audio_chunk, tasks, config.workers, "audio",
+                     [len(c) for c in chunks], progress, cancel)
+    return [f for chunk in out for f in chunk], len(todo)
+
+
+def _render_sheets(config: BuildConfig, root: Path, samples: list[Sample],
+                   tempos: dict[str, float], progress: Optional[ProgressCallback],
+                   cancel: Optional[CancelToken]) -> tuple[list[tuple[str, str]], int]:
+    todo = []
+    for s in samples:
+        marker = root / "sheet" / f"{s.sample_id}.json"
+        if _done(marker) and _done(root / "sheet" / f"{s.sample_id}.png"):
+            continue
+        todo.append({
+            "sample_id": s.sample_id, "notes": s.notes, "tempo": tempos.get(s.song_id, 120.0),
+            "png": str(root / "sheet" / f"{s.sample_id}.png"),
+            "lyrics_png": (str(root / "sheet_lyrics" / f"{s.sample_id}.png")
+                           if config.display_sheets else None),
+            "json": str(marker),
+        })
+    for folder in ("sheet", "sheet_lyrics"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    chunks = list(_chunks(todo, max(1, config.sheet_batch_size)))
+    tasks = [(config.sheet_resolution, config.sheet_batch_size, list(c)) for c in chunks]
+    out = _run_tasks(_render_sheet_batch, tasks, config.workers, "sheet",
+                     [len(c) for c in chunks], progress, cancel)
+    return [f for chunk in out for f in chunk], len(todo)
+
+
+def content_hash(samples: Sequence[Sample], renderers: dict[str, Any]) -> str:
+    """SHA-256 over sample ids, songs, starts, splits, notes and renderer identities."""
+    h = hashlib.sha256()
+    h.update(json.dumps(renderers, sort_keys=True).encode("utf-8"))
+    for s in samples:
+        row = [s.sample_id, s.song_id, s.start, s.split, [n.to_json() for n in s.notes]]
+        h.update(json.dumps(row, ensure_ascii=False).encode("utf-8"))
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- entry point
+
+def build_dataset(config: BuildConfig, progress: Optional[ProgressCallback] = None,
+                  cancel: Optional[CancelToken] = None) -> Dataset:
+    """Build (or resume) a dataset folder and return it opened.
+
+    Parameters
+    ----------
+    config : BuildConfig
+        What to build and where.
+    progress : callable, optional
+        Receives ``model.progress.Progress`` for stages ``list``, ``parse``,
+        ``audio``, ``sheet``, ``manifest``.
+    cancel : CancelToken, optional
+        Checked between units of work; raises ``model.progress.Cancelled``.
+        Everything written so far is complete and a later build resumes.
+
+    Raises
+    ------
+    ValueError
+        Unknown source kind, unreadable source path, or no samples at all.
+    """
+    t0 = time.perf_counter()
+    root = Path(config.out)
+    root.mkdir(parents=True, exist_ok=True)
+    # The folder is an unfinished build until the new manifest is written:
+    # an old manifest could point at files this run replaces.
+    (root / MANIFEST_NAME).unlink(missing_ok=True)
+    timings: dict[str, float] = {}
+
+    report(progress, "list", 0, 0)
+    items = _list_items(config)
+    report(progress, "list", len(items), len(items))
+    if cancel is not None:
+        cancel.raise_if_set()
+
+    t = time.perf_counter()
+    parsed = _parse_all(config, items, progress, cancel)
+    timings["parse_s"] = time.perf_counter() - t
+    songs, merged, skipped = _select_songs(parsed)
+    cleaning = _merge_cleaning(r["cleaning"] for r in parsed if "cleaning" in r)
+    samples, window_stats, per_song = _make_samples(config, songs)
+    if not samples:
+        reasons = "; ".join(f"{s['path']}: {s['reason']}" for s in skipped[:5])
+        raise ValueError(f"no samples from {config.source} {config.path or ''}: "
+                         f"{len(items)} items, {len(songs)} usable songs"
+                         + (f" (skipped: {reasons})" if reasons else ""))
+
+    renderers = _renderer_identities(config)
+    _prepare_state(root, renderers)
+    if cancel is not None:
+        cancel.raise_if_set()
+
+    t = time.perf_counter()
+    audio_failures, audio_rendered = _render_audio(config, root, samples, progress, cancel)
+    timings["audio_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    tempos = {s.song_id: float(s.tempo_bpm) for s in songs}
+    sheet_failures, sheets_rendered = _render_sheets(config, root, samples, tempos,
+                                                     progress, cancel)
+    timings["sheet_s"] = time.perf_counter() - t
+
+    # A sample without audio or feature sheet is not a three-modality sample.
+    failures: dict[str, str] = {}
+    for sample_id, reason in audio_failures + sheet_failures:
+        failures.setdefault(sample_id, reason)
+    final = [s for s in samples if s.sample_id not in failures]
+    per_song_final: dict[str, int] = {}
+    for s in final:
+        per_song_final[s.song_id] = per_song_final.get(s.song_id, 0) + 1
+
+    song_rows = [{
+        "song_id": s.song_id, "title": s.title, "source": s.source, "path": s.path,
+        "n_notes": len(s.notes), "tempo_bpm": s.tempo_bpm,
+        "split": assign_split(s.song_id, config.split_seed, config.split_fractions),
+        "n_samples": per_song_final.get(s.song_id, 0),
+        "merged": merged.get(s.song_id, []),
+    } for s in songs]
+    n_merged = sum(len(v) for v in merged.values())
+    report_data = {
+        "items": len(items),
+        "parsed_songs": len(songs) + n_merged,
+        "songs": len(songs),
+        "skipped": skipped,
+        "cleaning": cleaning,
+        "duplicates": {"merged_songs": n_merged, "groups": len(merged)},
+        "windows": window_stats,
+        "render_failures": [{"sample_id": k, "reason": v} for k, v in sorted(failures.items())],
+        "rendered_this_run": {"audio": audio_rendered, "sheet": sheets_rendered},
+        "timings_s": {k: round(v, 3) for k, v in {**timings,
+                                                  "total_s": time.perf_counter() - t0}.items()},
+    }
+    manifest = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "config": config.to_json(),
+        "renderers": renderers,
+        "content_hash": content_hash(final, renderers),
+        "report": report_data,
+        "songs": song_rows,
+        "samples": [{**s.to_json(), "lyrics": s.lyrics_text} for s in final],
+    }
+    report(progress, "manifest", 0, 1)
+    write_json(root / MANIFEST_NAME, manifest, indent=None)
+    report(progress, "manifest", 1, 1)
+    return Dataset(root, manifest)
