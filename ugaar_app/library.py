@@ -1,0 +1,249 @@
+"""Library: the table of samples with text and split filters.
+
+Selecting a row selects the sample everywhere; a box selection in the
+embedding map restricts the table to the boxed samples until cleared.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from PySide6.QtCore import (QAbstractTableModel, QItemSelectionModel, QModelIndex,
+                            QSortFilterProxyModel, Qt)
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel,
+                               QLineEdit, QPushButton, QTableView, QVBoxLayout, QWidget)
+
+from .bridge import SessionBridge
+
+COLUMNS = ("Song", "Split", "Source", "Lyrics", "Sample")
+SAMPLE_ID_ROLE = Qt.UserRole + 1
+
+
+class LibraryModel(QAbstractTableModel):
+    """Rows = samples of the current dataset (read-only)."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._rows: list[tuple[str, str, str, str, str]] = []
+        self._row_of: dict[str, int] = {}
+
+    def set_samples(self, samples: list[Any]) -> None:
+        self.beginResetModel()
+        rows = []
+        for s in samples:
+            words = s.words
+            first = " ".join(words[:8]) + (" …" if len(words) > 8 else "")
+            rows.append((s.title or s.song_id, s.split, s.source, first, s.sample_id))
+        self._rows = rows
+        self._row_of = {r[4]: i for i, r in enumerate(rows)}
+        self.endResetModel()
+
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def data(self, index: QModelIndex, role: int = Qt.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        row = self._rows[index.row()]
+        if role in (Qt.DisplayRole, Qt.ToolTipRole):
+            return row[index.column()]
+        if role == SAMPLE_ID_ROLE:
+            return row[4]
+        return None
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.DisplayRole) -> Any:  # noqa: N802
+        if role == Qt.DisplayRole and orientation == Qt.Horizontal:
+            return COLUMNS[section]
+        return None
+
+    def row_of(self, sample_id: str) -> Optional[int]:
+        return self._row_of.get(sample_id)
+
+    def sample_id(self, row: int) -> str:
+        return self._rows[row][4]
+
+
+class LibraryFilter(QSortFilterProxyModel):
+    """Case-insensitive text filter over song, lyrics and id; split filter; id subset."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._text = ""
+        self._split = ""
+        self._ids: Optional[set[str]] = None
+
+    def set_text(self, text: str) -> None:
+        self._text = text.strip().lower()
+        self.invalidateFilter()
+
+    def set_split(self, split: str) -> None:
+        self._split = split
+        self.invalidateFilter()
+
+    def set_ids(self, ids: Optional[list[str]]) -> None:
+        self._ids = set(ids) if ids else None
+        self.invalidateFilter()
+
+    def filterAcceptsRow(self, row: int, parent: QModelIndex) -> bool:  # noqa: N802
+        model: LibraryModel = self.sourceModel()  # type: ignore[assignment]
+        r = model._rows[row]
+        if self._split and r[1] != self._split:
+            return False
+        if self._ids is not None and r[4] not in self._ids:
+            return False
+        if self._text:
+            hay = f"{r[0]} {r[3]} {r[4]} {r[2]}".lower()
+            return all(tok in hay for tok in self._text.split())
+        return True
+
+
+class LibraryWidget(QWidget):
+    """Filter bar + table; mirrors and drives ``session.selected``."""
+
+    ORIGIN = "library"
+
+    def __init__(self, bridge: SessionBridge, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.bridge = bridge
+        self.session = bridge.session
+        self.model = LibraryModel(self)
+        self.proxy = LibraryFilter(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setSortCaseSensitivity(Qt.CaseInsensitive)
+
+        self.search = QLineEdit(placeholderText="Filter by song, lyrics or id  (Ctrl+F)")
+        self.search.setClearButtonEnabled(True)
+        self.split_box = QComboBox()
+        self.split_box.addItems(["All splits", "train", "val", "test"])
+        self.count_label = QLabel("No dataset")
+        self.count_label.setObjectName("muted")
+        self.map_sel_label = QLabel()
+        self.clear_map_sel = QPushButton("Show all")
+        self.clear_map_sel.setToolTip("Clear the map's box selection")
+        self.map_sel_bar = QWidget()
+        mb = QHBoxLayout(self.map_sel_bar)
+        mb.setContentsMargins(0, 0, 0, 0)
+        mb.addWidget(self.map_sel_label, 1)
+        mb.addWidget(self.clear_map_sel)
+        self.map_sel_bar.hide()
+
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(-1, Qt.AscendingOrder)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(22)
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.Interactive)
+        header.setStretchLastSection(False)
+        header.resizeSection(0, 170)
+        header.resizeSection(1, 46)
+        header.resizeSection(2, 100)
+        header.resizeSection(3, 240)
+        header.setSectionResizeMode(3, QHeaderView.Stretch)
+        header.setSectionHidden(4, True)
+
+        top = QHBoxLayout()
+        top.addWidget(self.search, 1)
+        top.addWidget(self.split_box)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(top)
+        layout.addWidget(self.map_sel_bar)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.count_label)
+
+        self.search.textChanged.connect(self._on_text)
+        self.split_box.currentIndexChanged.connect(self._on_split)
+        self.clear_map_sel.clicked.connect(lambda: self.session.set_map_selection([]))
+        self.table.selectionModel().currentRowChanged.connect(self._on_current)
+        bridge.dataset_changed.connect(self._on_dataset)
+        bridge.selection_changed.connect(self._on_selection)
+        bridge.map_selection_changed.connect(self._on_map_selection)
+        self._on_dataset(self.session.dataset)
+
+    # ---- session → view ---------------------------------------------------------
+    def _on_dataset(self, dataset: Any) -> None:
+        self.model.set_samples(dataset.samples if dataset is not None else [])
+        self._update_count()
+
+    def _on_selection(self, sample_id: Optional[str], origin: str) -> None:
+        if origin == self.ORIGIN:
+            return
+        self.show_sample(sample_id)
+
+    def show_sample(self, sample_id: Optional[str]) -> None:
+        sel = self.table.selectionModel()
+        sel.blockSignals(True)
+        try:
+            if sample_id is None:
+                sel.clearSelection()
+                return
+            row = self.model.row_of(sample_id)
+            if row is None:
+                return
+            pidx = self.proxy.mapFromSource(self.model.index(row, 0))
+            if not pidx.isValid():  # filtered out: clear the filters so it shows
+                self.search.blockSignals(True)
+                self.search.clear()
+                self.search.blockSignals(False)
+                self.proxy.set_text("")
+                if self.split_box.currentIndex() != 0:
+                    self.split_box.blockSignals(True)
+                    self.split_box.setCurrentIndex(0)
+                    self.split_box.blockSignals(False)
+                    self.proxy.set_split("")
+                pidx = self.proxy.mapFromSource(self.model.index(row, 0))
+            if pidx.isValid():
+                sel.setCurrentIndex(pidx, QItemSelectionModel.ClearAndSelect | QItemSelectionModel.Rows)
+                self.table.scrollTo(pidx)
+        finally:
+            sel.blockSignals(False)
+            self._update_count()
+
+    def _on_map_selection(self, ids: list[str]) -> None:
+        self.proxy.set_ids(ids or None)
+        if ids:
+            self.map_sel_label.setText(f"<b>{len(ids)}</b> samples boxed in the map")
+            self.map_sel_bar.show()
+        else:
+            self.map_sel_bar.hide()
+        self._update_count()
+
+    # ---- view → session -------------------------------------------------------------
+    def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if not current.isValid():
+            return
+        sid = self.proxy.data(current, SAMPLE_ID_ROLE)
+        self.session.select(sid, origin=self.ORIGIN)
+
+    def _on_text(self, text: str) -> None:
+        self.proxy.set_text(text)
+        self._update_count()
+
+    def _on_split(self, index: int) -> None:
+        self.proxy.set_split("" if index == 0 else self.split_box.currentText())
+        self._update_count()
+
+    def _update_count(self) -> None:
+        total = self.model.rowCount()
+        shown = self.proxy.rowCount()
+        if total == 0:
+            self.count_label.setText("No dataset open — build or open one in the Datasets tab")
+        elif shown == total:
+            self.count_label.setText(f"{total} samples")
+        else:
+            self.count_label.setText(f"{shown} of {total} samples shown")
+
+    def selected_sample_id(self) -> Optional[str]:
+        idx = self.table.selectionModel().currentIndex()
+        return self.proxy.data(idx, SAMPLE_ID_ROLE) if idx.isValid() else None
+
+    def visible_ids(self) -> list[str]:
+        return [self.proxy.data(self.proxy.index(r, 0), SAMPLE_ID_ROLE) for r in range(self.proxy.rowCount())]

@@ -1,0 +1,83 @@
+"""Sample view: the selected sample's audio, sheet and lyrics together."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from PySide6.QtWidgets import QFrame, QLabel, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt
+
+from .audio import current_note, note_times
+from .bridge import SessionBridge
+from .lyrics_view import LyricsView
+from .player import PlayerWidget
+from .sheet_view import SheetView
+
+
+class SampleView(QWidget):
+    """Header, player bar, sheet (cursor) and lyrics (highlight) of ``session.selected``."""
+
+    def __init__(self, bridge: SessionBridge, player: Optional[PlayerWidget] = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.bridge = bridge
+        self.session = bridge.session
+        self.header = QLabel("No sample selected")
+        self.header.setObjectName("title")
+        self.header.setWordWrap(True)
+        self.meta = QLabel("Pick a row in the library, a point in the map or a retrieval result.")
+        self.meta.setObjectName("muted")
+        self.meta.setWordWrap(True)
+        self.player = player if player is not None else PlayerWidget(bridge)
+        self.sheet = SheetView()
+        self.lyrics = LyricsView()
+        line = QFrame()
+        line.setFrameShape(QFrame.HLine)
+        line.setObjectName("sep")
+        split = QSplitter(Qt.Vertical)
+        split.addWidget(self.sheet)
+        split.addWidget(self.lyrics)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        split.setChildrenCollapsible(False)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(self.header)
+        layout.addWidget(self.meta)
+        layout.addWidget(self.player)
+        layout.addWidget(line)
+        layout.addWidget(split, 1)
+        self.times: list[float] = []
+        bridge.selection_changed.connect(self._on_selection)
+        bridge.playback_changed.connect(self._on_playback)
+        bridge.dataset_changed.connect(lambda _d: self._on_selection(None, "session"))
+
+    def _on_selection(self, sample_id: Optional[str], _origin: str) -> None:
+        sample = self.session.sample(sample_id) if sample_id else None
+        dataset = self.session.dataset
+        if sample is None or dataset is None:
+            self.header.setText("No sample selected")
+            self.meta.setText("Pick a row in the library, a point in the map or a retrieval result.")
+            self.player.set_sample(None, None)
+            self.sheet.clear()
+            self.lyrics.set_sample(None)
+            self.times = []
+            return
+        self.header.setText(sample.title or sample.song_id)
+        self.meta.setText(f"{sample.sample_id} · {sample.split} split · {sample.source} · "
+                          f"notes {sample.start + 1}–{sample.start + len(sample.notes)}")
+        self.times = note_times([n.onset for n in sample.notes])
+        self.player.set_sample(sample, dataset.load_audio)
+        display = dataset.display_sheet_path(sample.sample_id)
+        self.sheet.set_sample(dataset.sheet_path(sample.sample_id), display,
+                              dataset.note_x(sample.sample_id), self.times)
+        self.lyrics.set_sample(sample)
+
+    def _on_playback(self, state: Any) -> None:
+        if state.sample_id != self.session.selected or not self.times:
+            return
+        if state.playing or state.position > 0:
+            self.sheet.set_position(state.position)
+            self.lyrics.set_current(current_note(self.times, state.position))
+        else:
+            self.sheet.set_position(None)
+            self.lyrics.set_current(-1)

@@ -1,0 +1,168 @@
+"""The GUI-free session model: what the window is showing, in plain Python.
+
+napari style: the session holds the current dataset, feature set, run and
+retrieval index, the selected sample, the map's box selection and the
+playback state.  It knows nothing about Qt; it announces changes through
+tiny :class:`Event` objects.  ``ugaar_app.bridge.SessionBridge`` re-emits
+them as Qt signals at the edge, and every widget talks to the session only.
+
+All mutation happens on the GUI thread; workers hand their results back
+through Qt signals and the window then calls the setters here.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+
+class Event:
+    """A minimal synchronous signal: ``connect(fn)``, ``emit(*args)``."""
+
+    def __init__(self, name: str = "") -> None:
+        self.name = name
+        self._slots: list[Callable[..., Any]] = []
+
+    def connect(self, fn: Callable[..., Any]) -> None:
+        if fn not in self._slots:
+            self._slots.append(fn)
+
+    def disconnect(self, fn: Callable[..., Any]) -> None:
+        if fn in self._slots:
+            self._slots.remove(fn)
+
+    def emit(self, *args: Any) -> None:
+        for fn in list(self._slots):
+            fn(*args)
+
+
+def app_home() -> Path:
+    """Where the app keeps its datasets, runs and settings (``$UGAAR_HOME``)."""
+    env = os.environ.get("UGAAR_HOME")
+    if env:
+        return Path(env).expanduser()
+    return Path(os.path.expanduser("~/.cache/ugaar/app"))
+
+
+@dataclass(frozen=True)
+class PlaybackState:
+    """What the player is doing; ``position``/``duration`` in seconds."""
+
+    sample_id: Optional[str] = None
+    playing: bool = False
+    position: float = 0.0
+    duration: float = 0.0
+    volume: float = 0.8
+    device_ok: bool = True
+    device_message: str = ""
+
+
+class Session:
+    """Current dataset, features, run, selection and playback state.
+
+    Events (all plain :class:`Event`):
+
+    - ``dataset_changed(dataset)``
+    - ``features_changed(features)``
+    - ``run_changed(run)``      (the *active* run; index/embeddings follow)
+    - ``selection_changed(sample_id, origin)`` — ``origin`` names the widget
+      that made the selection so it can avoid echoing it back
+    - ``map_selection_changed(ids)`` — box selection in the embedding map
+    - ``playback_changed(state)``
+    - ``message(level, text)``  — ``level`` in info, warning, error
+    - ``runs_changed()``        — a run finished or was added
+    """
+
+    def __init__(self) -> None:
+        self.dataset: Any = None
+        self.features: Any = None
+        self.run: Any = None
+        self.run_dir: Optional[Path] = None
+        self.embeddings: Optional[dict[str, Any]] = None
+        self.embedding_ids: Optional[list[str]] = None
+        self.index: Any = None
+        self.selected: Optional[str] = None
+        self.map_selection: list[str] = []
+        self.playback = PlaybackState()
+        self.messages: list[tuple[str, str]] = []
+        self.dataset_changed = Event("dataset_changed")
+        self.features_changed = Event("features_changed")
+        self.run_changed = Event("run_changed")
+        self.selection_changed = Event("selection_changed")
+        self.map_selection_changed = Event("map_selection_changed")
+        self.playback_changed = Event("playback_changed")
+        self.message = Event("message")
+        self.runs_changed = Event("runs_changed")
+
+    # ---- data -------------------------------------------------------------
+    def set_dataset(self, dataset: Any) -> None:
+        """Make ``dataset`` current; clears features, run and selection."""
+        self.dataset = dataset
+        self.features = None
+        self.run = None
+        self.run_dir = None
+        self.embeddings = None
+        self.embedding_ids = None
+        self.index = None
+        self.selected = None
+        self.map_selection = []
+        self.dataset_changed.emit(dataset)
+        self.features_changed.emit(None)
+        self.run_changed.emit(None)
+        self.map_selection_changed.emit([])
+        self.selection_changed.emit(None, "session")
+
+    def set_features(self, features: Any) -> None:
+        self.features = features
+        self.features_changed.emit(features)
+
+    def set_run(self, run: Any, embeddings: Optional[dict[str, Any]] = None,
+                sample_ids: Optional[list[str]] = None, index: Any = None) -> None:
+        """Make ``run`` active with its common-space ``embeddings`` and retrieval ``index``."""
+        self.run = run
+        self.run_dir = Path(run.run_dir) if run is not None and hasattr(run, "run_dir") else None
+        self.embeddings = embeddings
+        self.embedding_ids = list(sample_ids) if sample_ids is not None else None
+        self.index = index
+        self.run_changed.emit(run)
+
+    def notify_runs_changed(self) -> None:
+        self.runs_changed.emit()
+
+    # ---- selection ----------------------------------------------------------
+    def sample(self, sample_id: Optional[str] = None) -> Any:
+        sample_id = sample_id or self.selected
+        if self.dataset is None or sample_id is None:
+            return None
+        try:
+            return self.dataset.sample(sample_id)
+        except KeyError:
+            return None
+
+    def select(self, sample_id: Optional[str], origin: str = "") -> None:
+        """Select one sample everywhere (no-op when it is already selected)."""
+        if sample_id == self.selected:
+            return
+        if sample_id is not None and self.sample(sample_id) is None:
+            self.notify("warning", f"no sample {sample_id!r} in the current dataset")
+            return
+        self.selected = sample_id
+        self.selection_changed.emit(sample_id, origin)
+
+    def set_map_selection(self, ids: list[str]) -> None:
+        self.map_selection = list(ids)
+        self.map_selection_changed.emit(self.map_selection)
+
+    # ---- playback -------------------------------------------------------------
+    def set_playback(self, **changes: Any) -> None:
+        new = replace(self.playback, **changes)
+        if new != self.playback:
+            self.playback = new
+            self.playback_changed.emit(new)
+
+    # ---- messages -------------------------------------------------------------
+    def notify(self, level: str, text: str) -> None:
+        """Record and announce a non-blocking message (never raises)."""
+        self.messages.append((level, text))
+        self.message.emit(level, text)
