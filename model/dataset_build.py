@@ -322,6 +322,11 @@ def _prepare_state(root: Path, renderers: dict[str, dict[str, Any]]) -> None:
             for folder in folders:
                 if (root / folder).is_dir():
                     shutil.rmtree(root / folder)
+    # Temporary files of writes a kill interrupted (see model.atomic).
+    for folder in ("audio", "sheet", "sheet_lyrics"):
+        if (root / folder).is_dir():
+            for tmp in (root / folder).glob(".*.tmp*"):
+                tmp.unlink(missing_ok=True)
     write_json(path, renderers)
 
 

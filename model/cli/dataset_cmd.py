@@ -30,6 +30,8 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
     build.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
     build.add_argument("--no-display-sheets", action="store_true",
                        help="skip the display images with lyrics under the notes")
+    build.add_argument("--sheet-batch", type=int, default=32,
+                       help="snippets per LilyPond run (default 32)")
     build.add_argument("--quiet", action="store_true", help="no progress bar")
     build.set_defaults(func=_build)
 
@@ -72,7 +74,8 @@ def _build(args: argparse.Namespace) -> int:
     config = BuildConfig(source=args.source, path=args.path, out=args.out, limit=args.limit,
                          workers=max(1, args.workers), all_windows=args.all_windows,
                          audio_renderer=args.audio_renderer, split_seed=args.seed,
-                         display_sheets=not args.no_display_sheets)
+                         display_sheets=not args.no_display_sheets,
+                         sheet_batch_size=max(1, args.sheet_batch))
     bar = None if args.quiet else _Bar()
     t0 = time.perf_counter()
     try:
