@@ -188,6 +188,8 @@ class FluidSynthRenderer(AudioRenderer):
     """
 
     name = "fluidsynth"
+    #: FluidSynth's internal block size (FLUID_BUFSIZE).
+    BLOCK = 64
 
     def __init__(self, sample_rate: int = 16000) -> None:
         ok, info = fluidsynth_available()
@@ -232,6 +234,13 @@ class FluidSynthRenderer(AudioRenderer):
                 self._synth.noteoff(0, pitch)
         self._pull(total_frames - now, chunks)
         self._synth.all_sounds_off(0)
+        # FluidSynth renders in blocks of BLOCK frames and applies events at
+        # block starts; finishing on a block boundary makes the next sample
+        # start at block phase 0, so a sample renders identically whatever
+        # was rendered before it.
+        pad = -total_frames % self.BLOCK
+        if pad:
+            self._synth.get_samples(pad)
         return np.concatenate(chunks) if chunks else np.zeros(total_frames, np.float32)
 
     def close(self) -> None:
