@@ -22,7 +22,7 @@ from model.atomic import write_json
 from model.song import Song
 from model.sources import SourceError
 from model.sources.lmd_archive import cache_root
-from model.sources.score_file import is_figure, song_from_score
+from model.sources.score_file import is_figure, parse_score, song_from_score
 
 SOURCE = "music21-corpus"
 # Roman-numeral analyses (.rntxt) carry no sung text.
@@ -112,14 +112,13 @@ def read_song(item: str) -> Song:
     SourceError
         The work is not in the corpus, cannot be parsed, or has no text lyrics.
     """
-    from music21 import converter
-
     item = str(item)
     path = corpus_root() / item
     if not path.is_file():
         raise SourceError(item, "not a file in the music21 corpus")
     try:
-        score = converter.parse(str(path))
-    except Exception as exc:  # music21 raises many kinds on odd files
-        raise SourceError(item, f"music21 cannot parse it ({type(exc).__name__}: {exc})") from None
+        # music21's own parse cache makes a second read of a work fast.
+        score = parse_score(str(path), force_source=False)
+    except SourceError as exc:
+        raise SourceError(item, exc.reason) from None
     return song_from_score(score, item, f"m21:{item}", "", SOURCE)

@@ -13,11 +13,14 @@ in eighth notes (half a beat), so ``Note.beats = duration / 2``.
 """
 from __future__ import annotations
 
+import hashlib
 import io
+import lzma
 import math
 import os
 import pickle
 import struct
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +29,7 @@ from numpy.lib import format as npy_format
 
 from model.song import Note, Song
 from model.sources import SourceError
-from model.sources.lmd_archive import find_lmd_archive, unpack_lmd_archive
+from model.sources.lmd_archive import ARCHIVE_NAME, cache_root, find_lmd_archive, unpack_lmd_archive
 
 SOURCE = "lmd-npy"
 # The discrete durations count eighth notes; Song/Note use quarter-note beats.
@@ -269,6 +272,26 @@ def _syllable_folder(path: Path) -> Path | None:
     return None
 
 
+def _unpack(archive: Path) -> Path:
+    """Unpack a release archive once into the cache; return where it landed.
+
+    The shared archive goes to the usual place (already unpacked there for
+    tests); any other archive gets its own folder keyed by path, size and
+    time, so two archives never overwrite each other.
+    """
+    if archive.name == ARCHIVE_NAME:
+        return unpack_lmd_archive(archive)
+    stat = archive.stat()
+    key = hashlib.sha1(f"{archive.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+    dest = cache_root() / "npy-archives" / key[:16]
+    try:
+        unpack_lmd_archive(archive, dest)
+    except (tarfile.TarError, OSError, EOFError, lzma.LZMAError) as exc:
+        raise SourceError(str(archive), f"cannot unpack archive ({exc})") from None
+    found = sorted(dest.rglob("Syllable_Parsing"))
+    return found[0] if found else dest
+
+
 def list_items(path: str | None) -> list[str]:
     """Sorted ``.npy`` paths of a release.
 
@@ -284,7 +307,7 @@ def list_items(path: str | None) -> list[str]:
         path = str(archive)
     p = Path(path)
     if p.is_file() and p.name.endswith((".tar.xz", ".txz")):
-        p = unpack_lmd_archive(p)
+        p = _unpack(p)
     if p.is_file():
         return [str(p)]
     if not p.is_dir():

@@ -158,6 +158,85 @@ def song_from_score(score, path: str, song_id: str, title: str, source: str) -> 
                 tempo_bpm=round(first_bpm, 3))
 
 
+_ABC_TOKEN = re.compile(r"[^\s\-_*|]+|-|_|\*|\|")
+
+
+def abc_syllables(line: str) -> list[tuple[str | None, bool]]:
+    """(syllable, word start) per note of an ABC ``w:`` line; None = no new syllable.
+
+    ABC rules: ``-`` right after a syllable splits a word; a ``-`` on its own,
+    ``_`` (hold) and ``*`` (skip) take a note without a new syllable; ``~``
+    joins words on one note; ``|`` (bar jump) is ignored here.
+    """
+    out: list[tuple[str | None, bool]] = []
+    new_word = True
+    prev_end = -1
+    for match in _ABC_TOKEN.finditer(line.replace("\\-", "\u2010")):
+        token = match.group()
+        if token == "-":
+            if match.start() == prev_end:  # "syl-": the word goes on
+                new_word = False
+            else:
+                out.append((None, False))
+            prev_end = -1
+        elif token in ("_", "*"):
+            out.append((None, False))
+        elif token == "|":
+            continue
+        else:
+            out.append((token.replace("~", " ").replace("\u2010", "-"), new_word))
+            new_word = True
+            prev_end = match.end()
+    return out
+
+
+def attach_abc_lyrics(score, text: str) -> None:
+    """Put ABC ``w:`` lyrics on the notes (music21 reads ABC without them).
+
+    Handled: one voice per tune (several ``X:`` tunes in a file are matched
+    to the opus's scores in order).  Tied continuations and grace notes take
+    no syllable, as the ABC standard says.
+    """
+    from music21 import stream
+
+    tunes = re.split(r"(?m)^X:", text)[1:] or [text]
+    scores = list(score.scores) if isinstance(score, stream.Opus) else [score]
+    for sub, tune in zip(scores, tunes):
+        parts = list(sub.parts) or [sub]
+        if len(parts) != 1:
+            continue  # several voices: which w: line goes where is not tracked
+        notes = [n for n in parts[0].recurse().notes
+                 if float(n.quarterLength) > 0 and not (n.tie and n.tie.type in ("stop", "continue"))]
+        if any(n.lyrics for n in notes):
+            continue  # a music21 that reads ABC lyrics itself
+        syllables = [pair for line in re.findall(r"(?m)^w:(.*)$", tune) for pair in abc_syllables(line)]
+        for n, (syllable, word_start) in zip(notes, syllables):
+            if syllable:
+                n.addLyric(syllable)
+                n.lyrics[-1].syllabic = "begin" if word_start else "middle"
+
+
+def parse_score(path: str, force_source: bool = True):
+    """Parse a score file with music21, ABC lyrics attached.
+
+    Raises
+    ------
+    SourceError
+        When music21 cannot parse it.
+    """
+    from music21 import converter
+
+    try:
+        score = converter.parse(path, forceSource=force_source)
+    except Exception as exc:  # music21 raises many kinds on malformed input
+        reason = str(exc).splitlines()[0][:200] if str(exc) else ""
+        raise SourceError(path, f"malformed score ({type(exc).__name__}: {reason})") from None
+    if path.lower().endswith(".abc"):
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            attach_abc_lyrics(score, handle.read())
+    return score
+
+
 def _check_readable(path: str) -> bytes:
     if os.path.isdir(path):
         raise SourceError(path, "is a directory, not a score file")
@@ -183,15 +262,9 @@ def read_song(item: str) -> Song:
     SourceError
         Unreadable, empty or malformed file, or no part with text lyrics.
     """
-    from music21 import converter
-
     path = str(item)
     data = _check_readable(path)
-    try:
-        score = converter.parse(path, forceSource=True)
-    except Exception as exc:  # music21 raises many kinds on malformed input
-        reason = str(exc).splitlines()[0][:200] if str(exc) else ""
-        raise SourceError(path, f"malformed score ({type(exc).__name__}: {reason})") from None
+    score = parse_score(path)
     digest = hashlib.md5(data).hexdigest()[:10]
     return song_from_score(score, path, f"{Path(path).stem}-{digest}", "", SOURCE)
 
