@@ -29,7 +29,12 @@ def _check_modalities(ds: Dataset, n_check: int = 4) -> None:
         assert np.isfinite(audio).all()
         assert np.abs(audio).max() > 0.05
         assert np.sqrt(np.mean(audio ** 2)) > 0.005  # not silent
-        for png in (ds.sheet_path(sample.sample_id), ds.display_sheet_path(sample.sample_id)):
+        pngs = [ds.sheet_path(sample.sample_id)]
+        if ds.config["display_sheets"]:
+            pngs.append(ds.display_sheet_path(sample.sample_id))
+        else:
+            assert ds.display_sheet_path(sample.sample_id) is None
+        for png in pngs:
             assert png is not None and png.is_file()
             img = np.asarray(Image.open(png).convert("L"))
             h, w = img.shape
@@ -57,7 +62,8 @@ def lmd_dataset(lmd_release, tmp_path_factory):
     out = tmp_path_factory.mktemp("lmd30")
     seen = []
     ds = build_dataset(BuildConfig(source="lmd-npy", path=str(lmd_release), out=str(out),
-                                   limit=30, workers=1), progress=seen.append)
+                                   limit=30, workers=1, display_sheets=False),
+                       progress=seen.append)
     return ds, seen
 
 
@@ -124,7 +130,7 @@ def test_open_rejects_non_datasets(tmp_path):
 
 def test_music21_default_subset(tmp_path):
     ds = build_dataset(BuildConfig(source="music21-corpus", path=None, out=str(tmp_path),
-                                   limit=15, workers=2))
+                                   limit=15, workers=2, display_sheets=False))
     assert ds.manifest["report"]["items"] == 15
     assert len(ds) >= 5
     assert {s.source for s in ds.samples} == {"music21-corpus"}
