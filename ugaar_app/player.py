@@ -164,6 +164,6 @@ class PlayerWidget(QWidget):
 
     def _show_device(self) -> None:
         msg = self.device_message
-        self.device_label.setText(f"🔇 {msg}" if msg else "")
+        self.device_label.setText(msg)
         self.device_label.setVisible(bool(msg))
         self.session.set_playback(device_ok=self.output.available, device_message=msg)

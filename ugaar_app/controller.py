@@ -1,0 +1,241 @@
+"""The app's operations: open/build datasets, extract features, open runs.
+
+Each operation runs the ``model/`` API on a worker thread (``TaskManager``)
+and, back on the GUI thread, updates the plain-Python session.  Panels and
+the first-launch flow call these; nothing here draws.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from PySide6.QtCore import QObject, Signal
+
+from model.progress import report
+
+from .session import Session, app_home
+from .workers import Task, TaskManager
+
+
+def datasets_dir() -> Path:
+    return app_home() / "datasets"
+
+
+def default_dataset_dir() -> Path:
+    return datasets_dir() / "music21-default"
+
+
+def runs_dir_for(dataset: Any) -> Path:
+    """Runs of a dataset live inside it (as the CLI writes them)."""
+    return Path(dataset.root) / "runs"
+
+
+def find_cached_features(dataset: Any) -> Any:
+    """The newest cached FeatureSet of ``dataset`` without computing anything (or None)."""
+    try:
+        from model import features as feats  # noqa: F401
+        loader = getattr(feats, "load_cached_features", None)
+        if loader is not None:
+            return loader(dataset)
+    except ImportError:
+        pass
+    from model.feature_set import FeatureSet
+    folder = Path(dataset.root) / "features"
+    if not folder.is_dir():
+        return None
+    for path in sorted(folder.glob("*.npz"), key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            fs = FeatureSet.load(path)
+        except Exception:  # noqa: BLE001 - partial or foreign file
+            continue
+        h = fs.meta.get("dataset_hash") or fs.meta.get("dataset_content_hash")
+        if (h is None or h == dataset.content_hash) and len(fs) > 0:
+            return fs
+    return None
+
+
+def list_runs(dataset: Any) -> list[dict[str, Any]]:
+    """Run folders of ``dataset`` (newest first) with method, seed, status, test R@1."""
+    root = runs_dir_for(dataset)
+    runs: list[dict[str, Any]] = []
+    if not root.is_dir():
+        return runs
+    for d in root.iterdir():
+        cfg = d / "config.json"
+        if not d.is_dir() or not cfg.is_file():
+            continue
+        info: dict[str, Any] = {"run_dir": str(d), "name": d.name, "mtime": d.stat().st_mtime}
+        try:
+            data = json.loads(cfg.read_text())
+            data = data.get("config", data)
+            info["method"] = data.get("method", "?")
+            info["seed"] = data.get("seed", "?")
+            info["epochs"] = data.get("epochs", "?")
+        except (OSError, json.JSONDecodeError):
+            info["method"] = "?"
+        for name in ("status.json", "state.json"):
+            p = d / name
+            if p.is_file():
+                try:
+                    st = json.loads(p.read_text())
+                    info["status"] = st.get("status", st) if isinstance(st, dict) else st
+                except (OSError, json.JSONDecodeError):
+                    pass
+        runs.append(info)
+    runs.sort(key=lambda r: r["mtime"], reverse=True)
+    return runs
+
+
+def load_run(run_dir: str | Path, features: Any) -> dict[str, Any]:
+    """Open a run and build what the window needs: embeddings, ids, retrieval index."""
+    from model.ugaar.run import Run
+    from model.retrieval import RetrievalIndex
+    run = Run.open(run_dir)
+    emb = run.embeddings(features) if features is not None else run.embeddings()
+    ids = list(getattr(run, "sample_ids", None) or (features.sample_ids.tolist() if features is not None else []))
+    if isinstance(emb, tuple):
+        emb, ids = emb
+    index = RetrievalIndex(emb, ids)
+    return {"run": run, "embeddings": emb, "sample_ids": ids, "index": index}
+
+
+class AppController(QObject):
+    """Long operations for the window, each a :class:`Task` with progress and cancel."""
+
+    dataset_opened = Signal(object)
+    run_opened = Signal(object)
+
+    def __init__(self, session: Session, tasks: TaskManager, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.tasks = tasks
+        self.last_open_seconds = 0.0
+        self.remember: Callable[[str, Optional[str]], None] = lambda key, value: None
+
+    # ---- datasets ------------------------------------------------------------------
+    def open_dataset(self, path: str | Path, *, then: Optional[Callable[[], None]] = None,
+                     run_dir: Optional[str] = None) -> Task:
+        """Open a dataset (and its cached features, and optionally a run) off the GUI thread."""
+        t0 = time.perf_counter()
+
+        def work(progress, cancel):
+            from model.dataset import Dataset
+            report(progress, "open", 0, 2, f"reading {path}")
+            ds = Dataset.open(path)
+            report(progress, "open", 1, 2, "looking for cached features")
+            fs = None
+            try:
+                fs = find_cached_features(ds)
+            except Exception as exc:  # noqa: BLE001
+                print(f"feature cache unreadable: {exc}")
+            run = None
+            if run_dir and fs is not None and Path(run_dir).is_dir():
+                try:
+                    run = load_run(run_dir, fs)
+                except Exception as exc:  # noqa: BLE001
+                    run = exc
+            report(progress, "open", 2, 2)
+            return ds, fs, run
+
+        def done(result):
+            ds, fs, run = result
+            self.session.set_dataset(ds)
+            if fs is not None:
+                self.session.set_features(fs)
+            self.remember("last_dataset", str(ds.root))
+            if isinstance(run, Exception):
+                self.session.notify("warning", f"Could not reopen the last run: {run}")
+            elif run is not None:
+                self._activate(run)
+            n = len(ds.samples)
+            self.last_open_seconds = time.perf_counter() - t0
+            self.session.notify("info", f"Opened dataset {Path(ds.root).name}: {n} samples"
+                                + ("" if fs is not None else " (no features yet — extract them in the Datasets tab)"))
+            self.dataset_opened.emit(ds)
+            if then is not None:
+                then()
+
+        return self.tasks.start("Open dataset", work, on_done=done,
+                                on_error=lambda msg: self.session.notify("error", msg))
+
+    def build_dataset(self, config: Any, *, then: Optional[Callable[[], None]] = None) -> Task:
+        def work(progress, cancel):
+            from model.dataset import build_dataset
+            return build_dataset(config, progress=progress, cancel=cancel)
+
+        def done(ds):
+            self.session.set_dataset(ds)
+            self.remember("last_dataset", str(ds.root))
+            s = ds.summary()
+            skipped = len(s.get("skipped", []))
+            self.session.notify("info", f"Built {Path(ds.root).name}: {s['samples']} samples from "
+                                f"{s['songs']} songs" + (f", {skipped} files skipped (see the report)" if skipped else ""))
+            try:
+                fs = find_cached_features(ds)
+                if fs is not None:
+                    self.session.set_features(fs)
+            except Exception:  # noqa: BLE001
+                pass
+            self.dataset_opened.emit(ds)
+            if then is not None:
+                then()
+
+        return self.tasks.start("Build dataset", work, on_done=done,
+                                on_error=lambda msg: self.session.notify("error", msg),
+                                on_cancel=lambda: self.session.notify(
+                                    "info", "Build cancelled; what was rendered is kept and a new build resumes."))
+
+    # ---- features ---------------------------------------------------------------------
+    def extract_features(self, *, device: str = "cpu", then: Optional[Callable[[], None]] = None) -> Optional[Task]:
+        ds = self.session.dataset
+        if ds is None:
+            self.session.notify("warning", "Open or build a dataset first.")
+            return None
+
+        def work(progress, cancel):
+            from model.features import extract_features
+            return extract_features(ds, device=device, progress=progress, cancel=cancel)
+
+        def done(fs):
+            if self.session.dataset is ds:
+                self.session.set_features(fs)
+                self.session.notify("info", f"Features ready: {len(fs)} samples × 3 modalities")
+            if then is not None:
+                then()
+
+        return self.tasks.start("Extract features", work, on_done=done,
+                                on_error=lambda msg: self.session.notify("error", msg),
+                                on_cancel=lambda: self.session.notify(
+                                    "info", "Feature extraction cancelled; checkpoints so far are kept."))
+
+    # ---- runs ------------------------------------------------------------------------------
+    def open_run(self, run_dir: str | Path, *, then: Optional[Callable[[], None]] = None) -> Optional[Task]:
+        fs = self.session.features
+        if fs is None:
+            self.session.notify("warning", "This dataset has no features yet; extract them before opening a run.")
+            return None
+
+        def work(progress, cancel):
+            report(progress, "open run", 0, 1, str(run_dir))
+            return load_run(run_dir, fs)
+
+        def done(result):
+            self._activate(result)
+            if then is not None:
+                then()
+
+        return self.tasks.start("Open run", work, on_done=done,
+                                on_error=lambda msg: self.session.notify("error", msg))
+
+    def _activate(self, result: dict[str, Any]) -> None:
+        run = result["run"]
+        if not hasattr(run, "run_dir"):
+            try:
+                run.run_dir = str(result.get("run_dir", ""))
+            except Exception:  # noqa: BLE001
+                pass
+        self.session.set_run(run, result["embeddings"], result["sample_ids"], result["index"])
+        self.remember("last_run", str(getattr(run, "run_dir", "")))
+        self.run_opened.emit(run)

@@ -1,0 +1,168 @@
+"""UMAP of a run's common space, computed in a child process and cached per run.
+
+Plain Python (no Qt).  UMAP (numba) can hold the GIL for long stretches, so
+it runs in a separate Python process: the window's event loop never stalls
+and cancelling kills the process.  Progress comes from UMAP's verbose lines.
+The 2-D layout of all three modalities is cached in ``run_dir/umap-<key>.npz``
+keyed by a hash of the embeddings and the parameters.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from model.progress import CancelToken, Cancelled, ProgressCallback, report
+
+MODALITIES = ("audio", "sheet", "lyrics")
+DEFAULT_PARAMS = {"n_neighbors": 15, "min_dist": 0.1, "metric": "cosine", "seed": 0}
+
+
+def map_key(embeddings: dict[str, np.ndarray], params: dict[str, Any]) -> str:
+    h = hashlib.sha1(json.dumps(params, sort_keys=True).encode())
+    for m in MODALITIES:
+        arr = np.ascontiguousarray(embeddings[m], dtype=np.float32)
+        h.update(m.encode())
+        h.update(str(arr.shape).encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()[:16]
+
+
+def stack(embeddings: dict[str, np.ndarray]) -> np.ndarray:
+    """Rows: all audio, then all sheet, then all lyrics (N each)."""
+    return np.concatenate([np.asarray(embeddings[m], dtype=np.float32) for m in MODALITIES], axis=0)
+
+
+def load_cached(cache_dir: Optional[Path], key: str) -> Optional[np.ndarray]:
+    if cache_dir is None:
+        return None
+    path = Path(cache_dir) / f"umap-{key}.npz"
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return data["coords"].astype(np.float32)
+    except Exception:  # noqa: BLE001 - partial/corrupt cache: recompute
+        return None
+
+
+def save_cache(cache_dir: Optional[Path], key: str, coords: np.ndarray) -> None:
+    if cache_dir is None:
+        return
+    from model.atomic import atomic_path
+    try:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        with atomic_path(Path(cache_dir) / f"umap-{key}.npz", suffix=".npz") as tmp:
+            np.savez(tmp, coords=coords)
+    except OSError:
+        pass  # a read-only run folder only costs a recompute next time
+
+
+def pca_2d(x: np.ndarray) -> np.ndarray:
+    x = x - x.mean(axis=0, keepdims=True)
+    _u, _s, vt = np.linalg.svd(x, full_matrices=False)
+    return (x @ vt[:2].T).astype(np.float32)
+
+
+_EPOCH_RE = re.compile(r"completed\s+(\d+)\s*/\s*(\d+)\s+epochs")
+
+
+def compute_map(embeddings: dict[str, np.ndarray], *, cache_dir: Optional[Path] = None,
+                params: Optional[dict[str, Any]] = None, progress: Optional[ProgressCallback] = None,
+                cancel: Optional[CancelToken] = None, in_process: bool = False) -> tuple[np.ndarray, bool]:
+    """2-D coordinates (3N × 2) for all modalities; returns ``(coords, from_cache)``."""
+    params = {**DEFAULT_PARAMS, **(params or {})}
+    key = map_key(embeddings, params)
+    cached = load_cached(cache_dir, key)
+    if cached is not None:
+        report(progress, "umap", 1, 1, "from cache")
+        return cached, True
+    x = stack(embeddings)
+    n = len(x)
+    if n < 10:
+        coords = pca_2d(x)
+        save_cache(cache_dir, key, coords)
+        return coords, False
+    params["n_neighbors"] = int(min(params["n_neighbors"], max(2, n - 1)))
+    if in_process:
+        coords = _umap(x, params)
+    else:
+        coords = _umap_subprocess(x, params, progress, cancel)
+    save_cache(cache_dir, key, coords)
+    report(progress, "umap", 1, 1, "done")
+    return coords, False
+
+
+def _umap(x: np.ndarray, params: dict[str, Any], verbose: bool = False) -> np.ndarray:
+    import umap
+    reducer = umap.UMAP(n_neighbors=params["n_neighbors"], min_dist=params["min_dist"],
+                        metric=params["metric"], random_state=params["seed"], verbose=verbose,
+                        low_memory=True, n_jobs=1)
+    return reducer.fit_transform(x).astype(np.float32)
+
+
+def _umap_subprocess(x: np.ndarray, params: dict[str, Any], progress: Optional[ProgressCallback],
+                     cancel: Optional[CancelToken]) -> np.ndarray:
+    with tempfile.TemporaryDirectory(prefix="ugaar-umap-") as tmp:
+        src = Path(tmp) / "in.npz"
+        dst = Path(tmp) / "out.npz"
+        np.savez(src, x=x, params=np.array(json.dumps(params)))
+        env = dict(os.environ)
+        env.setdefault("NUMBA_NUM_THREADS", "1")
+        env["PYTHONUNBUFFERED"] = "1"
+        proc = subprocess.Popen([sys.executable, "-m", "ugaar_app.umap_job", str(src), str(dst)],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                bufsize=1)
+        report(progress, "umap", 0, 0, "starting UMAP")
+        lines: list[str] = []
+        try:
+            assert proc.stdout is not None
+            os.set_blocking(proc.stdout.fileno(), False)
+            buf = ""
+            while True:
+                if cancel is not None and cancel.is_set:
+                    proc.kill()
+                    proc.wait()
+                    raise Cancelled("map cancelled")
+                chunk = proc.stdout.read()
+                if chunk:
+                    buf += chunk
+                    *done_lines, buf = buf.split("\n")
+                    for line in done_lines:
+                        lines.append(line)
+                        _parse_progress(line, progress)
+                if proc.poll() is not None:
+                    rest = proc.stdout.read() or ""
+                    lines.extend((buf + rest).splitlines())
+                    break
+                time.sleep(0.05)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if proc.returncode != 0 or not dst.is_file():
+            tail = "\n".join(lines[-5:])
+            raise RuntimeError(f"UMAP failed (exit {proc.returncode}): {tail}")
+        with np.load(dst, allow_pickle=False) as data:
+            return data["coords"].astype(np.float32)
+
+
+def _parse_progress(line: str, progress: Optional[ProgressCallback]) -> None:
+    m = _EPOCH_RE.search(line)
+    if m:
+        report(progress, "umap", int(m.group(1)), int(m.group(2)), "optimising layout")
+    elif "Construct fuzzy simplicial set" in line or "NN descent" in line or "nearest neighbors" in line.lower():
+        report(progress, "umap", 0, 0, "finding nearest neighbours")
+    elif "Construct embedding" in line:
+        report(progress, "umap", 0, 0, "building the layout")
+    elif line.startswith("PHASE "):
+        report(progress, "umap", 0, 0, line[6:].strip())

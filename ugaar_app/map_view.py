@@ -1,0 +1,413 @@
+"""Embedding map: UMAP of the active run's common space, all three modalities.
+
+pyqtgraph ScatterPlotItem coloured by modality (or split, or song); hover
+shows the lyrics; click selects (and plays); the selected sample's three
+points are joined by lines and its nearest neighbours ringed; a box drawn
+with the "Box select" tool lists the boxed samples in the library.
+"""
+from __future__ import annotations
+
+import html
+import zlib
+from typing import Any, Optional
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QGraphicsRectItem, QHBoxLayout, QLabel,
+                               QProgressBar, QPushButton, QStackedLayout, QToolButton, QVBoxLayout,
+                               QWidget)
+
+from .bridge import SessionBridge
+from .embedding_map import MODALITIES, compute_map
+from .theme import MODALITY_COLORS, SPLIT_COLORS
+from .workers import Task, TaskManager
+
+pg.setConfigOptions(antialias=True)
+
+
+class _BoxViewBox(pg.ViewBox):
+    """A ViewBox that draws a selection rectangle while ``box_mode`` is on."""
+
+    box_selected = Signal(QRectF)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.box_mode = False
+        self._rect_item = QGraphicsRectItem()
+        self._rect_item.setPen(pg.mkPen((255, 255, 255, 200), width=1, style=Qt.DashLine))
+        self._rect_item.setBrush(pg.mkBrush(61, 143, 209, 40))
+        self._rect_item.setZValue(1e9)
+        self._rect_item.hide()
+        self.addItem(self._rect_item, ignoreBounds=True)
+
+    def mouseDragEvent(self, ev, axis=None):  # noqa: N802 - pyqtgraph API
+        if not self.box_mode or ev.button() != Qt.LeftButton:
+            return super().mouseDragEvent(ev, axis)
+        ev.accept()
+        p0 = self.mapSceneToView(ev.buttonDownScenePos())
+        p1 = self.mapSceneToView(ev.scenePos())
+        rect = QRectF(p0, p1).normalized()
+        self._rect_item.setRect(rect)
+        self._rect_item.show()
+        if ev.isFinish():
+            self._rect_item.hide()
+            self.box_selected.emit(rect)
+
+
+class MapView(QWidget):
+    """The map of the active run; follows and drives ``session.selected``."""
+
+    ORIGIN = "map"
+    computed = Signal()
+
+    def __init__(self, bridge: SessionBridge, tasks: TaskManager, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.bridge = bridge
+        self.session = bridge.session
+        self.tasks = tasks
+        self.task: Optional[Task] = None
+        self.coords: Optional[np.ndarray] = None
+        self.ids: list[str] = []
+        self.row_of: dict[str, int] = {}
+        self.n = 0
+        self.visible_mask: Optional[np.ndarray] = None
+        self.neighbours: list[tuple[str, str]] = []
+        self.from_cache = False
+
+        # -- toolbar
+        self.color_by = QComboBox()
+        self.color_by.addItems(["Colour by modality", "Colour by split", "Colour by song"])
+        self.show_mod = {m: QCheckBox(m) for m in MODALITIES}
+        for m, cb in self.show_mod.items():
+            cb.setChecked(True)
+            r, g, b = MODALITY_COLORS[m]
+            cb.setStyleSheet(f"QCheckBox {{ color: rgb({r},{g},{b}); font-weight: 600; }}")
+        self.box_btn = QToolButton(text="Box select")
+        self.box_btn.setCheckable(True)
+        self.box_btn.setToolTip("Drag a box to list its samples in the library")
+        self.play_on_click = QCheckBox("Play on click")
+        self.play_on_click.setChecked(True)
+        self.reset_btn = QToolButton(text="Reset view")
+        self.compute_btn = QPushButton("Compute map")
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.hide()
+        self.bar = QProgressBar()
+        self.bar.setMaximumWidth(200)
+        self.bar.hide()
+        self.status = QLabel()
+        self.status.setObjectName("muted")
+        tb = QHBoxLayout()
+        tb.addWidget(self.color_by)
+        for cb in self.show_mod.values():
+            tb.addWidget(cb)
+        tb.addSpacing(12)
+        tb.addWidget(self.box_btn)
+        tb.addWidget(self.reset_btn)
+        tb.addWidget(self.play_on_click)
+        tb.addStretch(1)
+        tb.addWidget(self.status)
+        tb.addWidget(self.bar)
+        tb.addWidget(self.cancel_btn)
+        tb.addWidget(self.compute_btn)
+
+        # -- plot
+        self.vb = _BoxViewBox()
+        self.plot = pg.PlotWidget(viewBox=self.vb)
+        self.plot.setBackground((24, 27, 31))
+        self.plot.hideAxis("left")
+        self.plot.hideAxis("bottom")
+        self.plot.setAspectLocked(False)
+        self.legend = self.plot.addLegend(offset=(10, 10))
+        self.scatter = pg.ScatterPlotItem(size=7, pen=None, hoverable=True, hoverSize=12,
+                                          hoverPen=pg.mkPen("w", width=1.5), tip=None)
+        self.plot.addItem(self.scatter)
+        self.neigh_item = pg.ScatterPlotItem(size=15, pen=pg.mkPen((255, 255, 255, 200), width=1.5),
+                                             brush=None, symbol="o")
+        self.neigh_item.setZValue(5)
+        self.plot.addItem(self.neigh_item)
+        self.sel_line = pg.PlotDataItem(pen=pg.mkPen((255, 255, 255, 230), width=2))
+        self.sel_line.setZValue(6)
+        self.plot.addItem(self.sel_line)
+        self.sel_item = pg.ScatterPlotItem(size=16, pen=pg.mkPen("w", width=2), symbol="o")
+        self.sel_item.setZValue(7)
+        self.plot.addItem(self.sel_item)
+        self._legend_items: list[Any] = []
+
+        self.placeholder = QLabel()
+        self.placeholder.setAlignment(Qt.AlignCenter)
+        self.placeholder.setWordWrap(True)
+        self.placeholder.setObjectName("muted")
+        self.stack = QStackedLayout()
+        self.stack.addWidget(self.placeholder)
+        self.stack.addWidget(self.plot)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(tb)
+        layout.addLayout(self.stack, 1)
+
+        self.scatter.sigClicked.connect(self._on_clicked)
+        self.scatter.sigHovered.connect(self._on_hovered)
+        self.vb.box_selected.connect(self._on_box)
+        self.box_btn.toggled.connect(self._on_box_mode)
+        self.reset_btn.clicked.connect(lambda: self.plot.autoRange())
+        self.color_by.currentIndexChanged.connect(lambda _i: self._refresh_points())
+        for cb in self.show_mod.values():
+            cb.toggled.connect(lambda _c: self._refresh_points())
+        self.compute_btn.clicked.connect(lambda: self.compute(force=True))
+        self.cancel_btn.clicked.connect(self.cancel)
+        bridge.run_changed.connect(self._on_run)
+        bridge.selection_changed.connect(self._on_selection)
+        bridge.dataset_changed.connect(lambda _d: self._on_run(None))
+        self._on_run(self.session.run)
+
+    # ---- computing -------------------------------------------------------------------
+    def _on_run(self, run: Any) -> None:
+        self.cancel()
+        self.coords = None
+        self.scatter.clear()
+        self._clear_selection_items()
+        if run is None or self.session.embeddings is None:
+            if self.session.dataset is None:
+                msg = "No dataset open.\n\nBuild the embedded default in “Get started” (one click) or open a dataset."
+            elif self.session.features is None:
+                msg = "This dataset has no features yet.\n\nExtract them in the Datasets tab, then train a model."
+            else:
+                msg = "No active run.\n\nTrain a model in the Training tab (or make a finished run active)."
+            self.placeholder.setText(msg)
+            self.stack.setCurrentWidget(self.placeholder)
+            self.compute_btn.setEnabled(False)
+            self.status.setText("")
+            return
+        self.compute_btn.setEnabled(True)
+        self.compute()
+
+    def compute(self, force: bool = False) -> Optional[Task]:
+        """Compute (or load from the run's cache) the 2-D layout off the GUI thread."""
+        emb = self.session.embeddings
+        ids = self.session.embedding_ids
+        if emb is None or ids is None:
+            return None
+        if self.task is not None and not self.task.done:
+            return self.task
+        run_dir = self.session.run_dir
+        cache_dir = run_dir if run_dir is not None and run_dir.is_dir() else None
+        if force and cache_dir is not None:
+            for p in cache_dir.glob("umap-*.npz"):
+                try:
+                    p.unlink()
+                except OSError:
+                    pass
+        self.placeholder.setText("Computing the map (UMAP) …")
+        if self.coords is None:
+            self.stack.setCurrentWidget(self.placeholder)
+        self.bar.show()
+        self.bar.setRange(0, 0)
+        self.cancel_btn.show()
+        self.compute_btn.setEnabled(False)
+        self.status.setText("UMAP …")
+        emb = {m: np.asarray(emb[m]) for m in MODALITIES}
+        run = self.session.run
+
+        def work(progress, cancel):
+            return compute_map(emb, cache_dir=cache_dir, progress=progress, cancel=cancel)
+
+        def done(result):
+            if self.session.run is not run:
+                return
+            coords, from_cache = result
+            self.set_coords(coords, list(ids), from_cache)
+
+        def failed(msg):
+            self.session.notify("error", msg)
+            self.placeholder.setText(f"The map could not be computed:\n{msg}")
+
+        self.task = self.tasks.start("Embedding map", work, on_done=done, on_error=failed)
+        self.task.progress.connect(self._on_progress)
+        self.task.ended.connect(self._on_ended)
+        return self.task
+
+    def cancel(self) -> None:
+        if self.task is not None and not self.task.done:
+            self.task.cancel()
+
+    def shutdown(self) -> None:
+        self.cancel()
+
+    def _on_progress(self, p: Any) -> None:
+        if p.total:
+            self.bar.setRange(0, p.total)
+            self.bar.setValue(p.done)
+        else:
+            self.bar.setRange(0, 0)
+        self.status.setText(p.message or "UMAP …")
+
+    def _on_ended(self) -> None:
+        self.bar.hide()
+        self.cancel_btn.hide()
+        self.compute_btn.setEnabled(self.session.embeddings is not None)
+        self.compute_btn.setText("Recompute map")
+        if self.task is not None and self.task.result is None and self.coords is None:
+            self.placeholder.setText("Map cancelled. Press “Compute map” to try again.")
+
+    def set_coords(self, coords: np.ndarray, ids: list[str], from_cache: bool = False) -> None:
+        self.coords = np.asarray(coords, dtype=np.float32)
+        self.ids = ids
+        self.n = len(ids)
+        self.row_of = {sid: i for i, sid in enumerate(ids)}
+        self.from_cache = from_cache
+        self.stack.setCurrentWidget(self.plot)
+        self._refresh_points()
+        self.plot.autoRange()
+        self.status.setText(f"{self.n} samples × 3 modalities" + (" (cached)" if from_cache else ""))
+        self._on_selection(self.session.selected, "")
+        self.computed.emit()
+
+    # ---- drawing --------------------------------------------------------------------------
+    def point_info(self, i: int) -> tuple[str, str]:
+        """(sample_id, modality) of point ``i``."""
+        return self.ids[i % self.n], MODALITIES[i // self.n]
+
+    def _colors(self) -> tuple[list[Any], list[tuple[str, tuple[int, int, int]]]]:
+        mode = self.color_by.currentIndex()
+        n = self.n
+        if mode == 0:
+            brushes = {m: pg.mkBrush(*MODALITY_COLORS[m], 190) for m in MODALITIES}
+            out = [brushes[m] for m in MODALITIES for _ in range(n)]
+            return out, [(m, MODALITY_COLORS[m]) for m in MODALITIES]
+        ds = self.session.dataset
+        samples = [ds.sample(sid) if ds is not None else None for sid in self.ids]
+        if mode == 1:
+            brushes = {k: pg.mkBrush(*c, 190) for k, c in SPLIT_COLORS.items()}
+            grey = pg.mkBrush(150, 150, 150, 190)
+            per = [brushes.get(s.split, grey) if s is not None else grey for s in samples]
+            return per * 3, [(k, c) for k, c in SPLIT_COLORS.items()]
+        cache: dict[str, Any] = {}
+        per = []
+        for s in samples:
+            key = s.song_id if s is not None else ""
+            if key not in cache:
+                hue = (zlib.crc32(key.encode()) % 360)
+                c = QColor.fromHsv(hue, 170, 235, 190)
+                cache[key] = pg.mkBrush(c)
+            per.append(cache[key])
+        return per * 3, []
+
+    def _refresh_points(self) -> None:
+        if self.coords is None or self.n == 0:
+            return
+        brushes, legend = self._colors()
+        mask = np.zeros(3 * self.n, dtype=bool)
+        for k, m in enumerate(MODALITIES):
+            if self.show_mod[m].isChecked():
+                mask[k * self.n:(k + 1) * self.n] = True
+        self.visible_mask = mask
+        idx = np.nonzero(mask)[0]
+        self.scatter.setData(x=self.coords[idx, 0], y=self.coords[idx, 1], data=idx,
+                             brush=[brushes[i] for i in idx], symbol="o")
+        for item in self._legend_items:
+            self.legend.removeItem(item)
+        self._legend_items = []
+        for name, c in legend:
+            item = pg.ScatterPlotItem(size=9, brush=pg.mkBrush(*c), pen=None)
+            self.legend.addItem(item, name)
+            self._legend_items.append(item)
+        self._draw_selection()
+
+    def _clear_selection_items(self) -> None:
+        self.sel_item.clear()
+        self.sel_line.setData([], [])
+        self.neigh_item.clear()
+
+    def _draw_selection(self) -> None:
+        sid = self.session.selected
+        if self.coords is None or sid is None or sid not in self.row_of:
+            self._clear_selection_items()
+            return
+        r = self.row_of[sid]
+        pts = np.array([self.coords[k * self.n + r] for k in range(3)])
+        brushes = [pg.mkBrush(*MODALITY_COLORS[m]) for m in MODALITIES]
+        self.sel_item.setData(x=pts[:, 0], y=pts[:, 1], brush=brushes)
+        loop = np.vstack([pts, pts[:1]])
+        self.sel_line.setData(loop[:, 0], loop[:, 1])
+        npts = []
+        for nid, mod in self.neighbours:
+            if nid in self.row_of:
+                npts.append(self.coords[MODALITIES.index(mod) * self.n + self.row_of[nid]])
+        if npts:
+            a = np.array(npts)
+            self.neigh_item.setData(x=a[:, 0], y=a[:, 1])
+        else:
+            self.neigh_item.clear()
+
+    # ---- session → view ----------------------------------------------------------------------
+    def _on_selection(self, sample_id: Optional[str], _origin: str) -> None:
+        self.neighbours = self._neighbours(sample_id)
+        self._draw_selection()
+
+    def _neighbours(self, sample_id: Optional[str], k: int = 5) -> list[tuple[str, str]]:
+        index = self.session.index
+        if index is None or sample_id is None or sample_id not in self.row_of:
+            return []
+        out: list[tuple[str, str]] = []
+        for src in MODALITIES:
+            for tgt in MODALITIES:
+                if tgt == src:
+                    continue
+                try:
+                    for nid, _d in index.query_sample(sample_id, src, tgt, k):
+                        if nid != sample_id:
+                            out.append((nid, tgt))
+                except Exception:  # noqa: BLE001 - sample outside the index
+                    return out
+        return out
+
+    # ---- view → session ----------------------------------------------------------------------
+    def select_point(self, i: int) -> None:
+        sid, _mod = self.point_info(int(i))
+        self.session.select(sid, origin=self.ORIGIN)
+        self._on_selection(sid, self.ORIGIN)
+        if self.play_on_click.isChecked():
+            player = getattr(self.window(), "sample_view", None)
+            if player is not None:
+                player.player.play()
+
+    def _on_clicked(self, _item: Any, points: Any, _ev: Any = None) -> None:
+        if len(points) == 0:
+            return
+        self.select_point(points[0].data())
+
+    def _on_hovered(self, _item: Any, points: Any, _ev: Any = None) -> None:
+        if len(points) == 0:
+            self.plot.setToolTip("")
+            return
+        sid, mod = self.point_info(int(points[0].data()))
+        s = self.session.sample(sid)
+        if s is None:
+            return
+        self.plot.setToolTip(f"<b>{html.escape(s.title or s.song_id)}</b> · {mod} · {s.split}<br>"
+                             f"<i>{html.escape(s.lyrics_text)}</i>")
+
+    def _on_box_mode(self, on: bool) -> None:
+        self.vb.box_mode = on
+        self.setCursor(Qt.CrossCursor if on else Qt.ArrowCursor)
+
+    def _on_box(self, rect: QRectF) -> None:
+        if self.coords is None or self.visible_mask is None:
+            return
+        x, y = self.coords[:, 0], self.coords[:, 1]
+        inside = ((x >= rect.left()) & (x <= rect.right()) & (y >= rect.top()) & (y <= rect.bottom())
+                  & self.visible_mask)
+        rows = sorted({int(i) % self.n for i in np.nonzero(inside)[0]})
+        ids = [self.ids[r] for r in rows]
+        self.session.set_map_selection(ids)
+        self.session.notify("info", f"{len(ids)} samples boxed in the map — listed in the library")
+
+    def box_select(self, rect: QRectF) -> None:
+        """Programmatic box selection (tests, scripting)."""
+        self._on_box(rect)
+
+    def point_pos(self, sample_id: str, modality: str = "audio") -> QPointF:
+        i = MODALITIES.index(modality) * self.n + self.row_of[sample_id]
+        return QPointF(float(self.coords[i, 0]), float(self.coords[i, 1]))

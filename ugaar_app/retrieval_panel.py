@@ -1,0 +1,343 @@
+"""Retrieval: top-k partners in the other two modalities, six directions.
+
+The query is the selected sample (in a chosen modality), a typed lyrics
+line, or a dropped MIDI/KAR or WAV/FLAC file embedded on the fly with the
+dataset's extractors.  Results show distance and mark the true partner;
+clicking one selects it everywhere.
+"""
+from __future__ import annotations
+
+import html
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFrame, QHBoxLayout, QHeaderView, QLabel,
+                               QLineEdit, QPushButton, QRadioButton, QSpinBox, QTreeWidget,
+                               QTreeWidgetItem, QVBoxLayout, QWidget)
+
+from .bridge import SessionBridge
+from .controller import AppController
+from .embedding_map import MODALITIES
+from .theme import MODALITY_COLORS
+
+PARTNER_MARK = "✔ partner"
+
+
+def embed_query(run: Any, modality: str, vector: np.ndarray) -> np.ndarray:
+    """Map one raw feature vector into the run's common space."""
+    x = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+    for name in ("embed", "embed_features", "transform", "encode", "project"):
+        fn = getattr(run, name, None)
+        if fn is None:
+            continue
+        try:
+            out = fn(modality, x)
+        except TypeError:
+            out = fn({modality: x})
+            if isinstance(out, dict):
+                out = out[modality]
+        return np.asarray(out, dtype=np.float32).reshape(-1)
+    raise RuntimeError("this run cannot embed new items (no embed function in model.ugaar.run.Run)")
+
+
+class DropZone(QFrame):
+    """Accepts a dropped MIDI/KAR/WAV/FLAC file."""
+
+    dropped = Signal(str)
+    SUFFIXES = {".mid", ".midi", ".kar", ".wav", ".flac", ".ogg", ".mp3"}
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAcceptDrops(True)
+        self.setFrameShape(QFrame.StyledPanel)
+        self.setStyleSheet("DropZone { border: 1px dashed #5a646e; border-radius: 5px; }")
+        self.label = QLabel("Drop a MIDI/KAR or WAV/FLAC file here")
+        self.label.setAlignment(Qt.AlignCenter)
+        self.label.setObjectName("muted")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.label)
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802
+        urls = event.mimeData().urls()
+        if urls and Path(urls[0].toLocalFile()).suffix.lower() in self.SUFFIXES:
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        urls = event.mimeData().urls()
+        if urls:
+            self.dropped.emit(urls[0].toLocalFile())
+
+
+class RetrievalPanel(QWidget):
+    """Query controls and two result lists (one per target modality)."""
+
+    ORIGIN = "retrieval"
+
+    def __init__(self, bridge: SessionBridge, controller: AppController, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.bridge = bridge
+        self.session = bridge.session
+        self.controller = controller
+        self.embedder: Any = None
+        self.last_latency_ms = 0.0
+        self.query_vectors: dict[str, np.ndarray] = {}
+        self.query_label = ""
+
+        self.mode_sample = QRadioButton("Selected sample")
+        self.mode_lyrics = QRadioButton("Typed lyrics")
+        self.mode_file = QRadioButton("Dropped file")
+        self.mode_sample.setChecked(True)
+        self.modes = QButtonGroup(self)
+        for b in (self.mode_sample, self.mode_lyrics, self.mode_file):
+            self.modes.addButton(b)
+        self.source = QComboBox()
+        for m in MODALITIES:
+            self.source.addItem(f"from {m}", m)
+        self.source.setToolTip("Query modality; results come from the other two (six directions in all)")
+        self.k = QSpinBox()
+        self.k.setRange(1, 100)
+        self.k.setValue(10)
+        self.k.setPrefix("top ")
+        self.lyrics = QLineEdit(placeholderText="Type a lyrics line and press Enter")
+        self.lyrics_btn = QPushButton("Search")
+        self.drop = DropZone()
+        self.drop.setMaximumHeight(44)
+        self.header = QLabel("")
+        self.header.setWordWrap(True)
+        self.header.setObjectName("muted")
+
+        top = QHBoxLayout()
+        top.addWidget(self.mode_sample)
+        top.addWidget(self.mode_lyrics)
+        top.addWidget(self.mode_file)
+        top.addStretch(1)
+        top.addWidget(self.source)
+        top.addWidget(self.k)
+        lrow = QHBoxLayout()
+        lrow.addWidget(self.lyrics, 1)
+        lrow.addWidget(self.lyrics_btn)
+
+        self.lists: dict[str, QTreeWidget] = {}
+        self.list_titles: dict[str, QLabel] = {}
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addLayout(top)
+        layout.addLayout(lrow)
+        layout.addWidget(self.drop)
+        layout.addWidget(self.header)
+        self.results_box = QHBoxLayout()
+        layout.addLayout(self.results_box, 1)
+        for slot in range(2):
+            col = QVBoxLayout()
+            title = QLabel()
+            tree = QTreeWidget()
+            tree.setHeaderLabels(["#", "Song · lyrics", "dist", ""])
+            tree.setRootIsDecorated(False)
+            tree.setAlternatingRowColors(True)
+            tree.setUniformRowHeights(True)
+            h = tree.header()
+            h.setSectionResizeMode(0, QHeaderView.ResizeToContents)
+            h.setSectionResizeMode(1, QHeaderView.Stretch)
+            h.setSectionResizeMode(2, QHeaderView.ResizeToContents)
+            h.setSectionResizeMode(3, QHeaderView.ResizeToContents)
+            tree.itemClicked.connect(self._on_result_clicked)
+            tree.itemActivated.connect(self._on_result_clicked)
+            col.addWidget(title)
+            col.addWidget(tree, 1)
+            self.results_box.addLayout(col, 1)
+            self.lists[str(slot)] = tree
+            self.list_titles[str(slot)] = title
+        self.targets: list[str] = ["sheet", "lyrics"]
+
+        self.modes.buttonClicked.connect(lambda _b: self._on_mode())
+        self.source.currentIndexChanged.connect(lambda _i: self.refresh())
+        self.k.valueChanged.connect(lambda _v: self.refresh())
+        self.lyrics.returnPressed.connect(self.query_lyrics)
+        self.lyrics_btn.clicked.connect(self.query_lyrics)
+        self.drop.dropped.connect(self.query_file)
+        bridge.selection_changed.connect(self._on_selection)
+        bridge.run_changed.connect(lambda _r: self._on_run())
+        bridge.dataset_changed.connect(lambda _d: self._on_run())
+        self._on_mode()
+        self._on_run()
+
+    # ---- state ------------------------------------------------------------------------------
+    def _on_mode(self) -> None:
+        lyr = self.mode_lyrics.isChecked()
+        self.lyrics.setVisible(lyr)
+        self.lyrics_btn.setVisible(lyr)
+        self.drop.setVisible(self.mode_file.isChecked())
+        self.source.setEnabled(not lyr)
+        self.refresh()
+
+    def _on_run(self) -> None:
+        self.embedder = None
+        self.refresh()
+
+    def _on_selection(self, _sid: Optional[str], origin: str) -> None:
+        if origin == self.ORIGIN:
+            return  # a clicked result: keep the list so the user can go on browsing
+        if self.mode_sample.isChecked():
+            self.refresh()
+
+    def refresh(self) -> None:
+        if self.session.index is None:
+            self._clear()
+            self.header.setText("No active run — train one (Training tab) or make a finished run active "
+                                "to retrieve partners." if self.session.dataset is not None else
+                                "Open a dataset and train a model to retrieve partners.")
+            return
+        if self.mode_sample.isChecked():
+            self.query_selected()
+        elif self.mode_lyrics.isChecked() and self.lyrics.text().strip():
+            self.query_lyrics()
+        elif self.mode_file.isChecked() and self.query_vectors:
+            self._run_vectors()
+        else:
+            self._clear()
+
+    def _clear(self) -> None:
+        for tree in self.lists.values():
+            tree.clear()
+        src = self.current_source()
+        self.targets = [m for m in MODALITIES if m != src]
+        for slot, tgt in zip(("0", "1"), self.targets):
+            self.list_titles[slot].setText(self._title(src, tgt))
+
+    def current_source(self) -> str:
+        return "lyrics" if self.mode_lyrics.isChecked() else self.source.currentData()
+
+    @staticmethod
+    def _title(src: str, tgt: str) -> str:
+        r, g, b = MODALITY_COLORS[tgt]
+        return f"<b>{src} → <span style='color:rgb({r},{g},{b})'>{tgt}</span></b>"
+
+    # ---- queries ------------------------------------------------------------------------------
+    def query_selected(self) -> None:
+        sid = self.session.selected
+        index = self.session.index
+        self._clear()
+        if sid is None:
+            self.header.setText("Select a sample to see its nearest partners.")
+            return
+        t0 = time.perf_counter()
+        src = self.current_source()
+        results: dict[str, list[tuple[str, float]]] = {}
+        try:
+            for tgt in self.targets:
+                results[tgt] = list(index.query_sample(sid, src, tgt, self.k.value()))
+        except KeyError:
+            self.header.setText(f"{sid} is not in the active run's index (it may be outside the run's samples).")
+            return
+        s = self.session.sample(sid)
+        self.query_label = f"{src} of “{s.title if s else sid}”"
+        self._show(results, partner=sid)
+        self.last_latency_ms = (time.perf_counter() - t0) * 1000
+        self.header.setText(f"Query: {html.escape(self.query_label)} · {self.last_latency_ms:.1f} ms")
+
+    def _ensure_embedder(self) -> Any:
+        if self.embedder is not None:
+            return self.embedder
+        from model.features import load_embedder
+        fs = self.session.features
+        enc = None
+        if fs is not None:
+            enc = fs.meta.get("encoders_dir")
+        if enc is None:
+            raise RuntimeError("the dataset's features do not record their encoders; re-extract them")
+        self.embedder = load_embedder(enc)
+        return self.embedder
+
+    def query_lyrics(self) -> None:
+        text = self.lyrics.text().strip()
+        if not text or self.session.index is None:
+            return
+        try:
+            vec = self._ensure_embedder().lyrics(text)
+            self.query_vectors = {"lyrics": embed_query(self.session.run, "lyrics", vec)}
+        except Exception as exc:  # noqa: BLE001
+            self.session.notify("error", f"Cannot embed the lyrics: {exc}")
+            return
+        self.query_label = f"typed lyrics “{text}”"
+        self._run_vectors()
+
+    def query_file(self, path: str) -> None:
+        self.mode_file.setChecked(True)
+        self._on_mode()
+        p = Path(path)
+        if self.session.index is None:
+            self.session.notify("warning", "Make a run active before querying with a file.")
+            return
+        try:
+            emb = self._ensure_embedder()
+            if p.suffix.lower() in (".mid", ".midi", ".kar"):
+                feats = emb.midi_file(str(p))
+            else:
+                feats = {"audio": emb.audio_file(str(p))}
+            self.query_vectors = {m: embed_query(self.session.run, m, v) for m, v in feats.items() if v is not None}
+        except Exception as exc:  # noqa: BLE001 - bad file, no lyrics, ...
+            self.session.notify("error", f"Cannot use {p.name} as a query: {exc}")
+            return
+        self.drop.label.setText(f"{p.name} — modalities: {', '.join(self.query_vectors)}")
+        self.query_label = f"{p.name}"
+        if self.current_source() not in self.query_vectors:
+            self.source.blockSignals(True)
+            self.source.setCurrentIndex(MODALITIES.index(next(iter(self.query_vectors))))
+            self.source.blockSignals(False)
+        self._run_vectors()
+
+    def _run_vectors(self) -> None:
+        src = self.current_source()
+        self._clear()
+        vec = self.query_vectors.get(src)
+        if vec is None:
+            self.header.setText(f"The query has no {src} part; choose another source modality.")
+            return
+        t0 = time.perf_counter()
+        results = {tgt: list(self.session.index.query(vec, tgt, self.k.value())) for tgt in self.targets}
+        self._show(results, partner=None)
+        self.last_latency_ms = (time.perf_counter() - t0) * 1000
+        self.header.setText(f"Query: {html.escape(self.query_label)} ({src}) · {self.last_latency_ms:.1f} ms")
+
+    def _show(self, results: dict[str, list[tuple[str, float]]], partner: Optional[str]) -> None:
+        for slot, tgt in zip(("0", "1"), self.targets):
+            tree = self.lists[slot]
+            tree.clear()
+            items = []
+            for rank, (rid, dist) in enumerate(results.get(tgt, []), start=1):
+                s = self.session.sample(rid)
+                title = (s.title or s.song_id) if s is not None else rid
+                words = " ".join(s.words[:7]) if s is not None else ""
+                item = QTreeWidgetItem([str(rank), f"{title} · {words}", f"{dist:.3f}",
+                                        PARTNER_MARK if rid == partner else ""])
+                item.setData(0, Qt.UserRole, rid)
+                item.setToolTip(1, f"{rid}\n{s.lyrics_text if s is not None else ''}")
+                if rid == partner:
+                    for c in range(4):
+                        item.setForeground(c, QColor(120, 220, 120))
+                items.append(item)
+            tree.addTopLevelItems(items)
+
+    # ---- results → session ----------------------------------------------------------------------
+    def _on_result_clicked(self, item: QTreeWidgetItem, _col: int = 0) -> None:
+        rid = item.data(0, Qt.UserRole)
+        if rid:
+            self.session.select(rid, origin=self.ORIGIN)
+
+    def result_ids(self, target: str) -> list[str]:
+        slot = str(self.targets.index(target))
+        tree = self.lists[slot]
+        return [tree.topLevelItem(i).data(0, Qt.UserRole) for i in range(tree.topLevelItemCount())]
+
+    def partner_rank(self, target: str) -> Optional[int]:
+        slot = str(self.targets.index(target))
+        tree = self.lists[slot]
+        for i in range(tree.topLevelItemCount()):
+            if tree.topLevelItem(i).text(3) == PARTNER_MARK:
+                return i + 1
+        return None
