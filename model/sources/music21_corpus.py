@@ -3,7 +3,7 @@
 No download: the works are files inside the installed package.  Which works
 have text lyrics is found by scanning the files' text for lyric markup
 (MusicXML ``<lyric>`` with a letter in its ``<text>``, kern ``**text`` /
-``**silbe`` spines, ABC ``w:`` lines) — a few seconds, no parsing — and the
+``**lyrics`` spines, ABC ``w:`` lines) — a few seconds, no parsing — and the
 list is cached in ``$UGAAR_CACHE`` (``~/.cache/ugaar``) per music21 version,
 so ``list_items(None)`` is instant after the first call.  A work whose only
 lyric fields turn out to be figures is still rejected by ``read_song``.
@@ -60,7 +60,9 @@ def has_text_lyrics(path: Path) -> bool:
         texts = [t.decode("utf-8", "replace") for t in _XML_LYRIC_TEXT.findall(data)]
         return sum(1 for t in texts if not is_figure(t)) >= MIN_TEXT_LYRICS
     if suffix == ".krn":
-        return b"**text" in data or b"**silbe" in data
+        # music21 attaches **text / **lyrics spines; it ignores **silbe (the
+        # three Bach .krn chorales use it), so those are not candidates.
+        return b"**text" in data or b"**lyrics" in data
     if suffix == ".abc":
         words = b" ".join(_ABC_WORDS.findall(data)).decode("utf-8", "replace").split()
         return sum(1 for w in words if not is_figure(w)) >= MIN_TEXT_LYRICS
