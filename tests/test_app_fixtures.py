@@ -1,0 +1,98 @@
+"""Shared, memoised real data for the app tests (no tests here).
+
+A tiny music21-corpus dataset is built once per test session (the first
+works of the embedded corpus); features and a toy run are made from it with
+the real core once per session as well.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+_ROOT = Path(tempfile.mkdtemp(prefix="ugaar-app-tests-"))
+
+
+@lru_cache(maxsize=None)
+def tiny_dataset_path() -> str:
+    from model.dataset import BuildConfig, build_dataset
+    out = _ROOT / "music21-tiny"
+    build_dataset(BuildConfig(source="music21-corpus", path=None, out=str(out), limit=10, workers=1))
+    return str(out)
+
+
+@lru_cache(maxsize=None)
+def tiny_features_ready() -> bool:
+    """Extract (small, real) features for the tiny dataset; False when the extractor is absent."""
+    try:
+        from model.features import extract_features  # noqa: F401
+    except ImportError:
+        return False
+    from model.dataset import Dataset
+    from ugaar_app.controller import find_cached_features
+    ds = Dataset.open(tiny_dataset_path())
+    if find_cached_features(ds) is not None:
+        return True
+    _extract_small(ds)
+    return True
+
+
+def _extract_small(ds):
+    from model.features import extract_features
+    try:
+        from model.features.config import FeatureConfig
+        cfg = FeatureConfig(pretrain_epochs=2)
+    except Exception:  # noqa: BLE001
+        cfg = None
+    return extract_features(ds, cfg) if cfg is not None else extract_features(ds)
+
+
+def needs_features():
+    if not tiny_features_ready():
+        pytest.skip("model.features not available yet")
+
+
+def needs_trainer():
+    needs_features()
+    try:
+        from model.ugaar.trainer import Trainer  # noqa: F401
+        from model.ugaar.run import Run  # noqa: F401
+        from model.retrieval import RetrievalIndex  # noqa: F401
+    except ImportError:
+        pytest.skip("model.ugaar trainer/run/retrieval not available yet")
+
+
+@pytest.fixture
+def app_home(tmp_path, monkeypatch):
+    """Each test gets its own app home (settings, datasets)."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("UGAAR_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def window(qtbot, app_home):
+    from ugaar_app.main_window import MainWindow
+    from ugaar_app.theme import apply_theme
+    from PySide6.QtWidgets import QApplication
+    apply_theme(QApplication.instance())
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.resize(1400, 900)
+    w.show()
+    yield w
+    w.training.stop()
+    w.tasks.cancel_all()
+    w.map_view.cancel()
+    w.tasks.wait(20000)
+
+
+def open_tiny(qtbot, window, run_dir=None):
+    with qtbot.waitSignal(window.controller.dataset_opened, timeout=30000):
+        window.controller.open_dataset(tiny_dataset_path(), run_dir=run_dir)
+    return window.session.dataset
