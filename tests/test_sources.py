@@ -61,6 +61,9 @@ def test_lmd_reads_thirty_release_songs(lmd_release):
     items = npy_release.list_items(str(lmd_release))
     assert len(items) == 7597
     assert npy_release.list_items(str(lmd_release / "Syllable_Parsing")) == items
+    from model.sources.lmd_archive import find_lmd_archive
+    assert npy_release.list_items(str(find_lmd_archive())) == items  # already unpacked: no work
+    assert npy_release.list_items(None) == items
     allowed_beats = {v / 2 for v in (0.25, 0.5, 0.75, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 6, 6.5, 8,
                                      8.5, 16, 16.5, 32)}
     with_continuations = 0
