@@ -45,7 +45,8 @@ def find_cached_features(dataset: Any) -> Any:
     folder = Path(dataset.root) / "features"
     if not folder.is_dir():
         return None
-    for path in sorted(folder.glob("*.npz"), key=lambda p: p.stat().st_mtime, reverse=True):
+    candidates = [p for p in folder.glob("*.npz") if not p.name.startswith(("inputs-", "umap-"))]
+    for path in sorted(candidates, key=lambda p: p.stat().st_mtime, reverse=True):
         try:
             fs = FeatureSet.load(path)
         except Exception:  # noqa: BLE001 - partial or foreign file
