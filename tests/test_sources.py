@@ -270,6 +270,16 @@ def test_kar_text_events_with_karaoke_conventions(tmp_path):
     assert [n.pitch for n in song.notes] == list(range(60, 67))
 
 
+def test_lyric_text_conventions():
+    events = midi_file.parse_lyric_events(
+        [(0, "@LENGL"), (0, "Hel-"), (1, "lo\r"), (2, ""), (3, "/you"), (4, "ng"), (5, " man")])
+    assert [(e.text, e.word_start) for e in events] == [
+        ("Hel", True), ("lo", False), ("you", True), ("ng", False), ("man", True)]
+    # No spaces anywhere: one word per event unless it ends with '-'.
+    events = midi_file.parse_lyric_events([(0, "I"), (1, "want"), (2, "mo-"), (3, "re")])
+    assert [e.word_start for e in events] == [True, True, True, False]
+
+
 def test_midi_without_lyrics_and_bad_midi(tmp_path):
     plain = tmp_path / "plain.mid"
     _write_lyric_midi(plain, with_lyrics=False)

@@ -68,13 +68,13 @@ def parse_lyric_events(raw: list[tuple[float, str]]) -> list[LyricEvent]:
     texts = [t for _, t in raw if not t.startswith("@")]
     # Do the events mark word ends with spaces at all?  If not, each event
     # is its own word unless it ends with '-'.
-    spaced = any(t[:1] == " " or t[-1:] == " " for t in texts if t.strip("/\\ \r\n"))
+    spaced = any(t[:1].isspace() or t[-1:].isspace() for t in texts if t.strip("/\\ \r\n"))
     events: list[LyricEvent] = []
     new_word = True
     for time, text in raw:
         if text.startswith("@"):  # KAR header (@T title, @L language, ...)
             continue
-        if text[:1] in "/\\":
+        if text and text[0] in "/\\":
             new_word = True
             text = text[1:]
         text = text.replace("\r", " ").replace("\n", " ")
