@@ -111,3 +111,8 @@ def test_flac_round_trip_is_atomic(tmp_path):
     back, sr = read_audio(path)
     assert sr == SR and back.shape == audio.shape
     assert float(np.abs(back - audio).max()) < 2 / 32768
+
+
+def test_non_finite_timing_is_a_clear_error(renderer):
+    with pytest.raises(ValueError, match="finite"):
+        renderer.render([Note(60, float("nan"), 0.5, "a")])

@@ -195,3 +195,8 @@ def test_cancel_before_a_run_stops(renderer, tmp_path):
     with pytest.raises(Cancelled):
         renderer.render_batch([SheetJob(tmp_path / "x.png", melody(60, 72))], cancel=token)
     assert not (tmp_path / "x.png").exists()
+
+
+def test_very_long_syllable_is_cut():
+    src = lilypond_source(melody(60, 72, 3, ["x" * 1000]), with_lyrics=True)
+    assert "x" * 40 in src and "x" * 41 not in src

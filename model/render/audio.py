@@ -40,6 +40,8 @@ def _timeline(notes: Sequence[Note]) -> tuple[np.ndarray, np.ndarray, np.ndarray
     pitches = np.clip(np.array([n.pitch for n in notes], dtype=np.int64), 0, 127)
     onsets = np.array([n.onset for n in notes], dtype=np.float64)
     durations = np.maximum(np.array([n.duration for n in notes], dtype=np.float64), MIN_DURATION_S)
+    if not (np.all(np.isfinite(onsets)) and np.all(np.isfinite(durations))):
+        raise ValueError("note onsets and durations must be finite")
     onsets = onsets - onsets.min()
     ends = onsets + durations
     return pitches, onsets, ends, float(ends.max()) + RELEASE_S

@@ -26,6 +26,9 @@ DURATIONS: tuple[tuple[float, str], ...] = (
     (4.0, "1"), (3.0, "2."), (2.0, "2"), (1.5, "4."), (1.0, "4"), (0.75, "8."),
     (0.5, "8"), (0.375, "16."), (0.25, "16"),
 )
+#: Longest syllable shown under the staff; longer (untrusted) text is cut so
+#: one odd lyric field cannot make a display image arbitrarily wide.
+MAX_SYLLABLE_CHARS = 40
 #: Clefs with the MIDI range of their staff lines (bottom line, top line).
 CLEF_RANGES: tuple[tuple[str, int, int], ...] = (
     ("treble", 64, 77), ("bass", 43, 57), ("treble_8", 52, 65),
@@ -139,7 +142,7 @@ def lyrics_source(notes: Sequence[Note]) -> str:
     for i, note in enumerate(notes):
         if i > 0:
             out.append("--" if not note.word_start else "")
-        out.append(escape_string(note.syllable or " "))
+        out.append(escape_string(note.syllable[:MAX_SYLLABLE_CHARS] or " "))
     return " ".join(tok for tok in out if tok)
 
 
