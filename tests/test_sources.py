@@ -254,7 +254,6 @@ def test_kar_text_events_with_karaoke_conventions(tmp_path):
     texts = ["@KMIDI KARAOKE FILE", "@TMy Tune", "\\Twin", "kle ", "twin", "kle", "/lit", "tle", " star"]
     notes = mido.MidiTrack()
     notes.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(120)))
-    time_since = 0
     for i, text in enumerate(texts):
         words.append(mido.MetaMessage("text", text=text, time=0 if i < 3 else 480))
     for i in range(7):
