@@ -66,16 +66,18 @@ def bench_audio(kind: str, samples, out: Path) -> None:
     renderer = make_audio_renderer(kind)
     renderer.render(samples[0][0])  # warm-up (first call allocates voices)
     seconds = 0.0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for notes, _ in samples:
         audio = renderer.render(notes)
         seconds += audio.size / renderer.sample_rate
     render_ms = (time.perf_counter() - t0) / len(samples) * 1000
+    render_cpu = (time.process_time() - c0) / len(samples) * 1000
     t0 = time.perf_counter()
     for i, (notes, _) in enumerate(samples[:50]):
         write_audio(out / f"{kind}-{i}.flac", renderer.render(notes), renderer.sample_rate)
     with_write_ms = (time.perf_counter() - t0) / min(50, len(samples)) * 1000
-    print(f"audio {kind:10s} {render_ms:6.1f} ms/sample render, {with_write_ms:6.1f} ms/sample "
+    print(f"audio {kind:10s} {render_ms:6.1f} ms/sample render ({render_cpu:5.1f} ms CPU), "
+          f"{with_write_ms:6.1f} ms/sample "
           f"render+FLAC  (mean length {seconds / len(samples):.1f} s; {renderer.version})")
 
 
@@ -84,6 +86,8 @@ def bench_sheet(samples, out: Path, batch_size: int, single: int) -> None:
     jobs = [SheetJob(out / f"s{i}.png", notes, tempo_bpm=tempo)
             for i, (notes, tempo) in enumerate(samples)]
     for label, size, subset in (("batched", batch_size, jobs), ("one/process", 1, jobs[:single])):
+        if not subset:
+            continue
         renderer.batch_size = size
         cpu0, t0 = children_cpu_s(), time.perf_counter()
         results = renderer.render_batch(subset)
@@ -96,9 +100,9 @@ def bench_sheet(samples, out: Path, batch_size: int, single: int) -> None:
     widths = []
     from PIL import Image
 
-    for r in results:
-        if r.ok:
-            with Image.open(r.job.out_png) as im:
+    for job in jobs:
+        if job.out_png.is_file():
+            with Image.open(job.out_png) as im:
                 widths.append(im.size)
     if widths:
         w, h = np.array(widths).T
