@@ -103,15 +103,19 @@ def _render_sheet_batch(resolution: Optional[int], batch_size: int,
                         jobs: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
     """Engrave one batch of snippets; write ``sheet/<id>.json`` last as the done marker.
 
-    Each job dict: ``sample_id``, ``notes``, ``tempo``, ``png``, ``lyrics_png``
-    (None when no display sheet is wanted), ``json``.
+    Each job dict: ``sample_id``, ``notes``, ``tempo``, ``png`` (None when the
+    feature sheet is already there), ``lyrics_png`` (None when no display
+    sheet is wanted or it is already there), ``json``, and ``note_x`` /
+    ``display`` from an existing marker.  The marker's ``display_sheet`` is
+    true or false once a display sheet was attempted, null before.
     """
     from model.render.sheet import SheetJob
     renderer = _sheet_renderer(resolution, batch_size)
     sheet_jobs = []
     for job in jobs:
-        sheet_jobs.append(SheetJob(Path(job["png"]), job["notes"], with_lyrics=False,
-                                   tempo_bpm=job["tempo"]))
+        if job["png"] is not None:
+            sheet_jobs.append(SheetJob(Path(job["png"]), job["notes"], with_lyrics=False,
+                                       tempo_bpm=job["tempo"]))
         if job["lyrics_png"] is not None:
             sheet_jobs.append(SheetJob(Path(job["lyrics_png"]), job["notes"], with_lyrics=True,
                                        tempo_bpm=job["tempo"]))
@@ -122,17 +126,20 @@ def _render_sheet_batch(resolution: Optional[int], batch_size: int,
     by_png = {str(r.job.out_png): r for r in results}
     failures = []
     for job in jobs:
-        plain = by_png.get(str(job["png"]))
-        if plain is None or not plain.ok:
-            reason = plain.error if plain is not None else "no result from the renderer"
-            failures.append((job["sample_id"], f"sheet: {reason}"))
-            continue
-        display_ok = True
+        note_x = job["note_x"]
+        if job["png"] is not None:
+            plain = by_png.get(str(job["png"]))
+            if plain is None or not plain.ok:
+                reason = plain.error if plain is not None else "no result from the renderer"
+                failures.append((job["sample_id"], f"sheet: {reason}"))
+                continue
+            xs = getattr(plain, "note_x", None)
+            note_x = [float(x) for x in xs] if xs is not None else None
+        display = job["display"]
         if job["lyrics_png"] is not None:
             lyr = by_png.get(str(job["lyrics_png"]))
-            display_ok = lyr is not None and lyr.ok
-        note_x = list(plain.note_x) if getattr(plain, "note_x", None) is not None else None
-        write_json(job["json"], {"note_x": note_x, "display_sheet": display_ok}, indent=None)
+            display = lyr is not None and lyr.ok
+        write_json(job["json"], {"note_x": note_x, "display_sheet": display}, indent=None)
     return failures
 
 
@@ -300,8 +307,7 @@ def _renderer_identities(config: BuildConfig) -> dict[str, dict[str, Any]]:
         "audio": {"name": audio.name, "version": audio.version,
                   "sample_rate": int(audio.sample_rate)},
         "sheet": {"name": sheet.name, "version": sheet.version,
-                  "resolution": getattr(sheet, "resolution", config.sheet_resolution),
-                  "display_sheets": bool(config.display_sheets)},
+                  "resolution": getattr(sheet, "resolution", config.sheet_resolution)},
     }
     if hasattr(audio, "close"):
         audio.close()
@@ -350,21 +356,38 @@ def _render_audio(config: BuildConfig, root: Path, samples: list[Sample],
     return [f for chunk in out for f in chunk], len(todo)
 
 
+def _sheet_todo(config: BuildConfig, root: Path, sample: Sample,
+                tempo: float) -> Optional[dict[str, Any]]:
+    """The sheet work one sample still needs, or None when it is done."""
+    sid = sample.sample_id
+    marker = root / "sheet" / f"{sid}.json"
+    png = root / "sheet" / f"{sid}.png"
+    lyrics_png = root / "sheet_lyrics" / f"{sid}.png"
+    state: dict[str, Any] = {}
+    if _done(marker) and _done(png):
+        try:
+            state = json.loads(marker.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            state = {}
+    plain_done = bool(state)
+    display = state.get("display_sheet") if plain_done else None
+    # A display sheet is (re)tried when wanted and never attempted, or when
+    # it was made but its file is gone; a rejected one is not retried.
+    want_display = config.display_sheets and (
+        not plain_done or display is None or (display is True and not _done(lyrics_png)))
+    if plain_done and not want_display:
+        return None
+    return {"sample_id": sid, "notes": sample.notes, "tempo": tempo,
+            "png": None if plain_done else str(png),
+            "lyrics_png": str(lyrics_png) if want_display else None,
+            "json": str(marker), "note_x": state.get("note_x"), "display": display}
+
+
 def _render_sheets(config: BuildConfig, root: Path, samples: list[Sample],
                    tempos: dict[str, float], progress: Optional[ProgressCallback],
                    cancel: Optional[CancelToken]) -> tuple[list[tuple[str, str]], int]:
-    todo = []
-    for s in samples:
-        marker = root / "sheet" / f"{s.sample_id}.json"
-        if _done(marker) and _done(root / "sheet" / f"{s.sample_id}.png"):
-            continue
-        todo.append({
-            "sample_id": s.sample_id, "notes": s.notes, "tempo": tempos.get(s.song_id, 120.0),
-            "png": str(root / "sheet" / f"{s.sample_id}.png"),
-            "lyrics_png": (str(root / "sheet_lyrics" / f"{s.sample_id}.png")
-                           if config.display_sheets else None),
-            "json": str(marker),
-        })
+    todo = [job for job in (_sheet_todo(config, root, s, tempos.get(s.song_id, 120.0))
+                            for s in samples) if job is not None]
     for folder in ("sheet", "sheet_lyrics"):
         (root / folder).mkdir(parents=True, exist_ok=True)
     chunks = list(_chunks(todo, max(1, config.sheet_batch_size)))

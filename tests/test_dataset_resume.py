@@ -106,3 +106,24 @@ def test_killed_subprocess_then_resume(lmd_release, reference, tmp_path):
     # no temporary files left behind by the kill
     assert not [p for p in out.rglob(".*.tmp*")]
     assert resumed.report["rendered_this_run"]["audio"] == 0
+
+
+def test_display_sheets_added_later_keep_everything_else(lmd_release, reference, tmp_path):
+    import shutil
+    out = tmp_path / "copy"
+    shutil.copytree(reference.root, out)
+    before = _files(out)
+    ds = build_dataset(_config(lmd_release, out, display_sheets=True))
+    # the feature inputs and the content hash do not change
+    assert ds.content_hash == reference.content_hash
+    after = _files(out)
+    assert {k: v for k, v in after.items() if k.startswith(("audio/", "sheet/")) and
+            not k.endswith(".json")} == {k: v for k, v in before.items()
+                                         if not k.endswith(".json")}
+    assert ds.report["rendered_this_run"] == {"audio": 0, "sheet": len(ds)}
+    for sample in ds.samples:
+        assert ds.display_sheet_path(sample.sample_id) is not None
+        assert ds.note_x(sample.sample_id) == reference.note_x(sample.sample_id)
+    # a second run has nothing left to do
+    again = build_dataset(_config(lmd_release, out, display_sheets=True))
+    assert again.report["rendered_this_run"] == {"audio": 0, "sheet": 0}
