@@ -253,3 +253,19 @@ def test_bad_npy_files_are_reported_and_good_ones_built(lmd_release, tmp_path):
     assert {s.song_id for s in ds.samples} == {f.stem for f in good}
     assert ds.display_sheet_path(ds.samples[0].sample_id) is None
     assert ds.sheet_path(ds.samples[0].sample_id).is_file()
+
+
+def test_build_config_round_trips_through_the_manifest(lmd_dataset):
+    ds, _ = lmd_dataset
+    config = BuildConfig.from_json(ds.config)
+    assert config.to_json() == ds.config
+    assert config.limit == 30 and config.split_fractions == (0.8, 0.1, 0.1)
+    assert type(config.cleaning).__name__ == "CleaningConfig"
+
+
+def test_unknown_source_and_missing_path_are_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="unknown source"):
+        build_dataset(BuildConfig(source="wav", path=str(tmp_path), out=str(tmp_path / "o")))
+    with pytest.raises(ValueError, match="no such"):
+        build_dataset(BuildConfig(source="midi", path=str(tmp_path / "absent"),
+                                  out=str(tmp_path / "o")))
