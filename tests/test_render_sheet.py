@@ -155,8 +155,8 @@ def test_escape_string_is_one_closed_literal(text):
 
 
 def test_durations_and_rests():
-    assert split_beats(1.75) == ["4.", "16"]
-    assert split_beats(4.5) == ["1", "8"]
+    assert split_beats(1.75) == ["4.."] and split_beats(0.375) == ["16."]
+    assert split_beats(4.5) == ["1", "8"] and split_beats(1.125) == ["4", "32"]
     notes = (Note(60, 0.0, 0.5, "a", beats=1.0), Note(62, 1.0, 0.5, "b", beats=0.5, rest_beats=0.5),
              Note(64, 2.0, 0.75, "c"), Note(65, 3.0, 0.5, "d"))
     # the last two come from seconds at 120 bpm: gap 0.5 s = 1 beat, 0.75 s = 1.5 beats;

@@ -1,8 +1,8 @@
 """LilyPond source text for sample snippets (pure functions, no processes).
 
 A snippet is one staff: clef chosen by the notes' range, durations
-quantised to sixteenths (quarter = 1 beat) and written as tied notes when a
-value has no single note symbol, rests between notes, no time signature,
+quantised to thirty-seconds (quarter = 1 beat) and written as tied notes when a
+value has no single (dotted or double-dotted) note symbol, rests between notes, no time signature,
 no title, tagline or bar numbers.  Syllables, which come from untrusted
 files, only ever appear inside escaped LilyPond string literals.
 
@@ -16,15 +16,17 @@ from typing import Sequence
 from model.song import Note
 
 LILYPOND_LANGUAGE_VERSION = "2.24.0"
-#: Quantisation grid in beats (a sixteenth note).
-GRID_BEATS = 0.25
+#: Quantisation grid in beats (a thirty-second note): the LMD release's
+#: values are multiples of 1/8 beat (0.375 = dotted sixteenth is common).
+GRID_BEATS = 0.125
 #: Longest note or rest written; one outlier (the release has 32-beat
 #: values) would otherwise make a snippet many times wider than the rest.
 MAX_BEATS = 8.0
 #: Note values with a single symbol, longest first: beats -> LilyPond duration.
 DURATIONS: tuple[tuple[float, str], ...] = (
-    (4.0, "1"), (3.0, "2."), (2.0, "2"), (1.5, "4."), (1.0, "4"), (0.75, "8."),
-    (0.5, "8"), (0.375, "16."), (0.25, "16"),
+    (6.0, "1."), (4.0, "1"), (3.5, "2.."), (3.0, "2."), (2.0, "2"), (1.75, "4.."),
+    (1.5, "4."), (1.0, "4"), (0.875, "8.."), (0.75, "8."), (0.5, "8"), (0.375, "16."),
+    (0.25, "16"), (0.125, "32"),
 )
 #: Longest syllable shown under the staff; longer (untrusted) text is cut so
 #: one odd lyric field cannot make a display image arbitrarily wide.
@@ -54,7 +56,7 @@ PREAMBLE = r"""\version "%s"
 
 
 def quantise_beats(beats: float, minimum: float = GRID_BEATS) -> float:
-    """Round to the sixteenth grid, clamp to [minimum, MAX_BEATS]."""
+    """Round to the 1/8-beat grid, clamp to [minimum, MAX_BEATS]."""
     q = round(max(0.0, float(beats)) / GRID_BEATS) * GRID_BEATS
     return min(MAX_BEATS, max(minimum, q))
 
