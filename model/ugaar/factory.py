@@ -1,0 +1,172 @@
+"""Build a method (Random, CCA, Baseline, Baseline-GAN, UGAAR) from a RunConfig.
+
+:class:`Method` bundles what a trained method is made of — the input
+normalisation (training split statistics), the networks (or the CCAs, or
+the random seed) — and maps raw features of any feature set into the
+retrieval space.  Its :meth:`Method.state` is plain tensors/arrays, saved in
+checkpoints; :func:`method_from_state` rebuilds it without the features.
+"""
+from __future__ import annotations
+
+import zlib
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from model.feature_set import MODALITIES, FeatureSet
+
+from .cca import LinearCCA
+from .config import RunConfig
+from .model import Discriminator, Generator
+
+PAIRS = (("audio", "sheet"), ("audio", "lyrics"), ("sheet", "lyrics"))
+
+
+class Method:
+    """A method's parameters and its map from features to the retrieval space.
+
+    Parameters
+    ----------
+    config : RunConfig
+    dims : dict
+        Input dimension of each modality.
+    stats : dict
+        ``{modality: (mean, std)}`` of the training split (float32 arrays).
+    """
+
+    def __init__(self, config: RunConfig, dims: Mapping[str, int],
+                 stats: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        self.config = config
+        self.dims = dict(dims)
+        self.stats = {m: (np.asarray(a, np.float32), np.asarray(b, np.float32)) for m, (a, b) in stats.items()}
+        self.device = torch.device(config.device)
+        self.generator: Generator | None = None
+        self.discriminator: Discriminator | None = None
+        self.ccas: dict[str, LinearCCA] = {}
+        if config.trains:
+            torch.manual_seed(config.seed)
+            self.generator = Generator(self.dims, config.embed_dim, config.g_hidden, config.dropout,
+                                       config.normalize_embeddings).to(self.device)
+            self.discriminator = Discriminator(self.dims, config.embed_dim).to(self.device)
+
+    # ---------------------------------------------------------------- inputs
+    def normalize(self, modality: str, values: np.ndarray) -> np.ndarray:
+        values = np.asarray(values, dtype=np.float32)
+        if not self.config.normalize_inputs:
+            return values
+        mean, std = self.stats[modality]
+        return (values - mean) / std
+
+    def tensor(self, modality: str, values: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(self.normalize(modality, values))).to(self.device)
+
+    # ---------------------------------------------------------------- output
+    def fit_closed_form(self, features: FeatureSet) -> None:
+        """Fit the methods without training (CCA: three pairwise CCAs on train)."""
+        if self.config.method != "cca":
+            return
+        train = features.split("train") if np.any(features.splits == "train") else features
+        for a, b in PAIRS:
+            cca = LinearCCA(min(self.config.cca_components, self.config.embed_dim))
+            self.ccas[f"{a}|{b}"] = cca.fit(self.normalize(a, train.modality(a)), self.normalize(b, train.modality(b)))
+
+    def _pad(self, v: np.ndarray) -> np.ndarray:
+        e = self.config.embed_dim
+        if v.shape[1] >= e:
+            return v[:, :e].astype(np.float32)
+        return np.concatenate([v, np.zeros((len(v), e - v.shape[1]), np.float32)], axis=1)
+
+    @torch.no_grad()
+    def embed_modality(self, modality: str, values: np.ndarray, partner: str | None = None,
+                       chunk: int = 8192) -> np.ndarray:
+        """Map raw features of one modality into the retrieval space, (N, embed_dim).
+
+        ``partner`` matters only for CCA (one space per pair of modalities):
+        the space ``modality`` shares with ``partner``.
+        """
+        values = np.asarray(values, dtype=np.float32)
+        n = len(values)
+        method = self.config.method
+        if method == "random":
+            # Random but reproducible per (seed, modality, N): the analytic baseline.
+            seed = zlib.crc32(f"{self.config.seed}|{modality}|{n}".encode())
+            return np.random.default_rng(seed).standard_normal((n, self.config.embed_dim)).astype(np.float32)
+        if method == "cca":
+            if partner is None:
+                partner = "sheet" if modality == "audio" else "audio"
+            key = f"{modality}|{partner}" if f"{modality}|{partner}" in self.ccas else f"{partner}|{modality}"
+            cca = self.ccas[key]
+            x = self.normalize(modality, values)
+            proj = cca.transform_x(x) if key.startswith(modality + "|") else cca.transform_y(x)
+            # Weight each canonical component by its correlation (standard for CCA retrieval).
+            return self._pad(proj * cca.correlations_.astype(np.float32))
+        net = self.generator if self.config.retrieval_space == "generator" else self.discriminator
+        assert net is not None
+        was_training = net.training
+        net.eval()
+        out = []
+        for start in range(0, n, chunk):
+            out.append(net(modality, self.tensor(modality, values[start:start + chunk])).float().cpu().numpy())
+        net.train(was_training)
+        return np.concatenate(out) if out else np.zeros((0, self.config.embed_dim), np.float32)
+
+    def embed(self, features: FeatureSet) -> dict[str, np.ndarray]:
+        """Retrieval-space vectors of every sample: ``{"audio", "sheet", "lyrics"}`` (N, E).
+
+        For CCA also the pair-specific views ``"A@B"`` (see model.evaluation).
+        """
+        out = {m: self.embed_modality(m, features.modality(m)) for m in MODALITIES}
+        if self.config.method == "cca":
+            for a, b in PAIRS:
+                out[f"{a}@{b}"] = self.embed_modality(a, features.modality(a), b)
+                out[f"{b}@{a}"] = self.embed_modality(b, features.modality(b), a)
+            out["lyrics"] = out["lyrics@audio"]
+        return out
+
+    # ----------------------------------------------------------------- state
+    def state(self) -> dict[str, Any]:
+        """Plain tensors only (no pickled objects), for ``torch.save``."""
+        st: dict[str, Any] = {"dims": dict(self.dims),
+                              "stats": {m: [torch.from_numpy(a), torch.from_numpy(b)] for m, (a, b) in self.stats.items()}}
+        if self.generator is not None:
+            st["generator"] = {k: v.detach().cpu().clone() for k, v in self.generator.state_dict().items()}
+        if self.discriminator is not None:
+            st["discriminator"] = {k: v.detach().cpu().clone() for k, v in self.discriminator.state_dict().items()}
+        if self.ccas:
+            st["ccas"] = {k: {n: torch.from_numpy(np.asarray(v)) for n, v in c.state().items()} for k, c in self.ccas.items()}
+        return st
+
+    def load_state(self, st: Mapping[str, Any]) -> None:
+        if self.generator is not None and "generator" in st:
+            self.generator.load_state_dict(st["generator"])
+        if self.discriminator is not None and "discriminator" in st:
+            self.discriminator.load_state_dict(st["discriminator"])
+        if "ccas" in st:
+            self.ccas = {k: LinearCCA.from_state({n: v.numpy() for n, v in c.items()}) for k, c in st["ccas"].items()}
+
+
+def train_statistics(features: FeatureSet) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Mean and std (floored at 1e-6) of each modality on the training split."""
+    train = features.split("train") if np.any(features.splits == "train") else features
+    stats = {}
+    for m in MODALITIES:
+        values = train.modality(m).astype(np.float64)
+        stats[m] = (values.mean(0).astype(np.float32), np.maximum(values.std(0), 1e-6).astype(np.float32))
+    return stats
+
+
+def build_method(config: RunConfig, features: FeatureSet) -> Method:
+    """A fresh method for ``config`` on ``features`` (closed-form methods fitted)."""
+    dims = {m: int(features.modality(m).shape[1]) for m in MODALITIES}
+    method = Method(config, dims, train_statistics(features))
+    method.fit_closed_form(features)
+    return method
+
+
+def method_from_state(config: RunConfig, state: Mapping[str, Any]) -> Method:
+    """Rebuild a method from :meth:`Method.state` (no features needed)."""
+    stats = {m: (v[0].numpy(), v[1].numpy()) for m, v in state["stats"].items()}
+    method = Method(config, state["dims"], stats)
+    method.load_state(state)
+    return method

@@ -1,0 +1,110 @@
+"""A finished (or stopped, or failed) training run, read back from its folder."""
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from model.events import TrainingEvent, event_from_json
+from model.feature_set import FeatureSet
+
+from .config import RunConfig
+from .factory import Method, method_from_state
+
+MODALITY_KEYS = ("audio", "sheet", "lyrics")
+
+
+class Run:
+    """A run folder written by :class:`model.ugaar.trainer.Trainer`.
+
+    Attributes
+    ----------
+    run_dir : Path
+    config : RunConfig
+    status : str
+        ``running``, ``finished``, ``stopped`` or ``failed``.
+    message : str
+        The status message (e.g. why a run failed).
+    metrics : dict
+        ``{"val": {direction: {...}}, "test": {...}, "selected_epoch": ...}``
+        of the selected epoch (empty before the run ends).
+    """
+
+    def __init__(self, run_dir: Path, config: RunConfig, status: dict[str, Any], metrics: dict[str, Any]) -> None:
+        self.run_dir = run_dir
+        self.config = config
+        self.status = str(status.get("status", "unknown"))
+        self.message = str(status.get("message", ""))
+        self.metrics = metrics
+
+    @classmethod
+    def open(cls, run_dir: str | Path) -> "Run":
+        """Open a run folder; ``FileNotFoundError`` naming it if it is not one."""
+        run_dir = Path(run_dir)
+        cfg_path = run_dir / "config.json"
+        if not cfg_path.is_file():
+            raise FileNotFoundError(f"{run_dir} is not a training run (no config.json); "
+                                    "train one with `ugaar train`")
+        config = RunConfig.load(cfg_path)
+        status_path = run_dir / "status.json"
+        status = json.loads(status_path.read_text(encoding="utf-8")) if status_path.is_file() else {}
+        metrics_path = run_dir / "metrics.json"
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
+        return cls(run_dir, config, status, metrics)
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.run_dir)!r}, method={self.config.method!r}, seed={self.config.seed}, status={self.status!r})"
+
+    # ----------------------------------------------------------------- events
+    def events(self) -> list[TrainingEvent]:
+        """Every event of the run, in order (a resumed run continues the list)."""
+        path = self.run_dir / "events.jsonl"
+        if not path.is_file():
+            return []
+        return [event_from_json(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines()
+                if line.strip()]
+
+    # ------------------------------------------------------------------ model
+    def method(self) -> Method:
+        """The selected method (best validation epoch, else the last checkpoint)."""
+        for name in ("best.pt", "checkpoint.pt"):
+            path = self.run_dir / name
+            if path.is_file():
+                state = torch.load(path, map_location="cpu", weights_only=True)
+                return method_from_state(self.config.replace(device="cpu"), state["method"])
+        raise FileNotFoundError(f"{self.run_dir} has no best.pt or checkpoint.pt")
+
+    @cached_property
+    def _saved(self) -> dict[str, np.ndarray]:
+        path = self.run_dir / "embeddings.npz"
+        if not path.is_file():
+            raise FileNotFoundError(f"{self.run_dir} has no embeddings.npz yet (run not finished)")
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+
+    def embeddings(self, features: FeatureSet | None = None) -> dict[str, np.ndarray]:
+        """Retrieval-space vectors ``{"audio", "sheet", "lyrics"}`` (N, E).
+
+        Without ``features``: those saved at the end of the run (its own feature
+        set).  With ``features``: computed by the selected method.  CCA runs also
+        return pair-specific views ``"A@B"`` (see model.evaluation).
+        """
+        if features is not None:
+            return self.method().embed(features)
+        return {k.replace("__", "@"): v for k, v in self._saved.items() if k not in ("sample_ids", "splits")}
+
+    @property
+    def sample_ids(self) -> np.ndarray:
+        return self._saved["sample_ids"]
+
+    @property
+    def splits(self) -> np.ndarray:
+        return self._saved["splits"]
+
+    def embed_query(self, modality: str, features: np.ndarray, target: str | None = None) -> np.ndarray:
+        """Map raw features (n, D) of one modality to the retrieval space of ``target``."""
+        return self.method().embed_modality(modality, np.atleast_2d(features), partner=target)
