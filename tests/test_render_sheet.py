@@ -200,3 +200,24 @@ def test_cancel_before_a_run_stops(renderer, tmp_path):
 def test_very_long_syllable_is_cut():
     src = lilypond_source(melody(60, 72, 3, ["x" * 1000]), with_lyrics=True)
     assert "x" * 40 in src and "x" * 41 not in src
+
+
+def test_random_snippets_all_render(renderer, tmp_path):
+    """16 random snippets (any piano pitch, odd values, hostile syllables) in one batch."""
+    rng = np.random.default_rng(7)
+    alphabet = list("aé'\"\\{}#$%~-_ ()[]<>|!日") + ["\\book", "\\\\", "--", "__"]
+    jobs = []
+    for i in range(16):
+        n = int(rng.integers(1, 25))
+        notes, onset = [], 0.0
+        for _ in range(n):
+            beats = None if rng.random() < 0.3 else float(rng.choice([0.125, 0.375, 1.25, 2.25, 3.25, 16.0]))
+            dur = float(rng.uniform(0.0, 3.0))
+            syl = "".join(rng.choice(alphabet, size=int(rng.integers(0, 6))))
+            notes.append(Note(int(rng.integers(21, 109)), onset, dur, syl, bool(rng.random() < 0.5),
+                              beats, None if rng.random() < 0.5 else float(rng.choice([0, 0.5, 8.0]))))
+            onset += dur + float(rng.uniform(0.0, 2.0))
+        jobs.append(SheetJob(tmp_path / f"r{i}.png", tuple(notes), with_lyrics=bool(i % 2)))
+    results = renderer.render_batch(jobs)
+    assert [r.error for r in results if not r.ok] == []
+    assert all(r.note_x is not None and len(r.note_x) == len(r.job.notes) for r in results)
