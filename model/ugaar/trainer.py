@@ -59,6 +59,12 @@ def _seed_everything(*parts: int) -> int:
     return seed
 
 
+def _check_finite(t: torch.Tensor, what: str) -> None:
+    if not bool(torch.isfinite(t).all()):
+        bad = "nan" if bool(torch.isnan(t).any()) else "inf"
+        raise NonFiniteLoss(f"{what} is {bad}")
+
+
 def _load_torch(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
@@ -227,6 +233,7 @@ class Trainer:
             with torch.no_grad():
                 logits = L.generative_logits(Gn("lyrics", x["lyrics"][batch]),
                                              Gn.pair(x["audio"][pool[0]], x["sheet"][pool[1]]), cfg.temperature_g)
+                _check_finite(logits, "G's p_θ logits (sampling D's negatives)")
                 idx = torch.multinomial(torch.softmax(logits, -1).cpu(), cfg.n_samples, replacement=True,
                                         generator=gen).to(self.device)
             theta_gen = D.pair(x["audio"][pool[0][idx]], x["sheet"][pool[1][idx]])  # (B, S, E)
@@ -266,6 +273,7 @@ class Trainer:
         if cfg.use_align:
             terms["align"] = L.info_nce(f[:b], g_own, cfg.temperature_align)
         if cfg.use_policy and cfg.adversarial:
+            _check_finite(logits, "G loss 'policy' (p_θ logits)")
             log_p = torch.log_softmax(logits, -1)
             p = log_p.detach().exp()
             lam = cfg.importance_mix
@@ -391,8 +399,6 @@ class Trainer:
     def _finish(self, status: str, message: str, save: bool = True) -> "Run":
         from .run import Run
 
-        if save:
-            self._save_checkpoint()
         best_path = self.run_dir / BEST
         if best_path.exists() and self.config.select_on_val:
             method = method_from_state(self.config, _load_torch(best_path)["method"])
@@ -412,6 +418,8 @@ class Trainer:
         write_json(self.run_dir / "metrics.json", metrics)
         self._status(status, message)
         self._emit(RunEvent(status, str(self.run_dir), message))
+        if save:  # after the final event, so a resumed run keeps it in its history
+            self._save_checkpoint()
         return Run.open(self.run_dir)
 
 

@@ -1,0 +1,112 @@
+"""Exact top-k retrieval over each modality's embeddings (torch, no approximation).
+
+The GUI and ``ugaar query`` both call :class:`RetrievalIndex`.  Distances are
+Euclidean (``‖q‖² − 2 q·v + ‖v‖²`` with the items' squared norms cached,
+then ``sqrt``) or cosine (``1 − cos``, items normalised once); the top k
+come from ``torch.topk`` on one matrix–vector product per query, which is
+exact and fast enough for a million items (see docs/benchmarks.md).
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+import torch
+
+MODALITIES = ("audio", "sheet", "lyrics")
+
+
+class RetrievalIndex:
+    """An index over ``{"audio", "sheet", "lyrics"}`` embeddings of the same N samples.
+
+    Parameters
+    ----------
+    embeddings : dict
+        Modality → (N, E) array (keys ``"A@B"`` for pair-specific spaces, as
+        CCA runs produce, are honoured for queries from B into A).
+    sample_ids : (N,) array of str
+    metric : ``euclidean`` or ``cosine``
+    device : str
+        ``cpu`` or ``cuda``.
+    """
+
+    def __init__(self, embeddings: Mapping[str, np.ndarray], sample_ids: np.ndarray, metric: str = "euclidean",
+                 device: str = "cpu") -> None:
+        if metric not in ("euclidean", "cosine"):
+            raise ValueError(f"metric must be 'euclidean' or 'cosine', got {metric!r}")
+        self.metric = metric
+        self.device = torch.device(device)
+        self.sample_ids = np.asarray(sample_ids).astype(str)
+        self._row = {sid: i for i, sid in enumerate(self.sample_ids)}
+        self._items: dict[str, torch.Tensor] = {}
+        self._sq: dict[str, torch.Tensor] = {}
+        for key, value in embeddings.items():
+            t = torch.as_tensor(np.ascontiguousarray(value), dtype=torch.float32).to(self.device)
+            if t.ndim != 2 or len(t) != len(self.sample_ids):
+                raise ValueError(f"embeddings[{key!r}] has shape {tuple(t.shape)}, expected ({len(self.sample_ids)}, E)")
+            if metric == "cosine":
+                t = torch.nn.functional.normalize(t, dim=1)
+            self._items[key] = t
+            self._sq[key] = t.pow(2).sum(1)
+        missing = [m for m in MODALITIES if m not in self._items]
+        if missing:
+            raise ValueError(f"embeddings lack modalities {missing}")
+
+    @classmethod
+    def from_run(cls, run, metric: str | None = None, device: str = "cpu") -> "RetrievalIndex":
+        """The index over a run's saved embeddings (its own feature set)."""
+        return cls(run.embeddings(), run.sample_ids, metric or run.config.metric, device)
+
+    def __len__(self) -> int:
+        return len(self.sample_ids)
+
+    def _key(self, target: str, source: str | None) -> str:
+        if target not in MODALITIES:
+            raise KeyError(f"unknown modality {target!r}; expected one of {MODALITIES}")
+        if source is not None and f"{target}@{source}" in self._items:
+            return f"{target}@{source}"
+        return target
+
+    def vector(self, sample_id: str, modality: str, partner: str | None = None) -> np.ndarray:
+        """The stored embedding of one sample in one modality."""
+        return self._items[self._key(modality, partner)][self.row(sample_id)].cpu().numpy()
+
+    def row(self, sample_id: str) -> int:
+        try:
+            return self._row[str(sample_id)]
+        except KeyError:
+            raise KeyError(f"sample {sample_id!r} is not in the index") from None
+
+    def distances(self, vector: np.ndarray | torch.Tensor, target: str, source: str | None = None) -> torch.Tensor:
+        """Distances (N,) from ``vector`` to every item of ``target``."""
+        key = self._key(target, source)
+        items = self._items[key]
+        q = torch.as_tensor(np.asarray(vector) if not isinstance(vector, torch.Tensor) else vector,
+                            dtype=torch.float32).to(self.device).reshape(-1)
+        if q.shape[0] != items.shape[1]:
+            raise ValueError(f"query has dimension {q.shape[0]}, the index {items.shape[1]}")
+        if self.metric == "cosine":
+            q = torch.nn.functional.normalize(q, dim=0)
+            return 1.0 - items @ q
+        return (q.pow(2).sum() - 2.0 * (items @ q) + self._sq[key]).clamp_min(0.0).sqrt()
+
+    def query(self, vector: np.ndarray, target: str, k: int = 10, source: str | None = None) -> list[tuple[str, float]]:
+        """Exact top-k items of ``target`` nearest to ``vector``: [(sample_id, distance)] ascending.
+
+        ``source`` (optional) names the query's modality; only pair-specific
+        spaces (CCA) need it.
+        """
+        d = self.distances(vector, target, source)
+        k = max(0, min(int(k), len(d)))
+        values, idx = torch.topk(d, k, largest=False, sorted=True)
+        ids = self.sample_ids[idx.cpu().numpy()]
+        return [(str(s), float(v)) for s, v in zip(ids, values.cpu().numpy())]
+
+    def query_sample(self, sample_id: str, source: str, target: str, k: int = 10) -> list[tuple[str, float]]:
+        """Top-k items of ``target`` for the ``source`` item of ``sample_id``."""
+        return self.query(self.vector(sample_id, source, target), target, k, source)
+
+    def rank_of(self, sample_id: str, source: str, target: str) -> int:
+        """1-based rank of the sample's own ``target`` item for its ``source`` query (ties count against)."""
+        d = self.distances(self.vector(sample_id, source, target), target, source)
+        return int((d <= d[self.row(sample_id)]).sum())
