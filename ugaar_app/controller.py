@@ -76,6 +76,15 @@ def list_runs(dataset: Any) -> list[dict[str, Any]]:
             info["epochs"] = data.get("epochs", "?")
         except (OSError, json.JSONDecodeError):
             info["method"] = "?"
+        mp = d / "metrics.json"
+        if mp.is_file():
+            try:
+                val = json.loads(mp.read_text()).get("val") or {}
+                r1 = [v["R@1"] for v in val.values() if isinstance(v, dict) and "R@1" in v]
+                if r1:
+                    info["val_r1"] = sum(r1) / len(r1)  # percent
+            except (OSError, json.JSONDecodeError, TypeError, KeyError):
+                pass
         for name in ("status.json", "state.json"):
             p = d / name
             if p.is_file():
@@ -89,16 +98,24 @@ def list_runs(dataset: Any) -> list[dict[str, Any]]:
     return runs
 
 
-def load_run(run_dir: str | Path, features: Any) -> dict[str, Any]:
-    """Open a run and build what the window needs: embeddings, ids, retrieval index."""
-    from model.ugaar.run import Run
+def load_run(run_dir: str | Path, features: Any = None) -> dict[str, Any]:
+    """Open a run and build what the window needs: embeddings, ids, retrieval index.
+
+    Uses the embeddings the run saved at its end (no model to load); a run
+    without them (still running elsewhere) is embedded from ``features``.
+    """
     from model.retrieval import RetrievalIndex
+    from model.ugaar.run import Run
     run = Run.open(run_dir)
-    emb = run.embeddings(features) if features is not None else run.embeddings()
-    ids = list(getattr(run, "sample_ids", None) or (features.sample_ids.tolist() if features is not None else []))
-    if isinstance(emb, tuple):
-        emb, ids = emb
-    index = RetrievalIndex(emb, ids)
+    try:
+        emb = run.embeddings()
+        ids = [str(i) for i in run.sample_ids]
+    except FileNotFoundError:
+        if features is None:
+            raise
+        emb = run.embeddings(features)
+        ids = [str(i) for i in features.sample_ids]
+    index = RetrievalIndex(emb, ids, metric=run.config.metric)
     return {"run": run, "embeddings": emb, "sample_ids": ids, "index": index}
 
 

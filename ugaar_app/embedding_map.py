@@ -14,7 +14,9 @@ import os
 import re
 import subprocess
 import sys
+import queue
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -24,7 +26,10 @@ import numpy as np
 from model.progress import CancelToken, Cancelled, ProgressCallback, report
 
 MODALITIES = ("audio", "sheet", "lyrics")
-DEFAULT_PARAMS = {"n_neighbors": 15, "min_dist": 0.1, "metric": "cosine", "seed": 0}
+#: Below this many points UMAP's neighbour graph is meaningless: a PCA layout is shown instead.
+MIN_UMAP_POINTS = 150
+
+DEFAULT_PARAMS = {"n_neighbors": 15, "min_dist": 0.1, "metric": "cosine", "seed": 0, "n_epochs": 200}
 
 
 def map_key(embeddings: dict[str, np.ndarray], params: dict[str, Any]) -> str:
@@ -88,9 +93,10 @@ def compute_map(embeddings: dict[str, np.ndarray], *, cache_dir: Optional[Path] 
         return cached, True
     x = stack(embeddings)
     n = len(x)
-    if n < 10:
+    if n < MIN_UMAP_POINTS:
         coords = pca_2d(x)
         save_cache(cache_dir, key, coords)
+        report(progress, "umap", 1, 1, f"PCA layout ({n} points are too few for UMAP)")
         return coords, False
     params["n_neighbors"] = int(min(params["n_neighbors"], max(2, n - 1)))
     if in_process:
@@ -106,54 +112,123 @@ def _umap(x: np.ndarray, params: dict[str, Any], verbose: bool = False) -> np.nd
     import umap
     reducer = umap.UMAP(n_neighbors=params["n_neighbors"], min_dist=params["min_dist"],
                         metric=params["metric"], random_state=params["seed"], verbose=verbose,
+                        n_epochs=params.get("n_epochs"),
                         low_memory=True, n_jobs=1)
     return reducer.fit_transform(x).astype(np.float32)
 
 
-def _umap_subprocess(x: np.ndarray, params: dict[str, Any], progress: Optional[ProgressCallback],
-                     cancel: Optional[CancelToken]) -> np.ndarray:
-    with tempfile.TemporaryDirectory(prefix="ugaar-umap-") as tmp:
-        src = Path(tmp) / "in.npz"
-        dst = Path(tmp) / "out.npz"
-        np.savez(src, x=x, params=np.array(json.dumps(params)))
+class UmapServer:
+    """A long-lived child process running UMAP jobs one at a time.
+
+    numba compiles UMAP's layout code on first use (~20 s on this CPU) and
+    does not cache all of it on disk, so a fresh process per map would pay
+    that every time.  The server compiles once (``warm_up``, e.g. while a
+    model trains) and then serves maps at UMAP's real speed.  Cancelling a
+    job kills the process; the next job starts a new one.
+    """
+
+    def __init__(self) -> None:
+        self.proc: Optional[subprocess.Popen] = None
+        self._lock = threading.Lock()
+        self._lines: "queue.Queue[str]" = queue.Queue()
+        self._reader: Optional[threading.Thread] = None
+        self.listener: Optional[ProgressCallback] = None
+
+    def _spawn(self) -> subprocess.Popen:
+        if self.proc is not None and self.proc.poll() is None:
+            return self.proc
         env = dict(os.environ)
         env.setdefault("NUMBA_NUM_THREADS", "1")
         env["PYTHONUNBUFFERED"] = "1"
-        proc = subprocess.Popen([sys.executable, "-m", "ugaar_app.umap_job", str(src), str(dst)],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                                bufsize=1)
-        report(progress, "umap", 0, 0, "starting UMAP")
-        lines: list[str] = []
-        try:
+        self._lines = queue.Queue()
+        self.proc = subprocess.Popen([sys.executable, "-m", "ugaar_app.umap_job", "--serve"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, env=env, bufsize=1)
+        lines, proc = self._lines, self.proc
+
+        def pump() -> None:
             assert proc.stdout is not None
-            os.set_blocking(proc.stdout.fileno(), False)
-            buf = ""
+            for line in proc.stdout:
+                lines.put(line.rstrip("\n"))
+            lines.put("EXIT")
+
+        self._reader = threading.Thread(target=pump, daemon=True)
+        self._reader.start()
+        return self.proc
+
+    def warm_up(self) -> None:
+        """Start the process and let it compile UMAP in the background (non-blocking)."""
+        with self._lock:
+            proc = self._spawn()
+            try:
+                assert proc.stdin is not None
+                proc.stdin.write("WARM\n")
+                proc.stdin.flush()
+            except OSError:
+                pass
+
+    def run(self, x: np.ndarray, params: dict[str, Any], progress: Optional[ProgressCallback],
+            cancel: Optional[CancelToken]) -> np.ndarray:
+        with self._lock, tempfile.TemporaryDirectory(prefix="ugaar-umap-") as tmp:
+            src = Path(tmp) / "in.npz"
+            dst = Path(tmp) / "out.npz"
+            np.savez(src, x=x, params=np.array(json.dumps(params)))
+            proc = self._spawn()
+            report(progress, "umap", 0, 0, "starting UMAP")
+            assert proc.stdin is not None
+            proc.stdin.write(f"JOB\t{src}\t{dst}\n")
+            proc.stdin.flush()
+            tail: list[str] = []
             while True:
                 if cancel is not None and cancel.is_set:
-                    proc.kill()
-                    proc.wait()
+                    self.kill()
                     raise Cancelled("map cancelled")
-                chunk = proc.stdout.read()
-                if chunk:
-                    buf += chunk
-                    *done_lines, buf = buf.split("\n")
-                    for line in done_lines:
-                        lines.append(line)
-                        _parse_progress(line, progress)
-                if proc.poll() is not None:
-                    rest = proc.stdout.read() or ""
-                    lines.extend((buf + rest).splitlines())
+                try:
+                    line = self._lines.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                tail = (tail + [line])[-8:]
+                if line == f"DONE\t{dst}":
                     break
-                time.sleep(0.05)
-        finally:
-            if proc.poll() is None:
+                if line.startswith("ERROR\t") or line == "EXIT":
+                    self.kill()
+                    raise RuntimeError("UMAP failed: " + " | ".join(tail))
+                _parse_progress(line, progress)
+            with np.load(dst, allow_pickle=False) as data:
+                return data["coords"].astype(np.float32)
+
+    def kill(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    def close(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            try:
+                assert proc.stdin is not None
+                proc.stdin.write("QUIT\n")
+                proc.stdin.flush()
+                proc.wait(timeout=2)
+            except (OSError, subprocess.TimeoutExpired):
                 proc.kill()
                 proc.wait()
-        if proc.returncode != 0 or not dst.is_file():
-            tail = "\n".join(lines[-5:])
-            raise RuntimeError(f"UMAP failed (exit {proc.returncode}): {tail}")
-        with np.load(dst, allow_pickle=False) as data:
-            return data["coords"].astype(np.float32)
+
+
+_SERVER: Optional[UmapServer] = None
+
+
+def server() -> UmapServer:
+    global _SERVER
+    if _SERVER is None:
+        _SERVER = UmapServer()
+    return _SERVER
+
+
+def _umap_subprocess(x: np.ndarray, params: dict[str, Any], progress: Optional[ProgressCallback],
+                     cancel: Optional[CancelToken]) -> np.ndarray:
+    return server().run(x, params, progress, cancel)
 
 
 def _parse_progress(line: str, progress: Optional[ProgressCallback]) -> None:

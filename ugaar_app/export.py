@@ -10,7 +10,7 @@ import numpy as np
 
 from .embedding_map import MODALITIES
 
-METRIC_COLS = ("R@1", "R@5", "R@10", "MedR", "MeanR", "N")
+METRIC_COLS = ("R@1", "R@5", "R@10", "MedR", "MeanR", "MedR/N", "N")  # R@k in percent
 
 
 def _clean(text: str) -> str:
@@ -43,9 +43,9 @@ def write_projector(embeddings: dict[str, np.ndarray], ids: list[str], dataset: 
 
 
 def metrics_rows(embeddings: dict[str, np.ndarray], ids: list[str], splits: Optional[list[str]] = None,
-                 split: Optional[str] = "test") -> tuple[list[dict[str, Any]], int]:
+                 split: Optional[str] = "test", metric: str = "euclidean") -> tuple[list[dict[str, Any]], int]:
     """Six-direction metrics of the run's embeddings on ``split`` (all when None or empty)."""
-    emb = {m: np.asarray(embeddings[m]) for m in MODALITIES}
+    emb = {k: np.asarray(v) for k, v in embeddings.items()}  # CCA runs add pair views "A@B"
     if split and splits is not None:
         mask = np.array([s == split for s in splits])
         if mask.sum() >= 2:
@@ -53,7 +53,7 @@ def metrics_rows(embeddings: dict[str, np.ndarray], ids: list[str], splits: Opti
         else:
             split = None
     from model.evaluation import retrieval_metrics
-    table = retrieval_metrics(emb)
+    table = retrieval_metrics(emb, metric)
     rows = []
     for direction, vals in table.items():
         row = {"direction": direction}
@@ -76,8 +76,10 @@ def write_tables(rows: list[dict[str, Any]], csv_path: str | Path, md_path: str 
     write_text(csv_path, buf.getvalue())
 
     def fmt(c: str, v: Any) -> str:
-        if isinstance(v, float) and c.startswith("R@"):
-            return f"{100 * v:.1f}" if v <= 1.0 else f"{v:.1f}"
+        if c == "MedR/N" and isinstance(v, float):
+            return f"{v:.3f}"
+        if c == "N" and isinstance(v, float):
+            return str(int(v))
         if isinstance(v, float):
             return f"{v:.1f}"
         return str(v)
@@ -108,8 +110,8 @@ def export_tables(window: Any, csv_path: Path) -> Optional[Path]:
     s = window.session
     try:
         splits = [s.dataset.sample(i).split for i in s.embedding_ids] if s.dataset is not None else None
-        rows, n = metrics_rows(s.embeddings, s.embedding_ids, splits, "test")
         cfg = getattr(s.run, "config", None)
+        rows, n = metrics_rows(s.embeddings, s.embedding_ids, splits, "test", getattr(cfg, "metric", "euclidean"))
         header = (f"Retrieval on the test split (N = {n}) — run {Path(str(s.run_dir)).name}, "
                   f"method {getattr(cfg, 'method', '?')}, seed {getattr(cfg, 'seed', '?')}, "
                   f"dataset {getattr(s.dataset, 'content_hash', '')[:12]}")

@@ -217,7 +217,7 @@ class FirstLaunchPanel(QWidget):
 
     def _train_event(self, ev: Any) -> None:
         if getattr(ev, "kind", "") == "epoch":
-            self._set("train", "run", f"epoch {ev.epoch + 1}/{ev.epochs}", ev.epoch + 1, ev.epochs)
+            self._set("train", "run", f"epoch {ev.epoch}/{ev.epochs}", ev.epoch, ev.epochs)
 
     def _trained(self, run_dir: str) -> None:
         self.step_times["train"] = time.perf_counter() - self.t0

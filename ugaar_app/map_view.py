@@ -208,6 +208,14 @@ class MapView(QWidget):
         self.compute_btn.setEnabled(False)
         self.status.setText("UMAP …")
         emb = {m: np.asarray(emb[m]) for m in MODALITIES}
+        if len({v.shape[1] for v in emb.values()}) != 1:
+            self.placeholder.setText("This run keeps each modality in its own space (e.g. CCA), so there is no "
+                                     "common space to map. Make a UGAAR or Baseline run active.")
+            self.stack.setCurrentWidget(self.placeholder)
+            self.bar.hide()
+            self.cancel_btn.hide()
+            self.status.setText("")
+            return None
         run = self.session.run
 
         def work(progress, cancel):
@@ -234,6 +242,9 @@ class MapView(QWidget):
 
     def shutdown(self) -> None:
         self.cancel()
+        from . import embedding_map
+        if embedding_map._SERVER is not None:
+            embedding_map._SERVER.close()
 
     def _on_progress(self, p: Any) -> None:
         if p.total:
@@ -260,7 +271,9 @@ class MapView(QWidget):
         self.stack.setCurrentWidget(self.plot)
         self._refresh_points()
         self.plot.autoRange()
-        self.status.setText(f"{self.n} samples × 3 modalities" + (" (cached)" if from_cache else ""))
+        from .embedding_map import MIN_UMAP_POINTS
+        method = "UMAP" if 3 * self.n >= MIN_UMAP_POINTS else "PCA (too few points for UMAP)"
+        self.status.setText(f"{self.n} samples × 3 modalities · {method}" + (" · cached" if from_cache else ""))
         self._on_selection(self.session.selected, "")
         self.computed.emit()
 

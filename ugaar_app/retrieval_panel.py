@@ -27,21 +27,23 @@ from .theme import MODALITY_COLORS
 PARTNER_MARK = "✔ partner"
 
 
-def embed_query(run: Any, modality: str, vector: np.ndarray) -> np.ndarray:
-    """Map one raw feature vector into the run's common space."""
-    x = np.asarray(vector, dtype=np.float32).reshape(1, -1)
-    for name in ("embed", "embed_features", "transform", "encode", "project"):
-        fn = getattr(run, name, None)
-        if fn is None:
-            continue
-        try:
-            out = fn(modality, x)
-        except TypeError:
-            out = fn({modality: x})
-            if isinstance(out, dict):
-                out = out[modality]
-        return np.asarray(out, dtype=np.float32).reshape(-1)
-    raise RuntimeError("this run cannot embed new items (no embed function in model.ugaar.run.Run)")
+def embed_query(run: Any, modality: str, features: np.ndarray, target: str) -> np.ndarray:
+    """Map one raw feature vector into the run's retrieval space for ``target``."""
+    x = np.asarray(features, dtype=np.float32).reshape(1, -1)
+    return np.asarray(run.embed_query(modality, x, target=target), dtype=np.float32).reshape(-1)
+
+
+class _RunMethod:
+    """Loads a run's selected model once (``Run.method()``) for embedding new items."""
+
+    def __init__(self, run: Any) -> None:
+        self.run = run
+        self._method = None
+
+    def embed_query(self, modality: str, x: np.ndarray, target: str) -> np.ndarray:
+        if self._method is None:
+            self._method = self.run.method()
+        return self._method.embed_modality(modality, np.atleast_2d(x), partner=target)
 
 
 class DropZone(QFrame):
@@ -84,6 +86,7 @@ class RetrievalPanel(QWidget):
         self.session = bridge.session
         self.controller = controller
         self.embedder: Any = None
+        self.run_method: Any = None
         self.last_latency_ms = 0.0
         self.query_vectors: dict[str, np.ndarray] = {}
         self.query_label = ""
@@ -177,6 +180,8 @@ class RetrievalPanel(QWidget):
 
     def _on_run(self) -> None:
         self.embedder = None
+        self.run_method = _RunMethod(self.session.run) if self.session.run is not None else None
+        self.query_vectors = {}
         self.refresh()
 
     def _on_selection(self, _sid: Optional[str], origin: str) -> None:
@@ -258,8 +263,7 @@ class RetrievalPanel(QWidget):
         if not text or self.session.index is None:
             return
         try:
-            vec = self._ensure_embedder().lyrics(text)
-            self.query_vectors = {"lyrics": embed_query(self.session.run, "lyrics", vec)}
+            self.query_vectors = {"lyrics": self._ensure_embedder().lyrics(text)}
         except Exception as exc:  # noqa: BLE001
             self.session.notify("error", f"Cannot embed the lyrics: {exc}")
             return
@@ -279,7 +283,7 @@ class RetrievalPanel(QWidget):
                 feats = emb.midi_file(str(p))
             else:
                 feats = {"audio": emb.audio_file(str(p))}
-            self.query_vectors = {m: embed_query(self.session.run, m, v) for m, v in feats.items() if v is not None}
+            self.query_vectors = {m: np.asarray(v) for m, v in feats.items() if v is not None}
         except Exception as exc:  # noqa: BLE001 - bad file, no lyrics, ...
             self.session.notify("error", f"Cannot use {p.name} as a query: {exc}")
             return
@@ -299,7 +303,13 @@ class RetrievalPanel(QWidget):
             self.header.setText(f"The query has no {src} part; choose another source modality.")
             return
         t0 = time.perf_counter()
-        results = {tgt: list(self.session.index.query(vec, tgt, self.k.value())) for tgt in self.targets}
+        try:
+            results = {tgt: list(self.session.index.query(embed_query(self.run_method, src, vec, tgt), tgt,
+                                                          self.k.value(), source=src))
+                       for tgt in self.targets}
+        except Exception as exc:  # noqa: BLE001 - dimension mismatch, missing checkpoint
+            self.session.notify("error", f"Cannot run this query with the active run: {exc}")
+            return
         self._show(results, partner=None)
         self.last_latency_ms = (time.perf_counter() - t0) * 1000
         self.header.setText(f"Query: {html.escape(self.query_label)} ({src}) · {self.last_latency_ms:.1f} ms")

@@ -163,7 +163,10 @@ class TrainingPanel(QWidget):
         self.runs = QTreeWidget()
         self.runs.setHeaderLabels(["Run", "Method", "Seed", "Status", "val R@1"])
         self.runs.setRootIsDecorated(False)
-        self.runs.header().setSectionResizeMode(0, QHeaderView.Stretch)
+        rh = self.runs.header()
+        rh.setSectionResizeMode(0, QHeaderView.Stretch)
+        for c in range(1, 5):
+            rh.setSectionResizeMode(c, QHeaderView.ResizeToContents)
         self.activate_btn = QPushButton("Make active")
         self.activate_btn.setToolTip("Use this run for retrieval and the map")
         self.refresh_btn = QPushButton("Refresh")
@@ -267,6 +270,7 @@ class TrainingPanel(QWidget):
         p.setLabel("bottom", "step")
         p.showGrid(x=True, y=True, alpha=0.15)
         p.addLegend(offset=(-10, 10))
+        p.setMinimumSize(180, 120)
         return p
 
     # ---- state ---------------------------------------------------------------------------
@@ -386,6 +390,9 @@ class TrainingPanel(QWidget):
             self.session.notify_runs_changed()
 
         task = self.controller.tasks.start(title, work, on_done=done, on_error=failed)
+        # Let the map's UMAP process compile while the model trains.
+        from .embedding_map import server
+        server().warm_up()
         task.event.connect(self.on_event)
         task.ended.connect(self._on_ended)
         self.task = task
@@ -427,25 +434,24 @@ class TrainingPanel(QWidget):
         kind = getattr(ev, "kind", "")
         if kind == "step":
             self.step_events += 1
-            total = max(1, int(ev.total_steps))
-            x = ev.epoch * total + ev.step if ev.step <= total else ev.step
+            total = max(1, int(ev.total_steps))  # steps of the whole run
+            x = float(ev.step)                     # global step
             self.g_curves.add(x, ev.g_losses or {})
             self.d_curves.add(x, ev.d_losses or {})
-            epochs = getattr(self, "_epochs_hint", None) or self.epochs.value()
             self.progress.setRange(0, 1000)
-            frac = min(1.0, (ev.epoch + (ev.step + 1) / total) / max(1, epochs))
-            self.progress.setValue(int(1000 * frac))
+            self.progress.setValue(int(1000 * min(1.0, ev.step / total)))
+            self.steps_label = f"epoch {ev.epoch}, step {ev.step}/{total}"
         elif kind == "epoch":
             self.epoch_events.append(ev)
-            self._epochs_hint = ev.epochs
-            self.epoch_x.append(ev.epoch + 1)
-            self.r1.append(100 * mean_metric(ev.metrics, "R@1"))
+            self.epoch_x.append(ev.epoch)
+            self.r1.append(mean_metric(ev.metrics, "R@1"))  # percent
             self.medr.append(mean_metric(ev.metrics, "MedR"))
             for d in ev.metrics:
                 if self.direction.findData(d) < 0:
                     self.direction.addItem(d, d)
-            self.progress.setRange(0, max(1, ev.epochs))
-            self.progress.setValue(ev.epoch + 1)
+            if self.task is None or self.task.done:  # replaying a saved run
+                self.progress.setRange(0, max(1, ev.epochs))
+                self.progress.setValue(ev.epoch)
             self.eta.setText(_fmt_eta(ev.eta_seconds))
             self._redraw_metrics()
         elif kind == "run":
@@ -465,7 +471,7 @@ class TrainingPanel(QWidget):
     def _redraw_metrics(self) -> None:
         d = self.direction.currentData()
         if d:
-            r1 = [100 * float(ev.metrics.get(d, {}).get("R@1", np.nan)) for ev in self.epoch_events]
+            r1 = [float(ev.metrics.get(d, {}).get("R@1", np.nan)) for ev in self.epoch_events]
             medr = [float(ev.metrics.get(d, {}).get("MedR", np.nan)) for ev in self.epoch_events]
         else:
             r1, medr = self.r1, self.medr
@@ -480,7 +486,6 @@ class TrainingPanel(QWidget):
         self.d_curves.clear()
         self.epoch_x, self.r1, self.medr, self.epoch_events = [], [], [], []
         self.step_events = 0
-        self._epochs_hint = None
         while self.direction.count() > 1:
             self.direction.removeItem(1)
         self.r1_curve.setData([], [])
@@ -513,7 +518,7 @@ class TrainingPanel(QWidget):
             status = r.get("status", "")
             if isinstance(status, dict):
                 status = status.get("status", "")
-            r1 = self._val_r1(r["run_dir"])
+            r1 = r.get("val_r1", self._val_r1(r["run_dir"]))
             item = QTreeWidgetItem([r["name"], str(r.get("method", "?")), str(r.get("seed", "")),
                                     str(status or ""), "" if r1 is None else f"{r1:.1f} %"])
             item.setData(0, Qt.UserRole, r["run_dir"])
@@ -535,7 +540,7 @@ class TrainingPanel(QWidget):
             if last is None:
                 return None
             data = json.loads(last)
-            return 100 * mean_metric(data.get("metrics", {}), "R@1")
+            return mean_metric(data.get("metrics", {}), "R@1")
         except (OSError, json.JSONDecodeError, ValueError):
             return None
 

@@ -1,28 +1,58 @@
-"""Child process of the embedding map: ``python -m ugaar_app.umap_job IN.npz OUT.npz``.
+"""Child process of the embedding map (no Qt).
 
-No Qt here.  Reads the stacked embeddings, runs UMAP verbosely (the parent
-parses the epoch lines for progress) and writes the 2-D coordinates.
+``python -m ugaar_app.umap_job --serve`` reads commands on stdin, one a line:
+
+- ``WARM``: run a tiny UMAP so numba compiles everything once;
+- ``JOB<TAB>in.npz<TAB>out.npz``: UMAP of ``x`` with ``params`` → ``coords``;
+  prints UMAP's verbose lines (the parent turns them into progress) and then
+  ``DONE<TAB>out.npz`` or ``ERROR<TAB>message``;
+- ``QUIT``.
 """
 from __future__ import annotations
 
 import json
 import sys
+import traceback
 
 import numpy as np
 
 
-def main(argv: list[str]) -> int:
-    src, dst = argv[1], argv[2]
+def _job(src: str, dst: str) -> None:
+    from ugaar_app.embedding_map import _umap
     with np.load(src, allow_pickle=False) as data:
         x = data["x"]
         params = json.loads(str(data["params"]))
-    print("PHASE loading UMAP (numba)", flush=True)
-    from ugaar_app.embedding_map import _umap
     print("PHASE finding nearest neighbours", flush=True)
     coords = _umap(x, params, verbose=True)
     np.savez(dst, coords=coords)
+
+
+def _warm() -> None:
+    from ugaar_app.embedding_map import DEFAULT_PARAMS, _umap
+    rng = np.random.default_rng(0)
+    _umap(rng.normal(size=(60, 16)).astype(np.float32), {**DEFAULT_PARAMS, "n_neighbors": 10})
+    print("WARMED", flush=True)
+
+
+def serve() -> int:
+    print("PHASE loading UMAP (numba)", flush=True)
+    import umap  # noqa: F401 - import once, up front
+    for line in sys.stdin:
+        parts = line.rstrip("\n").split("\t")
+        cmd = parts[0]
+        if cmd == "QUIT":
+            break
+        try:
+            if cmd == "WARM":
+                _warm()
+            elif cmd == "JOB":
+                _job(parts[1], parts[2])
+                print(f"DONE\t{parts[2]}", flush=True)
+        except Exception as exc:  # noqa: BLE001 - report, keep serving
+            traceback.print_exc(file=sys.stdout)
+            print(f"ERROR\t{exc!r}".replace("\n", " "), flush=True)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(serve())
