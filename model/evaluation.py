@@ -199,7 +199,7 @@ def table_normalised(results_by_method: ResultsByMethod) -> str:
     head = "| Method | " + " | ".join(TABLE_ONE_ORDER) + " |"
     lines = [head, "|---|" + "---:|" * len(TABLE_ONE_ORDER)]
     for method, runs in results_by_method.items():
-        label = METHOD_LABELS.get(method, method)
+        label = METHOD_LABELS.get(method, method).replace(" (ours)", "")
         cells = [_fmt([r[d]["MedR/N"] for r in runs], 4) for d in TABLE_ONE_ORDER]
         lines.append(f"| {label} (ours) | " + " | ".join(cells) + " |")
     for method, paper in PAPER_TABLE_ONE.items():

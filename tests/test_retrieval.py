@@ -68,3 +68,16 @@ def test_pair_specific_views():
     index = RetrievalIndex(emb, np.array([str(i) for i in range(50)]))
     assert index.rank_of("3", "lyrics", "audio") == 1
     assert index.query_sample("3", "audio", "lyrics", k=1)[0][0] == "3"
+
+
+def test_half_precision_screen_is_exact():
+    rng = np.random.default_rng(5)
+    emb = {m: rng.standard_normal((5000, 32)).astype(np.float32) for m in ("audio", "sheet", "lyrics")}
+    ids = np.array([str(i) for i in range(5000)])
+    fast = RetrievalIndex(emb, ids, half_screen=True)
+    slow = RetrievalIndex(emb, ids, half_screen=False)
+    for q in rng.standard_normal((20, 32)).astype(np.float32):
+        a, b = fast.query(q, "audio", k=10), slow.query(q, "audio", k=10)
+        assert [s for s, _ in a] == [s for s, _ in b]
+        assert np.allclose([d for _, d in a], [d for _, d in b], atol=1e-4)
+    assert fast.fallbacks < 20  # the certificate holds for most random queries

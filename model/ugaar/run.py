@@ -59,6 +59,12 @@ class Run:
     def __repr__(self) -> str:
         return f"Run({str(self.run_dir)!r}, method={self.config.method!r}, seed={self.config.seed}, status={self.status!r})"
 
+    @property
+    def features_meta(self) -> dict[str, Any]:
+        """``meta`` of the FeatureSet the run was trained on (dataset hash, encoders_dir, …)."""
+        path = self.run_dir / "features_meta.json"
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
     # ----------------------------------------------------------------- events
     def events(self) -> list[TrainingEvent]:
         """Every event of the run, in order (a resumed run continues the list)."""

@@ -1,0 +1,84 @@
+"""``ugaar query``: retrieve the nearest items of the other modalities."""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+MODALITIES = ("audio", "sheet", "lyrics")
+
+
+def _lyrics_lookup(run):
+    """sample id → lyrics text, when the run's dataset folder is readable."""
+    root = run.features_meta.get("dataset_root")
+    if not root:
+        return {}
+    try:
+        from model.dataset import Dataset
+        ds = Dataset.open(root)
+    except Exception:  # the dataset may have moved: ids alone still answer the query
+        return {}
+    return {s.sample_id: " ".join(s.syllables) for s in ds.samples}
+
+
+def query_results(run, index, args) -> list[tuple[str, str, list[tuple[str, float]]]]:
+    """[(source, target, hits)] for the query described by ``args``."""
+    out = []
+    if args.sample:
+        sources = [args.source] if args.source else list(MODALITIES)
+        for s in sources:
+            for t in MODALITIES:
+                if t != s and (not args.target or t == args.target):
+                    out.append((s, t, index.query_sample(args.sample, s, t, args.k)))
+        return out
+    encoders = run.features_meta.get("encoders_dir")
+    if not encoders:
+        raise ValueError(f"{run.run_dir}: the run does not record its encoders_dir; only --sample queries work")
+    from model.features import load_embedder
+
+    embedder = load_embedder(encoders)
+    if args.lyrics is not None:
+        raw = {"lyrics": embedder.lyrics(args.lyrics)}
+    elif args.audio:
+        raw = {"audio": embedder.audio_file(args.audio)}
+    else:
+        raw = embedder.midi_file(args.midi)
+    for s, v in raw.items():
+        for t in MODALITIES:
+            if t != s and (not args.target or t == args.target):
+                vec = run.embed_query(s, np.asarray(v, np.float32)[None, :], target=t)[0]
+                out.append((s, t, index.query(vec, t, args.k, source=s)))
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from model.retrieval import RetrievalIndex
+    from model.ugaar import Run
+
+    r = Run.open(args.run)
+    index = RetrievalIndex.from_run(r)
+    texts = _lyrics_lookup(r)
+    for source, target, hits in query_results(r, index, args):
+        print(f"{source} → {target}")
+        for rank, (sid, dist) in enumerate(hits, 1):
+            mark = " *" if args.sample and sid == args.sample else ""
+            text = f"  {texts[sid][:60]}" if sid in texts else ""
+            print(f"  {rank:3d}. {sid}  {dist:.4f}{mark}{text}")
+        if args.sample:
+            print(f"  rank of {args.sample}'s own {target}: {index.rank_of(args.sample, source, target)} / {len(index)}")
+    return 0
+
+
+def add_parser(subparsers, name: str = "query", help_text: str = "retrieve partners of a sample, a lyrics line, a MIDI or a WAV"):
+    p = subparsers.add_parser(name, help=help_text, description=help_text)
+    p.add_argument("run", metavar="RUN", help="a finished run folder")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--sample", metavar="ID", help="a sample of the run's dataset")
+    g.add_argument("--lyrics", metavar="TEXT", help="a typed lyrics line")
+    g.add_argument("--midi", metavar="FILE", help="a MIDI/KAR file with lyrics (first 20 notes)")
+    g.add_argument("--audio", metavar="FILE", help="an audio file (WAV/FLAC/OGG)")
+    p.add_argument("--source", choices=MODALITIES, help="with --sample: query from this modality only")
+    p.add_argument("--target", choices=MODALITIES, help="retrieve this modality only")
+    p.add_argument("--k", type=int, default=10)
+    p.set_defaults(func=run)
+    return p
