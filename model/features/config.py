@@ -1,0 +1,180 @@
+"""The one typed configuration of the feature extractors.
+
+``FeatureConfig`` holds every parameter that changes the extracted features:
+the VGGish front end, the two CNNs, the audio–sheet pre-training and the
+skip-gram lyrics models.  It is saved as ``config.json`` next to every set of
+trained encoders and hashed into the feature-cache key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Fields that only affect how fast things run, never the numbers produced.
+_RUNTIME_ONLY = ("extract_batch",)
+
+
+@dataclass
+class FeatureConfig:
+    """Parameters of the audio, sheet and lyrics feature extractors.
+
+    Parameters
+    ----------
+    sample_rate : int
+        Audio rate the front end works at (VGGish: 16 kHz).
+    stft_window_s, stft_hop_s : float
+        STFT window and hop in seconds (VGGish: 25 ms, 10 ms).
+    n_mels, mel_fmin, mel_fmax : int, float, float
+        Mel filter bank (VGGish: 64 bands, 125–7500 Hz, HTK mel scale).
+    log_offset : float
+        ``log(mel + log_offset)`` (VGGish: 0.01).
+    patch_frames, patch_hop_frames : int
+        Frames per audio patch and hop between patches (VGGish: 96, 96 →
+        0.96 s non-overlapping patches of 96×64).
+    audio_time_pool : int
+        Fixed average pooling over time applied to each 96×64 patch as the
+        audio CNN's first layer (4 → 24×64, 40 ms per row).  Keeps the
+        CNN cheap enough for 2 CPU cores; a melody note is ≥ 40 ms.
+    sheet_height : int
+        Rows of the staff band the sheet CNN sees (pixels after scaling).
+    sheet_staff_space : float
+        The image is scaled so one staff space is this many pixels (5: the
+        band of 48 rows spans 9.6 staff spaces, the staff ± 2.8 spaces).
+    sheet_default_space : float
+        Staff space assumed when no staff lines are found (the dataset
+        renderer engraves at 10 px per space).
+    sheet_window, sheet_hop : int
+        Width and hop (pixels, after resizing) of the horizontal windows
+        the sheet CNN embeds.
+    audio_widths, sheet_widths : tuple of int
+        Channels of the VGG-style blocks (conv 3×3 → BN → ReLU → max-pool 2).
+    strided_stem : bool
+        First VGG block of both CNNs: a stride-2 convolution instead of
+        convolution + max-pool (same output size, ~4× less work there).
+    embed_dim : int
+        Output per patch / window and per sample (128, as in the paper).
+    pretrain_epochs, pretrain_lr, pretrain_batch, pretrain_patience : int, float, int, int
+        Audio–sheet pre-training: maximum epochs, Adam learning rate, samples
+        per batch, epochs without validation improvement before stopping.
+    weight_decay : float
+        Adam weight decay.
+    loss : str
+        ``"infonce"`` (symmetric CLIP-style contrastive loss) or
+        ``"ranking"`` (pairwise hinge ranking loss of Dorfer et al.).
+    temperature : float
+        InfoNCE temperature on cosine similarities.
+    aux_pitch_weight : float
+        Weight of an auxiliary loss during pre-training: a linear head shared
+        by both branches predicts the sample's pitch histogram (its 20 notes,
+        piano range) from each branch's mean embedding (soft-target cross
+        entropy).  0 switches it off (pure contrastive, as method.md).
+    margin : float
+        Ranking-loss margin.
+    skipgram_dim, skipgram_window, skipgram_min_count, skipgram_epochs : int
+        gensim ``Word2Vec(sg=1)`` parameters (both the syllable and the word
+        model).  The published encoders are 10-d, window 5.
+    use_published_skipgram : str or None
+        Folder holding Yu et al.'s published skip-gram encoders
+        (``syllEncoding_skipgram_*.bin``, ``wordLevelEncoder_skipgram_*.bin``)
+        to use instead of training.  These are gensim pickles: give only a
+        trusted path (the project's ``../shared/data/skipgram-yu2019``).
+    seed : int
+        Seed of every random choice (initialisation, batch order, skip-gram).
+    extract_batch : int
+        Patches per forward pass at extraction (speed only; not hashed).
+    """
+
+    # VGGish front end
+    sample_rate: int = 16000
+    stft_window_s: float = 0.025
+    stft_hop_s: float = 0.010
+    n_mels: int = 64
+    mel_fmin: float = 125.0
+    mel_fmax: float = 7500.0
+    log_offset: float = 0.01
+    patch_frames: int = 96
+    patch_hop_frames: int = 96
+    audio_time_pool: int = 4
+    # sheet front end
+    sheet_height: int = 48
+    sheet_staff_space: float = 5.0
+    sheet_default_space: float = 10.0
+    sheet_window: int = 48
+    sheet_hop: int = 48
+    # CNNs
+    audio_widths: tuple[int, ...] = (8, 16, 32, 64)
+    sheet_widths: tuple[int, ...] = (8, 16, 32, 64)
+    strided_stem: bool = True
+    embed_dim: int = 128
+    # audio–sheet pre-training
+    pretrain_epochs: int = 8
+    pretrain_lr: float = 3e-3
+    pretrain_batch: int = 128
+    pretrain_patience: int = 2
+    weight_decay: float = 1e-4
+    loss: str = "infonce"
+    temperature: float = 0.07
+    aux_pitch_weight: float = 1.0
+    margin: float = 0.2
+    # lyrics
+    skipgram_dim: int = 10
+    skipgram_window: int = 5
+    skipgram_min_count: int = 1
+    skipgram_epochs: int = 50
+    use_published_skipgram: str | None = None
+    seed: int = 0
+    extract_batch: int = 1024
+
+    def __post_init__(self) -> None:
+        self.audio_widths = tuple(int(w) for w in self.audio_widths)
+        self.sheet_widths = tuple(int(w) for w in self.sheet_widths)
+        if self.loss not in ("infonce", "ranking"):
+            raise ValueError(f"loss must be 'infonce' or 'ranking', got {self.loss!r}")
+        if self.patch_frames % self.audio_time_pool:
+            raise ValueError("patch_frames must be a multiple of audio_time_pool")
+
+    # -- serialisation -------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["audio_widths"] = list(self.audio_widths)
+        data["sheet_widths"] = list(self.sheet_widths)
+        return data
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """JSON text; also written atomically to ``path`` when given."""
+        text = json.dumps(self.to_dict(), indent=1, sort_keys=True)
+        if path is not None:
+            from model.atomic import write_text
+            write_text(path, text)
+        return text
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "FeatureConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"FeatureConfig: unknown fields {sorted(unknown)}")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text_or_path: str | Path) -> "FeatureConfig":
+        """From JSON text or from a ``config.json`` path."""
+        text = str(text_or_path)
+        if isinstance(text_or_path, Path) or not text.lstrip().startswith("{"):
+            text = Path(text_or_path).read_text(encoding="utf-8")
+        return cls.from_dict(json.loads(text))
+
+    # -- hashing -------------------------------------------------------
+    def digest(self, fields: tuple[str, ...] | None = None) -> str:
+        """Short SHA-256 of the fields that change the numbers."""
+        data = self.to_dict()
+        for name in _RUNTIME_ONLY:
+            data.pop(name, None)
+        if fields is not None:
+            data = {k: data[k] for k in fields}
+        blob = json.dumps(data, sort_keys=True).encode("utf-8")
+        return hashlib.sha256(blob).hexdigest()[:16]

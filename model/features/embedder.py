@@ -1,0 +1,124 @@
+"""Embed new items that are in no dataset: a typed line, a WAV, a PNG, notes, a MIDI.
+
+The GUI's query box and ``ugaar query`` use this.  An ``Embedder`` wraps one
+set of trained encoders and applies exactly the same front ends as
+``extract_features`` (the same float16 inputs), so a dataset item embedded
+here gives its cached feature row back (up to float rounding).
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from model.song import Note
+
+from .extract import Encoders, audio_input, load_encoders, sheet_input
+from .encoders import mean_by_sample
+
+MAX_NOTES = 20
+
+
+class Embedder:
+    """Features of new items with one set of trained encoders.
+
+    Parameters
+    ----------
+    encoders : Encoders
+        From ``load_encoders``.
+    device : str
+        ``"cpu"`` or ``"cuda"``.
+    audio_renderer : str, optional
+        Renderer for ``notes``/``midi_file`` (``"fluidsynth"``, ``"builtin"``
+        or ``"auto"``); default: the one of the dataset the encoders were
+        trained on, when recorded, else ``"auto"``.
+    """
+
+    def __init__(self, encoders: Encoders, device: str = "cpu", audio_renderer: str | None = None) -> None:
+        self.encoders = encoders
+        self.config = encoders.config
+        self.device = device
+        recorded = (encoders.report.get("audio_renderer") or {}).get("name") \
+            if isinstance(encoders.report.get("audio_renderer"), dict) else None
+        self.audio_renderer_kind = audio_renderer or (recorded if recorded in ("fluidsynth", "builtin")
+                                                      else "auto")
+        self._audio_renderer: Any = None
+        self._sheet_renderer: Any = None
+
+    @property
+    def lyrics_dim(self) -> int:
+        return self.encoders.lyrics.dim
+
+    @torch.no_grad()
+    def _embed(self, encoder: Any, items: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(items)).to(self.device, torch.float32)
+        vec = encoder(x)
+        return mean_by_sample(vec, [len(items)])[0].float().cpu().numpy()
+
+    # -- single modalities ------------------------------------------------
+    def lyrics(self, text: str) -> np.ndarray:
+        """A typed lyrics line → ``(D_lyrics,)``; unknown words give zeros, never an error."""
+        return self.encoders.lyrics.encode_text(text or "")
+
+    def lyrics_syllables(self, syllables: Sequence[str], word_starts: Sequence[bool] | None = None) -> np.ndarray:
+        """Syllables with word starts (as in a dataset sample) → ``(D_lyrics,)``."""
+        starts = list(word_starts) if word_starts is not None else [True] * len(syllables)
+        return self.encoders.lyrics.encode_sample(list(syllables), starts)
+
+    def audio(self, wave: np.ndarray, sample_rate: int) -> np.ndarray:
+        """A waveform at any rate (mono or stereo) → ``(128,)``."""
+        wave = np.asarray(wave, dtype=np.float32)
+        if wave.size == 0:
+            raise ValueError("empty audio")
+        return self._embed(self.encoders.model.audio.forward_pooled,
+                           audio_input(wave, int(sample_rate), self.config))
+
+    def audio_file(self, path: str | Path) -> np.ndarray:
+        """A WAV/FLAC/OGG file (anything libsndfile reads) → ``(128,)``."""
+        import soundfile
+        data, sr = soundfile.read(str(path), dtype="float32", always_2d=True)
+        return self.audio(data.mean(axis=1), sr)
+
+    def sheet_png(self, path: str | Path) -> np.ndarray:
+        """An engraved one-staff image (no lyrics) → ``(128,)``."""
+        return self._embed(self.encoders.model.sheet, sheet_input(path, self.config))
+
+    # -- notes and MIDI ---------------------------------------------------
+    def notes(self, notes: Sequence[Note]) -> dict[str, np.ndarray]:
+        """Render notes to audio and a sheet on the fly → ``{"audio", "sheet", "lyrics"}``."""
+        notes = tuple(notes)
+        if not notes:
+            raise ValueError("no notes to embed")
+        if self._audio_renderer is None:
+            from model.render.audio import make_audio_renderer
+            self._audio_renderer = make_audio_renderer(self.audio_renderer_kind, self.config.sample_rate)
+        if self._sheet_renderer is None:
+            from model.render.sheet import SheetRenderer
+            self._sheet_renderer = SheetRenderer()
+        from model.render.sheet import SheetJob
+        wave = self._audio_renderer.render(notes)
+        with tempfile.TemporaryDirectory(prefix="ugaar-embed-") as tmp:
+            png = Path(tmp) / "query.png"
+            result = self._sheet_renderer.render_batch([SheetJob(png, notes)])[0]
+            if not result.ok:
+                raise ValueError(f"LilyPond could not engrave these notes: {result.error}")
+            sheet = self.sheet_png(png)
+        return {"audio": self.audio(wave, self.config.sample_rate), "sheet": sheet,
+                "lyrics": self.lyrics_syllables([n.syllable for n in notes], [n.word_start for n in notes])}
+
+    def midi_file(self, path: str | Path, max_notes: int = MAX_NOTES) -> dict[str, np.ndarray]:
+        """A MIDI/KAR file with lyric events: its first ``max_notes`` cleaned notes."""
+        from model.cleaning import CleaningConfig, CleaningReport, clean_song
+        from model.sources.midi_file import read_song
+        song = clean_song(read_song(str(path)), CleaningConfig(), CleaningReport())
+        if not song.notes:
+            raise ValueError(f"{path}: no notes left after cleaning")
+        return self.notes(song.notes[:max_notes])
+
+
+def load_embedder(encoders_dir: str | Path, device: str = "cpu", audio_renderer: str | None = None) -> Embedder:
+    """An ``Embedder`` over the trained encoders in ``encoders_dir``."""
+    return Embedder(load_encoders(encoders_dir, device), device, audio_renderer)

@@ -1,0 +1,351 @@
+"""Extract (and cache) a dataset's audio, sheet and lyrics features.
+
+``extract_features(dataset)``:
+
+1. resolves the encoders: those in ``encoders_dir`` when it holds trained
+   ones (how a run is evaluated on another dataset with its own
+   extractors), otherwise trains them (audio–sheet pre-training on the
+   training split, skip-gram models on the training songs' lyrics) into
+   ``encoders_dir`` or ``DATASET/encoders/<config>-<dataset>``;
+2. computes the front-end inputs of every sample once (log-mel patches,
+   staff-band windows; cached as ``DATASET/features/inputs-<key>.npz`` so an
+   interrupted run or a second set of encoders does not redo them);
+3. embeds every sample and writes ``DATASET/features/<key>.npz`` with
+   ``key = hash(dataset content hash, extractor config, checkpoint hash)``;
+   a later call with the same three returns the cached ``FeatureSet``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import torch
+
+from model.atomic import atomic_path, write_json
+from model.feature_set import FeatureSet
+from model.progress import CancelToken, ProgressCallback, report
+
+from .config import FeatureConfig
+from .encoders import AudioSheetModel, build_model
+from .frontend import audio_patches, load_grey, pool_time, sheet_windows
+from .lyrics import LyricsEncoder, train_lyrics_encoder
+from .metrics import audio_sheet_figures
+from .pretrain import Ragged, embed_pairs, pitch_histograms, pretrain
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "audio_sheet.pt"
+REPORT_NAME = "pretrain.json"
+FRONTEND_FIELDS = ("sample_rate", "stft_window_s", "stft_hop_s", "n_mels", "mel_fmin", "mel_fmax",
+                   "log_offset", "patch_frames", "patch_hop_frames", "audio_time_pool", "sheet_height",
+                   "sheet_staff_space", "sheet_default_space", "sheet_window", "sheet_hop")
+
+
+# -- front end over a dataset -------------------------------------------------
+
+def audio_input(wave: np.ndarray, sample_rate: int, config: FeatureConfig) -> np.ndarray:
+    """What the audio CNN sees: time-pooled VGGish patches, float16 ``(P, 96/pool, 64)``."""
+    return pool_time(audio_patches(wave, sample_rate, config), config.audio_time_pool).astype(np.float16)
+
+
+def sheet_input(png: str | Path, config: FeatureConfig) -> np.ndarray:
+    """What the sheet CNN sees: staff-band windows, float16 ``(P, H, W)``."""
+    return sheet_windows(load_grey(png), config).astype(np.float16)
+
+
+def compute_inputs(dataset: Any, sample_ids: Sequence[str], config: FeatureConfig, workers: int = 2,
+                   progress: Optional[ProgressCallback] = None,
+                   cancel: Optional[CancelToken] = None) -> tuple[Ragged, Ragged]:
+    """Front-end inputs of ``sample_ids`` (audio, sheet), in that order.
+
+    Uses ``workers`` threads (numpy, torch's FFT, PIL and the FLAC decoder
+    release the GIL).
+    """
+    def one(sample_id: str) -> tuple[np.ndarray, np.ndarray]:
+        wave, sr = dataset.load_audio(sample_id)
+        return audio_input(wave, sr, config), sheet_input(dataset.sheet_path(sample_id), config)
+
+    audio: list[np.ndarray] = []
+    sheet: list[np.ndarray] = []
+    total = len(sample_ids)
+    chunk = 256
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for start in range(0, total, chunk):
+            for a, s in pool.map(one, sample_ids[start:start + chunk]):
+                audio.append(a)
+                sheet.append(s)
+            report(progress, "frontend", len(audio), total, "log-mel patches and staff windows")
+            if cancel is not None:
+                cancel.raise_if_set()
+    a_shape = (config.patch_frames // config.audio_time_pool, config.n_mels)
+    return (Ragged.from_list(audio, a_shape),
+            Ragged.from_list(sheet, (config.sheet_height, config.sheet_window)))
+
+
+def _inputs_key(dataset_hash: str, config: FeatureConfig) -> str:
+    return hashlib.sha256(f"{dataset_hash}|{config.digest(FRONTEND_FIELDS)}".encode()).hexdigest()[:16]
+
+
+def load_or_compute_inputs(dataset: Any, config: FeatureConfig, workers: int = 2,
+                           progress: Optional[ProgressCallback] = None,
+                           cancel: Optional[CancelToken] = None) -> tuple[Ragged, Ragged]:
+    """Inputs of every sample of ``dataset`` (manifest order), cached on disk."""
+    path = Path(dataset.root) / "features" / f"inputs-{_inputs_key(dataset.content_hash, config)}.npz"
+    ids = [s.sample_id for s in dataset.samples]
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if list(data["sample_ids"]) == ids:
+                    report(progress, "frontend", len(ids), len(ids), "front-end inputs from cache")
+                    return (Ragged(data["audio"], data["audio_offsets"]),
+                            Ragged(data["sheet"], data["sheet_offsets"]))
+        except (OSError, KeyError, ValueError):
+            pass  # unreadable cache: recompute
+    audio, sheet = compute_inputs(dataset, ids, config, workers, progress, cancel)
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez(tmp, sample_ids=np.array(ids, dtype=str), audio=audio.data, audio_offsets=audio.offsets,
+                 sheet=sheet.data, sheet_offsets=sheet.offsets)
+    return audio, sheet
+
+
+# -- encoders folder ----------------------------------------------------------
+
+def has_trained_encoders(folder: str | Path | None) -> bool:
+    """True when ``folder`` holds a config, the CNN weights and both skip-gram models."""
+    if folder is None:
+        return False
+    from .lyrics import SYLLABLE_FILE, WORD_FILE
+    folder = Path(folder)
+    return all((folder / name).is_file() for name in (CONFIG_NAME, WEIGHTS_NAME, SYLLABLE_FILE, WORD_FILE))
+
+
+def state_dict_digest(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of a state dict's names, shapes and values (file-format independent)."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        h.update(name.encode())
+        h.update(str(tuple(tensor.shape)).encode())
+        h.update(str(tensor.dtype).encode())
+        h.update(tensor.numpy().tobytes())
+    return h.hexdigest()
+
+
+@dataclass
+class Encoders:
+    """Trained extractors loaded from an encoders folder."""
+
+    folder: Path
+    config: FeatureConfig
+    model: AudioSheetModel
+    lyrics: LyricsEncoder
+    checkpoint_hash: str
+    report: dict[str, Any]
+
+
+def save_audio_sheet(model: AudioSheetModel, folder: str | Path) -> None:
+    """State dicts only (``{"audio": ..., "sheet": ...}``), written atomically."""
+    state = {"audio": model.audio.state_dict(), "sheet": model.sheet.state_dict()}
+    with atomic_path(Path(folder) / WEIGHTS_NAME, suffix=".pt") as tmp:
+        torch.save(state, tmp)
+
+
+def load_encoders(folder: str | Path, device: str = "cpu") -> Encoders:
+    """Load trained encoders (``torch.load(weights_only=True)``; no pickled code)."""
+    folder = Path(folder)
+    if not has_trained_encoders(folder):
+        raise FileNotFoundError(f"{folder}: no trained encoders (need {CONFIG_NAME}, {WEIGHTS_NAME} "
+                                "and the skip-gram models)")
+    config = FeatureConfig.from_json(folder / CONFIG_NAME)
+    model = build_model(config)
+    state = torch.load(folder / WEIGHTS_NAME, map_location="cpu", weights_only=True)
+    model.audio.load_state_dict(state["audio"])
+    model.sheet.load_state_dict(state["sheet"])
+    model.to(device).eval()
+    lyrics = LyricsEncoder.load(folder)
+    flat = {f"audio.{k}": v for k, v in state["audio"].items()}
+    flat.update({f"sheet.{k}": v for k, v in state["sheet"].items()})
+    checkpoint_hash = hashlib.sha256(
+        (state_dict_digest(flat) + lyrics.digest()).encode()).hexdigest()[:16]
+    report_path = folder / REPORT_NAME
+    report_data = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else {}
+    return Encoders(folder, config, model, lyrics, checkpoint_hash, report_data)
+
+
+def _songs_for_lyrics(dataset: Any, split: str = "train") -> list[list[tuple[str, bool]]]:
+    """Each training song's syllables (with word starts), its samples in order."""
+    by_song: dict[str, list[Any]] = {}
+    for s in dataset.samples:
+        if s.split == split:
+            by_song.setdefault(s.song_id, []).append(s)
+    songs = []
+    for song_id in sorted(by_song):
+        notes = [n for s in sorted(by_song[song_id], key=lambda x: x.start) for n in s.notes]
+        songs.append([(n.syllable, n.word_start) for n in notes])
+    return songs
+
+
+def train_encoders(dataset: Any, config: FeatureConfig, folder: str | Path, inputs: tuple[Ragged, Ragged],
+                   device: str = "cpu", progress: Optional[ProgressCallback] = None,
+                   cancel: Optional[CancelToken] = None,
+                   log: Optional[Callable[[str], None]] = None) -> Encoders:
+    """Pre-train the CNNs and train (or load) the skip-gram models into ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config.to_json(folder / CONFIG_NAME)
+    audio, sheet = inputs
+    split = np.array([s.split for s in dataset.samples])
+    tr, va = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
+    t0 = time.perf_counter()
+    if config.use_published_skipgram:
+        lyrics = LyricsEncoder.load_published(config.use_published_skipgram)
+    else:
+        report(progress, "skipgram", 0, 1, "training skip-gram models")
+        lyrics = train_lyrics_encoder(_songs_for_lyrics(dataset), config)
+        report(progress, "skipgram", 1, 1, "skip-gram models trained")
+    skipgram_s = time.perf_counter() - t0
+    lyrics.save(folder)
+    t0 = time.perf_counter()
+    pitches = pitch_histograms([dataset.samples[i] for i in tr])
+    result = pretrain(audio.subset(tr), sheet.subset(tr), audio.subset(va), sheet.subset(va), config,
+                      folder, device, progress, cancel, log, train_pitches=pitches)
+    pretrain_s = time.perf_counter() - t0
+    save_audio_sheet(result.model.cpu(), folder)
+    write_json(folder / REPORT_NAME, {
+        "dataset_hash": dataset.content_hash, "dataset_root": str(dataset.root),
+        "audio_renderer": getattr(dataset, "renderers", {}).get("audio"),
+        "train_samples": int(len(tr)), "val_samples": int(len(va)), "best_epoch": result.best_epoch,
+        "val": result.val_figures, "history": result.history, "pretrain_seconds": pretrain_s,
+        "skipgram_seconds": skipgram_s, "device": device, "resumed_from_epoch": result.resumed_from,
+        "lyrics_dim": lyrics.dim, "syllable_vocab": len(lyrics.syllables.index_to_key),
+        "word_vocab": len(lyrics.words.index_to_key)})
+    (folder / "pretrain_resume.pt").unlink(missing_ok=True)
+    return load_encoders(folder, device)
+
+
+# -- the API ------------------------------------------------------------------
+
+def default_encoders_dir(dataset: Any, config: FeatureConfig) -> Path:
+    return Path(dataset.root) / "encoders" / f"{config.digest()}-{dataset.content_hash[:12]}"
+
+
+def cache_key(dataset_hash: str, config: FeatureConfig, checkpoint_hash: str) -> str:
+    blob = f"{dataset_hash}|{config.digest()}|{checkpoint_hash}".encode()
+    return hashlib.sha256(blob).hexdigest()[:20]
+
+
+def _open(dataset: Any) -> Any:
+    if isinstance(dataset, (str, Path)):
+        from model.dataset import Dataset
+        return Dataset.open(dataset)
+    return dataset
+
+
+def extract_features(dataset: Any, config: FeatureConfig | None = None, *,
+                     encoders_dir: str | Path | None = None, device: str = "cpu",
+                     progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None,
+                     force: bool = False, workers: int = 2,
+                     log: Optional[Callable[[str], None]] = None) -> FeatureSet:
+    """The dataset's audio, sheet and lyrics features (cached).
+
+    Parameters
+    ----------
+    dataset : Dataset or path
+        A built dataset (``model.dataset.Dataset``) or its folder.
+    config : FeatureConfig, optional
+        Extractor configuration (default ``FeatureConfig()``).  Ignored when
+        ``encoders_dir`` already holds trained encoders: their own
+        ``config.json`` applies.
+    encoders_dir : path, optional
+        Trained encoders to use, or where to train them.  Default:
+        ``DATASET/encoders/<config digest>-<dataset hash>`` (reused when
+        present).
+    device : str
+        ``"cpu"`` or ``"cuda"`` (never required).
+    progress, cancel
+        Progress callback (stages ``frontend``, ``skipgram``, ``pretrain``,
+        ``extract``, ``cache``) and cancel token.
+    force : bool
+        Recompute the features even when cached (trained encoders are kept).
+    workers : int
+        Threads for the front end.
+    log : callable, optional
+        Receives one line per pre-training epoch.
+
+    Returns
+    -------
+    FeatureSet
+        Rows in the dataset's manifest order; ``meta`` holds ``dataset_hash``,
+        ``config``, ``encoders_dir``, ``checkpoint_hash``, ``cache_key``,
+        ``cache_path`` and the audio↔sheet figures per split.
+    """
+    dataset = _open(dataset)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda requested but no CUDA device is available")
+    encoders: Encoders | None = None
+    if encoders_dir is not None and has_trained_encoders(encoders_dir):
+        encoders = load_encoders(encoders_dir, device)
+        config = encoders.config
+    else:
+        config = config or FeatureConfig()
+        encoders_dir = Path(encoders_dir) if encoders_dir is not None else default_encoders_dir(dataset, config)
+        if has_trained_encoders(encoders_dir):
+            encoders = load_encoders(encoders_dir, device)
+            if encoders.config.digest() != config.digest():
+                raise ValueError(f"{encoders_dir} holds encoders trained with another configuration")
+    features_dir = Path(dataset.root) / "features"
+    if encoders is not None:
+        key = cache_key(dataset.content_hash, config, encoders.checkpoint_hash)
+        path = features_dir / f"{key}.npz"
+        if path.exists() and not force:
+            report(progress, "cache", 1, 1, f"features from cache {path}")
+            fs = FeatureSet.load(path)
+            fs.meta["cache_path"] = str(path)
+            return fs
+
+    inputs = load_or_compute_inputs(dataset, config, workers, progress, cancel)
+    if encoders is None:
+        encoders = train_encoders(dataset, config, encoders_dir, inputs, device, progress, cancel, log)
+    key = cache_key(dataset.content_hash, config, encoders.checkpoint_hash)
+    path = features_dir / f"{key}.npz"
+
+    t0 = time.perf_counter()
+    audio_in, sheet_in = inputs
+    n = len(dataset.samples)
+    report(progress, "extract", 0, n, "embedding audio and sheets")
+    audio_vec, sheet_vec = embed_pairs(encoders.model, audio_in, sheet_in, device, config.extract_batch)
+    report(progress, "extract", n, n, "embedding lyrics")
+    lyrics_vec = np.stack([encoders.lyrics.encode_sample(s.syllables, [nt.word_start for nt in s.notes])
+                           for s in dataset.samples]) if n else np.zeros((0, encoders.lyrics.dim), np.float32)
+    extract_s = time.perf_counter() - t0
+    if cancel is not None:
+        cancel.raise_if_set()
+
+    splits = np.array([s.split for s in dataset.samples], dtype=str)
+    figures = {}
+    for split in ("train", "val", "test"):
+        mask = splits == split
+        if mask.sum() >= 2:
+            figures[split] = audio_sheet_figures(audio_vec[mask], sheet_vec[mask])
+    meta = {
+        "dataset_hash": dataset.content_hash, "dataset_root": str(dataset.root),
+        "config": config.to_dict(), "encoders_dir": str(encoders.folder),
+        "checkpoint_hash": encoders.checkpoint_hash, "cache_key": key,
+        "lyrics_dim": int(encoders.lyrics.dim), "audio_renderer": getattr(dataset, "renderers", {}).get("audio"),
+        "audio_sheet_figures": figures, "pretrain": {k: encoders.report.get(k) for k in
+                                                     ("best_epoch", "val", "pretrain_seconds", "dataset_hash")},
+        "extract_seconds": extract_s, "device": device,
+    }
+    fs = FeatureSet(np.array([s.sample_id for s in dataset.samples], dtype=str),
+                    np.array([s.song_id for s in dataset.samples], dtype=str), splits,
+                    audio_vec.astype(np.float32), sheet_vec.astype(np.float32),
+                    lyrics_vec.astype(np.float32), meta)
+    fs.save(path)
+    fs.meta["cache_path"] = str(path)
+    report(progress, "extract", n, n, f"features cached at {path}")
+    return fs
