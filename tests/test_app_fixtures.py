@@ -96,3 +96,18 @@ def open_tiny(qtbot, window, run_dir=None):
     with qtbot.waitSignal(window.controller.dataset_opened, timeout=30000):
         window.controller.open_dataset(tiny_dataset_path(), run_dir=run_dir)
     return window.session.dataset
+
+
+@lru_cache(maxsize=None)
+def tiny_run_path() -> str:
+    """A short real UGAAR run on the tiny dataset's features."""
+    from model.dataset import Dataset
+    from model.ugaar.config import RunConfig
+    from model.ugaar.trainer import Trainer
+    from ugaar_app.controller import find_cached_features
+    tiny_features_ready()
+    ds = Dataset.open(tiny_dataset_path())
+    fs = find_cached_features(ds)
+    run_dir = Path(ds.root) / "runs" / "fixture-ugaar"
+    Trainer(RunConfig.for_method("ugaar", epochs=6, seed=0), fs, run_dir).run()
+    return str(run_dir)

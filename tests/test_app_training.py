@@ -1,0 +1,130 @@
+"""Training, retrieval, map and export with the real core on a tiny dataset."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QItemSelectionModel, QPoint, QRectF, Qt
+
+from test_app_fixtures import (app_home, needs_trainer, open_tiny, tiny_run_path,  # noqa: F401
+                               window)
+
+
+@pytest.fixture
+def trained(qtbot, window):
+    needs_trainer()
+    run = tiny_run_path()
+    with qtbot.waitSignal(window.controller.run_opened, timeout=60000):
+        open_tiny(qtbot, window, run_dir=run)
+    return run
+
+
+def test_start_and_stop_real_training(qtbot, window):
+    needs_trainer()
+    open_tiny(qtbot, window)
+    assert window.session.features is not None
+    panel = window.training
+    assert panel.start_btn.isEnabled()
+    panel.epochs.setValue(500)  # long enough that only Stop ends it
+    qtbot.mouseClick(panel.start_btn, Qt.LeftButton)
+    task = panel.task
+    assert task is not None and not panel.start_btn.isEnabled() and panel.stop_btn.isEnabled()
+    qtbot.waitUntil(lambda: panel.g_curves.points() > 0 and panel.d_curves.points() > 0, timeout=60000)
+    qtbot.mouseClick(panel.stop_btn, Qt.LeftButton)
+    qtbot.waitUntil(lambda: task.done, timeout=60000)
+    qtbot.wait(50)
+    assert panel.last_status == "stopped"
+    assert str(panel.run_dir) in panel.run_names()   # the run is listed
+    assert {"total"} <= set(panel.g_curves.data) and panel.g_curves.checks["total"].isChecked()
+    # each term is toggleable
+    panel.g_curves.checks["total"].setChecked(False)
+    assert not panel.g_curves.curves["total"].isVisible()
+    assert panel.start_btn.isEnabled()
+    xs, ys = panel.g_curves.data["total"]
+    assert len(xs) >= 1 and np.isfinite(ys).all()
+
+
+def test_row_selection_agrees_everywhere_and_partner_is_marked(qtbot, window, trained):
+    qtbot.waitUntil(lambda: window.map_view.coords is not None, timeout=60000)
+    lib = window.library
+    ds = window.session.dataset
+    sid = next(s.sample_id for s in ds.samples if s.split == "train")
+    row = lib.model.row_of(sid)
+    lib.table.selectionModel().setCurrentIndex(lib.proxy.mapFromSource(lib.model.index(row, 0)),
+                                               QItemSelectionModel.ClearAndSelect | QItemSelectionModel.Rows)
+    # sample view
+    assert sid in window.sample_view.meta.text()
+    # retrieval: the true partner is listed and marked at the rank the index gives
+    ret = window.retrieval
+    index = window.session.index
+    assert ret.result_ids("sheet") and ret.result_ids("lyrics")
+    for target in ("sheet", "lyrics"):
+        rank = index.rank_of(sid, "audio", target)
+        assert ret.partner_rank(target) == (rank if rank <= ret.k.value() else None)
+    assert ret.partner_rank("sheet") is not None
+    # all six directions reachable through the source modality
+    for i, src in enumerate(("audio", "sheet", "lyrics")):
+        ret.source.setCurrentIndex(i)
+        assert set(ret.targets) == {"audio", "sheet", "lyrics"} - {src}
+        assert ret.result_ids(ret.targets[0])
+    # map: the selected sample's three points are joined
+    mv = window.map_view
+    x, y = mv.sel_line.getData()
+    assert len(x) == 4
+    for k, mod in enumerate(("audio", "sheet", "lyrics")):
+        p = mv.point_pos(sid, mod)
+        assert (x[k], y[k]) == pytest.approx((p.x(), p.y()))
+    assert len(mv.neighbours) > 0
+    # clicking a retrieval result selects it everywhere
+    tree = ret.lists["0"]
+    item = tree.topLevelItem(1)
+    tree.itemClicked.emit(item, 0)
+    assert window.session.selected == item.data(0, Qt.UserRole)
+    assert lib.selected_sample_id() == item.data(0, Qt.UserRole)
+
+
+def test_click_map_point_selects_library_row(qtbot, window, trained):
+    qtbot.waitUntil(lambda: window.map_view.coords is not None, timeout=60000)
+    window.tabs.setCurrentWidget(window.map_view)
+    mv = window.map_view
+    mv.play_on_click.setChecked(False)
+    qtbot.wait(100)
+    target = mv.ids[-1]
+    vb = mv.plot.getViewBox()
+    scene_pt = vb.mapViewToScene(mv.point_pos(target, "sheet"))
+    view_pt = mv.plot.mapFromScene(scene_pt)
+    qtbot.mouseClick(mv.plot.viewport(), Qt.LeftButton, pos=QPoint(int(view_pt.x()), int(view_pt.y())))
+    qtbot.waitUntil(lambda: window.session.selected is not None, timeout=3000)
+    chosen = window.session.selected
+    assert window.library.selected_sample_id() == chosen
+    assert chosen == target or np.allclose(  # another point drawn on the same pixel
+        [mv.point_pos(chosen, m).x() for m in ("audio", "sheet", "lyrics")][1],
+        mv.point_pos(target, "sheet").x(), atol=abs(vb.viewPixelSize()[0]) * 8)
+    # box selection lists the boxed samples in the library
+    xs, ys = mv.coords[:, 0], mv.coords[:, 1]
+    mv.box_select(QRectF(float(xs.min()) - 1, float(ys.min()) - 1, float(np.ptp(xs)) + 2, float(np.ptp(ys)) + 2))
+    assert sorted(window.library.visible_ids()) == sorted(mv.ids)
+    assert window.library.map_sel_bar.isVisibleTo(window)
+    mv.box_select(QRectF(float(xs.min()) - 1, float(ys.min()) - 1, 1e-9, 1e-9))
+    n_all = len(window.session.dataset.samples)
+    assert len(window.library.visible_ids()) == n_all  # an empty box clears the map filter
+    assert not window.library.map_sel_bar.isVisibleTo(window)
+    mv.box_select(QRectF(float(xs.min()) - 1, float(ys.min()) - 1, float(np.ptp(xs)) + 2, float(np.ptp(ys)) + 2))
+    qtbot.mouseClick(window.library.clear_map_sel, Qt.LeftButton)
+    assert len(window.library.visible_ids()) == len(window.session.dataset.samples)
+
+
+def test_exports(qtbot, window, trained, tmp_path):
+    from ugaar_app.export import export_tables, write_projector
+    s = window.session
+    vec, meta = write_projector(s.embeddings, s.embedding_ids, s.dataset, tmp_path / "proj")
+    n = len(s.embedding_ids)
+    assert len(vec.read_text().splitlines()) == 3 * n
+    lines = meta.read_text().splitlines()
+    assert lines[0].startswith("sample_id\tmodality") and len(lines) == 3 * n + 1
+    assert len(vec.read_text().splitlines()[0].split("\t")) == s.embeddings["audio"].shape[1]
+    out = export_tables(window, tmp_path / "tables.csv")
+    assert out is not None
+    csv_rows = (tmp_path / "tables.csv").read_text().splitlines()
+    assert csv_rows[0].startswith("direction,R@1") and len(csv_rows) == 7
+    md = (tmp_path / "tables.md").read_text()
+    assert "audio→sheet" in md and "| direction |" in md
