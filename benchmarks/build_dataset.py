@@ -5,6 +5,7 @@ Usage::
     python benchmarks/build_dataset.py --songs 500 --workers 1 2
     python benchmarks/build_dataset.py --full --workers 2            # whole LMD-full release
     python benchmarks/build_dataset.py --from-manifest ~/.cache/ugaar/bench/lmd-full
+    python benchmarks/build_dataset.py --no-subset --renderers ~/.cache/ugaar/bench/lmd-full
 
 Rendering rates come from fresh builds of the first ``--songs`` songs of the
 shared LMD-full release (paper rules) into temporary folders; the builder
@@ -19,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import sys
 import tempfile
@@ -84,6 +86,54 @@ def from_manifest(folder: str) -> dict:
             "display_sheets": display, **_rates(ds, display)}
 
 
+def _cpu_s() -> float:
+    """CPU seconds of this process and its waited-for children (LilyPond)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def bench_renderers(folder: str, n: int) -> list[dict]:
+    """Wall and CPU time per unit of each renderer alone, one process, on ``n`` samples.
+
+    CPU time is what a dedicated core would need; on a shared machine wall
+    time is larger by the contention.
+    """
+    from model.render.audio import make_audio_renderer, write_audio
+    from model.render.sheet import SheetJob, SheetRenderer
+    samples = Dataset.open(folder).samples[:n]
+    work = Path(tempfile.mkdtemp(prefix="ugaar-bench-r-"))
+    rows = []
+    try:
+        for kind in ("fluidsynth", "builtin"):
+            try:
+                renderer = make_audio_renderer(kind)
+            except Exception as exc:  # noqa: BLE001 - FluidSynth may be absent
+                print(f"  {kind}: not available ({exc})")
+                continue
+            c0, t0 = _cpu_s(), time.perf_counter()
+            for s in samples:
+                write_audio(work / f"{s.sample_id}.flac", renderer.render(s.notes), 16000)
+            rows.append({"renderer": f"audio {kind} (+FLAC write)", "n": len(samples),
+                         "wall_ms": 1000 * (time.perf_counter() - t0) / len(samples),
+                         "cpu_ms": 1000 * (_cpu_s() - c0) / len(samples)})
+        for with_lyrics in (False, True):
+            sheet = SheetRenderer(batch_size=32)
+            jobs = [SheetJob(work / f"{s.sample_id}-{with_lyrics}.png", s.notes,
+                             with_lyrics=with_lyrics, tempo_bpm=120) for s in samples]
+            c0, t0 = _cpu_s(), time.perf_counter()
+            ok = sum(r.ok for r in sheet.render_batch(jobs))
+            rows.append({"renderer": f"sheet lilypond lyrics={with_lyrics} (batch 32)",
+                         "n": ok, "wall_ms": 1000 * (time.perf_counter() - t0) / len(jobs),
+                         "cpu_ms": 1000 * (_cpu_s() - c0) / len(jobs)})
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    for row in rows:
+        print(f"{row['renderer']:>40} | {row['n']:5d} | wall {row['wall_ms']:6.1f} ms | "
+              f"cpu {row['cpu_ms']:6.1f} ms per unit", flush=True)
+    return rows
+
+
 def _print(row: dict) -> None:
     print(f"{row['what']:>28} | workers {row['workers']} | display {str(row['display_sheets']):5} | "
           f"{row['samples']:6d} samples | parse {row['parse_s']:7.1f} s | "
@@ -104,12 +154,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full-out", default=None, help="keep the full build in this folder")
     parser.add_argument("--from-manifest", nargs="*", default=[],
                         help="report the stage timings recorded in built datasets")
+    parser.add_argument("--renderers", default=None, metavar="DIR",
+                        help="time each renderer alone (wall and CPU) on samples of DIR")
+    parser.add_argument("--renderer-samples", type=int, default=128)
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
 
     print(f"# {platform.node()} · {os.cpu_count()} CPUs · load {os.getloadavg()[0]:.1f}",
           flush=True)
     rows = []
+    if args.renderers:
+        rows += bench_renderers(args.renderers, args.renderer_samples)
     for folder in args.from_manifest:
         rows.append(from_manifest(folder))
         _print(rows[-1])
