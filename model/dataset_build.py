@@ -30,7 +30,8 @@ from model.samples import assign_split, make_windows, sample_id_for
 from model.song import Note, Sample, Song
 
 STATE_NAME = ".build_state.json"
-PARSE_CHUNK = 16       # source items per worker task: amortises process round trips
+PARSE_CHUNK = 16       # .npy items per worker task: amortises process round trips
+SLOW_PARSE_CHUNK = 2   # music21 parses a score in ~1 s: small tasks keep cancel prompt
 AUDIO_CHUNK = 64       # samples per audio task
 
 
@@ -238,7 +239,11 @@ def _as_dict(data: Any) -> Any:
 def _parse_all(config: BuildConfig, items: list[str], progress: Optional[ProgressCallback],
                cancel: Optional[CancelToken]) -> list[dict[str, Any]]:
     cleaning_json = _as_dict(config.cleaning.to_json())
-    chunks = list(_chunks(items, PARSE_CHUNK))
+    # In-process there is no round trip to amortise: one item per task, so
+    # cancel and progress follow every song.
+    size = 1 if config.workers <= 1 else (PARSE_CHUNK if config.source == "lmd-npy"
+                                          else SLOW_PARSE_CHUNK)
+    chunks = list(_chunks(items, size))
     tasks = [(config.source, list(c), cleaning_json) for c in chunks]
     out = _run_tasks(_parse_chunk, tasks, config.workers, "parse",
                      [len(c) for c in chunks], progress, cancel)
