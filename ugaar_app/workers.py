@@ -8,6 +8,7 @@ chatty core function cannot flood the event loop.
 """
 from __future__ import annotations
 
+import collections
 import threading
 import time
 import traceback
@@ -92,7 +93,8 @@ class _Runnable(QRunnable):
         self.setAutoDelete(True)
 
     def run(self) -> None:  # noqa: D401 - Qt API
-        self.task.run_here()
+        task, self.task = self.task, None
+        task.run_here()  # the manager keeps the Task alive; it is released on the GUI thread
 
 
 class TaskManager(QObject):
@@ -106,6 +108,9 @@ class TaskManager(QObject):
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(4)
         self.active: list[Task] = []
+        # Ended tasks are kept a while so their last reference is never dropped on a
+        # worker thread (a QObject must be destroyed on the thread it lives in).
+        self.recent: collections.deque[Task] = collections.deque(maxlen=64)
 
     def start(self, name: str, fn: Callable[..., Any], *,
               on_done: Optional[Callable[[Any], None]] = None,
@@ -130,6 +135,7 @@ class TaskManager(QObject):
     def _ended(self, task: Task) -> None:
         if task in self.active:
             self.active.remove(task)
+        self.recent.append(task)
         self.task_ended.emit(task)
 
     def cancel_all(self) -> None:
