@@ -27,6 +27,10 @@ def default_dataset_dir() -> Path:
     return datasets_dir() / "music21-default"
 
 
+def quick_dataset_dir() -> Path:
+    return datasets_dir() / "music21-quick"
+
+
 def runs_dir_for(dataset: Any) -> Path:
     """Runs of a dataset live inside it (as the CLI writes them)."""
     return Path(dataset.root) / "runs"

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QProgressBar, Q
                                QVBoxLayout, QWidget)
 
 from .bridge import SessionBridge
-from .controller import AppController, default_dataset_dir
+from .controller import AppController, default_dataset_dir, quick_dataset_dir
 from .workers import Task
 
 STEPS = [("build", "Build the embedded default dataset",
@@ -25,6 +25,8 @@ STEPS = [("build", "Build the embedded default dataset",
          ("map", "Compute the embedding map", "UMAP of the common space, cached with the run")]
 
 FIRST_RUN = {"method": "ugaar", "epochs": 15}
+#: Works of the corpus the quick start reads (sorted order); the full corpus has ~430.
+QUICK_LIMIT = 60
 
 
 class FirstLaunchPanel(QWidget):
@@ -53,9 +55,12 @@ class FirstLaunchPanel(QWidget):
                        "trains a first model and draws the map — each step's progress shows below, and "
                        "each part of the window becomes usable as soon as its input exists.")
         intro.setWordWrap(True)
-        self.go = QPushButton("Build, extract and train")
+        self.go = QPushButton(f"Quick start — {QUICK_LIMIT} works, a few minutes")
         self.go.setObjectName("primary")
         self.go.setMinimumHeight(34)
+        self.go.setToolTip("Build a dataset from the first works of the corpus, extract features, train, map")
+        self.go_full = QPushButton("Full corpus — all ~430 works (slower)")
+        self.go_full.setMinimumHeight(34)
         self.cancel_btn = QPushButton("Cancel")
         self.cancel_btn.setEnabled(False)
         self.summary = QLabel("")
@@ -86,6 +91,7 @@ class FirstLaunchPanel(QWidget):
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.go)
+        buttons.addWidget(self.go_full)
         buttons.addWidget(self.cancel_btn)
         buttons.addStretch(1)
         inner = QWidget()
@@ -103,7 +109,8 @@ class FirstLaunchPanel(QWidget):
         outer.addStretch(1)
         outer.addWidget(inner, 8)
         outer.addStretch(1)
-        self.go.clicked.connect(lambda: self.start())
+        self.go.clicked.connect(lambda: self.start(QUICK_LIMIT))
+        self.go_full.clicked.connect(lambda: self.start(0))
         self.cancel_btn.clicked.connect(self.cancel)
 
     # ---- steps -------------------------------------------------------------------------------
@@ -125,14 +132,18 @@ class FirstLaunchPanel(QWidget):
                       else f"{p.stage} … {p.message}".strip(), p.done, p.total)
         return on
 
-    def start(self, limit: Optional[int] = None) -> None:
-        """Run the missing steps in order (a finished step is skipped)."""
+    def target_dir(self):
+        return default_dataset_dir() if not self.build_limit else quick_dataset_dir()
+
+    def start(self, limit: Optional[int] = QUICK_LIMIT) -> None:
+        """Run the missing steps in order (a finished step is skipped); ``limit`` 0 = full corpus."""
         if self.running:
             return
         self.running = True
-        self.build_limit = limit if limit is not None else self.build_limit
+        self.build_limit = limit or None
         self.t0 = time.perf_counter()
         self.go.setEnabled(False)
+        self.go_full.setEnabled(False)
         self.cancel_btn.setEnabled(True)
         for key, *_ in STEPS:
             self._set(key, "wait", "waiting")
@@ -148,6 +159,7 @@ class FirstLaunchPanel(QWidget):
         self.running = False
         self.task = None
         self.go.setEnabled(True)
+        self.go_full.setEnabled(True)
         self.cancel_btn.setEnabled(False)
 
     def cancel(self) -> None:
@@ -169,15 +181,16 @@ class FirstLaunchPanel(QWidget):
 
     def _step_build(self) -> None:
         ds = self.session.dataset
-        if ds is not None and str(ds.root) == str(default_dataset_dir()):
+        target = self.target_dir()
+        if ds is not None and str(ds.root) == str(target):
             self._set("build", "skip", f"{len(ds.samples)} samples (already built)")
             return self._step_features()
-        if (default_dataset_dir() / "manifest.json").is_file():
+        if (target / "manifest.json").is_file():
             self._set("build", "run", "opening the existing build …", 0, 0)
-            task = self.controller.open_dataset(default_dataset_dir(), then=self._built)
+            task = self.controller.open_dataset(target, then=self._built)
         else:
             from model.dataset import BuildConfig
-            cfg = BuildConfig(source="music21-corpus", path=None, out=str(default_dataset_dir()),
+            cfg = BuildConfig(source="music21-corpus", path=None, out=str(target),
                               limit=self.build_limit, workers=2)
             self._set("build", "run", "starting …", 0, 0)
             task = self.controller.build_dataset(cfg, then=self._built)
@@ -245,8 +258,11 @@ class FirstLaunchPanel(QWidget):
         total = time.perf_counter() - self.t0
         self.step_times["map"] = total
         self._set("map", "done", f"usable after {total:.0f} s")
+        more = (" This quick start used the first works of the corpus; build the full corpus from the "
+                "Datasets tab (or the second button) whenever you like." if self.build_limit else "")
         self.summary.setText(f"All set in {total:.0f} s. The map, retrieval and training tabs are ready; "
-                             "later launches reopen this dataset and run from the cache.")
+                             "later launches reopen this dataset and run from the cache." + more)
+        print(f"UGAAR_FIRST_LAUNCH_MAP {total:.1f}", flush=True)
         self._end()
         self.window_.tabs.setCurrentWidget(self.window_.map_view)
         self.finished.emit(total)

@@ -69,6 +69,14 @@ def main(argv: list[str] | None = None) -> int:
             QTimer.singleShot(int(args.quit_after * 1000), window.close)
 
     window.interactive.connect(on_interactive)
+    first_map: list[float] = []
+
+    def on_map() -> None:
+        if not first_map:
+            first_map.append(time.perf_counter() - T_START)
+            print(f"UGAAR_MAP {first_map[0]:.3f}", flush=True)
+
+    window.map_view.computed.connect(on_map)
     QTimer.singleShot(0, lambda: window.restore_session(args.dataset, args.run, args.first_launch))
     return app.exec()
 

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, Q
                                QMessageBox, QProgressBar, QTabWidget, QToolButton, QWidget)
 
 from .bridge import SessionBridge
-from .controller import AppController, default_dataset_dir
+from .controller import AppController, default_dataset_dir, quick_dataset_dir
 from .dataset_panel import DatasetPanel
 from .library import LibraryWidget
 from .notifications import NotificationArea
@@ -197,8 +197,9 @@ class MainWindow(QMainWindow):
         if dataset and not (Path(dataset) / "manifest.json").is_file():
             self.session.notify("warning", f"The last dataset {dataset} is gone; build or open one.")
             dataset = None
-        if dataset is None and (default_dataset_dir() / "manifest.json").is_file():
-            dataset = str(default_dataset_dir())
+        for fallback in (default_dataset_dir(), quick_dataset_dir()):
+            if dataset is None and (fallback / "manifest.json").is_file():
+                dataset = str(fallback)
         if dataset is None:
             self.tabs.setCurrentWidget(self.start_panel)
             self._mark_interactive()
