@@ -402,6 +402,20 @@ def _render_sheets(config: BuildConfig, root: Path, samples: list[Sample],
     return [f for chunk in out for f in chunk], len(todo)
 
 
+def _old_manifest(root: Path) -> Optional[dict[str, Any]]:
+    try:
+        data = json.loads((root / MANIFEST_NAME).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _sample_settings(config_json: dict[str, Any]) -> dict[str, Any]:
+    """The build settings that decide the samples and their feature files."""
+    return {k: v for k, v in config_json.items()
+            if k not in ("out", "workers", "sheet_batch_size", "display_sheets")}
+
+
 def content_hash(samples: Sequence[Sample], renderers: dict[str, Any]) -> str:
     """SHA-256 over sample ids, songs, starts, splits, notes and renderer identities."""
     h = hashlib.sha256()
@@ -438,9 +452,16 @@ def build_dataset(config: BuildConfig, progress: Optional[ProgressCallback] = No
     t0 = time.perf_counter()
     root = Path(config.out)
     root.mkdir(parents=True, exist_ok=True)
-    # The folder is an unfinished build until the new manifest is written:
-    # an old manifest could point at files this run replaces.
-    (root / MANIFEST_NAME).unlink(missing_ok=True)
+    # An old manifest stays readable (e.g. by a feature extraction running
+    # meanwhile) only while this run cannot invalidate it: same samples, same
+    # renderers.  Otherwise the folder is an unfinished build until the new
+    # manifest is written.
+    old = _old_manifest(root)
+    if old is not None and _sample_settings(old.get("config", {})) != _sample_settings(
+            config.to_json()):
+        old = None
+    if old is None:
+        (root / MANIFEST_NAME).unlink(missing_ok=True)
     timings: dict[str, float] = {}
 
     report(progress, "list", 0, 0)
@@ -462,6 +483,8 @@ def build_dataset(config: BuildConfig, progress: Optional[ProgressCallback] = No
                          + (f" (skipped: {reasons})" if reasons else ""))
 
     renderers = _renderer_identities(config)
+    if old is not None and old.get("renderers") != renderers:
+        (root / MANIFEST_NAME).unlink(missing_ok=True)
     _prepare_state(root, renderers)
     if cancel is not None:
         cancel.raise_if_set()

@@ -188,6 +188,19 @@ def test_midi_with_lyric_events(tmp_path):
     _check_modalities(ds, n_check=3)
 
 
+def test_all_windows_option(tmp_path):
+    src = tmp_path / "midi"
+    src.mkdir()
+    _write_lyric_midi(src / "long.mid", 65)
+    paper = build_dataset(BuildConfig(source="midi", path=str(src), out=str(tmp_path / "paper"),
+                                      display_sheets=False))
+    every = build_dataset(BuildConfig(source="midi", path=str(src), out=str(tmp_path / "all"),
+                                      display_sheets=False, all_windows=True))
+    assert [s.start for s in paper.samples] == [0, 20]
+    assert [s.start for s in every.samples] == [0, 20, 40]
+    assert every.samples[2].syllables[0] == SYLLABLES[40 % len(SYLLABLES)]
+
+
 def test_musicxml_with_lyrics(tmp_path):
     src = tmp_path / "xml"
     src.mkdir()

@@ -113,7 +113,14 @@ def test_display_sheets_added_later_keep_everything_else(lmd_release, reference,
     out = tmp_path / "copy"
     shutil.copytree(reference.root, out)
     before = _files(out)
-    ds = build_dataset(_config(lmd_release, out, display_sheets=True))
+    seen_manifest = []
+
+    def watch(p):
+        seen_manifest.append((out / "manifest.json").exists())
+
+    ds = build_dataset(_config(lmd_release, out, display_sheets=True), progress=watch)
+    # readers (feature extraction) keep a valid manifest while images are added
+    assert all(seen_manifest)
     # the feature inputs and the content hash do not change
     assert ds.content_hash == reference.content_hash
     after = _files(out)
@@ -127,3 +134,20 @@ def test_display_sheets_added_later_keep_everything_else(lmd_release, reference,
     # a second run has nothing left to do
     again = build_dataset(_config(lmd_release, out, display_sheets=True))
     assert again.report["rendered_this_run"] == {"audio": 0, "sheet": 0}
+
+
+def test_changed_settings_unfinish_the_folder_until_rebuilt(lmd_release, reference, tmp_path):
+    import shutil
+    out = tmp_path / "copy"
+    shutil.copytree(reference.root, out)
+    seen_manifest = []
+
+    def watch(p):
+        if p.stage in ("audio", "sheet"):
+            seen_manifest.append((out / "manifest.json").exists())
+
+    ds = build_dataset(_config(lmd_release, out, split_seed=5), progress=watch)
+    assert seen_manifest and not any(seen_manifest)  # the old manifest's splits are wrong now
+    assert ds.content_hash != reference.content_hash
+    assert [s.sample_id for s in ds.samples] == [s.sample_id for s in reference.samples]
+    assert ds.report["rendered_this_run"] == {"audio": 0, "sheet": 0}

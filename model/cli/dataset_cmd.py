@@ -16,7 +16,8 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
 
     build = sub.add_parser("build", help="build (or resume) a dataset folder")
     build.add_argument("--source", required=True, choices=SOURCES,
-                       help="kind of input (music21-corpus needs no PATH)")
+                       help="kind of input (music21-corpus needs no PATH; lmd-npy without "
+                            "PATH reads the shared LMD-full archive when present)")
     build.add_argument("path", nargs="?", default=None,
                        help="folder or file to read (for lmd-npy: the folder holding "
                             "Syllable_Parsing/)")
@@ -69,7 +70,7 @@ class _Bar:
 
 def _build(args: argparse.Namespace) -> int:
     from model.dataset import BuildConfig, build_dataset
-    if args.source != "music21-corpus" and not args.path:
+    if args.source in ("midi", "musicxml") and not args.path:
         raise ValueError(f"--source {args.source} needs a PATH")
     config = BuildConfig(source=args.source, path=args.path, out=args.out, limit=args.limit,
                          workers=max(1, args.workers), all_windows=args.all_windows,
