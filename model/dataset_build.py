@@ -37,33 +37,46 @@ AUDIO_CHUNK = 64       # samples per audio task
 
 # --------------------------------------------------------------------- workers
 # Worker-side functions are module level so a spawned process can import them.
-# Each worker process keeps one renderer of each kind, created on first use:
+# Each process keeps one renderer of each kind, created on first use:
 # re-creating a FluidSynth synthesiser or loading the SoundFont per sample
-# costs more than rendering.
+# costs more than rendering.  In a pool worker the cache is this module's
+# dict (the process ends with the pool); in-process, ``build_dataset`` passes
+# its own dict so nothing outlives the build in the caller's process.
 
 _WORKER_RENDERERS: dict[tuple, Any] = {}
 
 
-def _audio_renderer(kind: str, sample_rate: int) -> Any:
+def _audio_renderer(kind: str, sample_rate: int, cache: Optional[dict] = None) -> Any:
+    cache = _WORKER_RENDERERS if cache is None else cache
     key = ("audio", kind, sample_rate)
-    if key not in _WORKER_RENDERERS:
+    if key not in cache:
         from model.render.audio import make_audio_renderer
-        _WORKER_RENDERERS[key] = make_audio_renderer(kind, sample_rate)
-    return _WORKER_RENDERERS[key]
+        cache[key] = make_audio_renderer(kind, sample_rate)
+    return cache[key]
 
 
-def _sheet_renderer(resolution: Optional[int], batch_size: int) -> Any:
+def _sheet_renderer(resolution: Optional[int], batch_size: int,
+                    cache: Optional[dict] = None) -> Any:
+    cache = _WORKER_RENDERERS if cache is None else cache
     key = ("sheet", resolution, batch_size)
-    if key not in _WORKER_RENDERERS:
+    if key not in cache:
         from model.render.sheet import SheetRenderer
         kwargs: dict[str, Any] = {"batch_size": batch_size}
         if resolution is not None:
             kwargs["resolution"] = resolution
-        _WORKER_RENDERERS[key] = SheetRenderer(**kwargs)
-    return _WORKER_RENDERERS[key]
+        cache[key] = SheetRenderer(**kwargs)
+    return cache[key]
 
 
-def _parse_chunk(kind: str, items: Sequence[str], cleaning_json: Any) -> list[dict[str, Any]]:
+def _close_renderers(cache: dict) -> None:
+    for renderer in cache.values():
+        if hasattr(renderer, "close"):
+            renderer.close()
+    cache.clear()
+
+
+def _parse_chunk(kind: str, items: Sequence[str], cleaning_json: Any,
+                 cache: Optional[dict] = None) -> list[dict[str, Any]]:
     """Parse and clean ``items``; one result dict per item, never raises for one item."""
     from model.cleaning import CleaningConfig, CleaningReport, clean_song, song_fingerprints
     from model.sources import SourceError, get_source
@@ -87,10 +100,11 @@ def _parse_chunk(kind: str, items: Sequence[str], cleaning_json: Any) -> list[di
 
 
 def _render_audio_chunk(kind: str, sample_rate: int,
-                        jobs: Sequence[tuple[str, tuple[Note, ...], str]]) -> list[tuple[str, str]]:
+                        jobs: Sequence[tuple[str, tuple[Note, ...], str]],
+                        cache: Optional[dict] = None) -> list[tuple[str, str]]:
     """Render and write audio for ``jobs``; return ``(sample_id, error)`` for failures."""
     from model.render.audio import write_audio
-    renderer = _audio_renderer(kind, sample_rate)
+    renderer = _audio_renderer(kind, sample_rate, cache)
     failures = []
     for sample_id, notes, out in jobs:
         try:
@@ -101,7 +115,8 @@ def _render_audio_chunk(kind: str, sample_rate: int,
 
 
 def _render_sheet_batch(resolution: Optional[int], batch_size: int,
-                        jobs: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
+                        jobs: Sequence[dict[str, Any]],
+                        cache: Optional[dict] = None) -> list[tuple[str, str]]:
     """Engrave one batch of snippets; write ``sheet/<id>.json`` last as the done marker.
 
     Each job dict: ``sample_id``, ``notes``, ``tempo``, ``png`` (None when the
@@ -111,7 +126,7 @@ def _render_sheet_batch(resolution: Optional[int], batch_size: int,
     true or false once a display sheet was attempted, null before.
     """
     from model.render.sheet import SheetJob
-    renderer = _sheet_renderer(resolution, batch_size)
+    renderer = _sheet_renderer(resolution, batch_size, cache)
     sheet_jobs = []
     for job in jobs:
         if job["png"] is not None:
@@ -153,11 +168,12 @@ def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 def _run_tasks(func: Callable[..., Any], tasks: list[tuple], workers: int, stage: str,
                sizes: list[int], progress: Optional[ProgressCallback],
-               cancel: Optional[CancelToken]) -> list[Any]:
+               cancel: Optional[CancelToken], cache: dict) -> list[Any]:
     """Run ``func(*task)`` for each task, in this process or a pool; results in task order.
 
     ``sizes[i]`` is the number of units in task i (for progress).  Cancel is
     checked between tasks: files already written are complete (atomic).
+    ``cache`` holds the renderers when the tasks run in this process.
     """
     total = sum(sizes)
     done = 0
@@ -167,7 +183,7 @@ def _run_tasks(func: Callable[..., Any], tasks: list[tuple], workers: int, stage
         for i, task in enumerate(tasks):
             if cancel is not None:
                 cancel.raise_if_set()
-            results[i] = func(*task)
+            results[i] = func(*task, cache=cache)
             done += sizes[i]
             report(progress, stage, done, total)
         return results
@@ -237,7 +253,7 @@ def _as_dict(data: Any) -> Any:
 
 
 def _parse_all(config: BuildConfig, items: list[str], progress: Optional[ProgressCallback],
-               cancel: Optional[CancelToken]) -> list[dict[str, Any]]:
+               cancel: Optional[CancelToken], cache: dict) -> list[dict[str, Any]]:
     cleaning_json = _as_dict(config.cleaning.to_json())
     # In-process there is no round trip to amortise: one item per task, so
     # cancel and progress follow every song.
@@ -246,7 +262,7 @@ def _parse_all(config: BuildConfig, items: list[str], progress: Optional[Progres
     chunks = list(_chunks(items, size))
     tasks = [(config.source, list(c), cleaning_json) for c in chunks]
     out = _run_tasks(_parse_chunk, tasks, config.workers, "parse",
-                     [len(c) for c in chunks], progress, cancel)
+                     [len(c) for c in chunks], progress, cancel, cache)
     return [r for chunk in out for r in chunk]
 
 
@@ -304,18 +320,15 @@ def _make_samples(config: BuildConfig, songs: list[Song]) -> tuple[list[Sample],
     return samples, stats, per_song
 
 
-def _renderer_identities(config: BuildConfig) -> dict[str, dict[str, Any]]:
-    from model.render.audio import make_audio_renderer
-    audio = make_audio_renderer(config.audio_renderer, config.sample_rate)
-    sheet = _sheet_renderer(config.sheet_resolution, config.sheet_batch_size)
+def _renderer_identities(config: BuildConfig, cache: dict) -> dict[str, dict[str, Any]]:
+    audio = _audio_renderer(config.audio_renderer, config.sample_rate, cache)
+    sheet = _sheet_renderer(config.sheet_resolution, config.sheet_batch_size, cache)
     identities = {
         "audio": {"name": audio.name, "version": audio.version,
                   "sample_rate": int(audio.sample_rate)},
         "sheet": {"name": sheet.name, "version": sheet.version,
                   "resolution": getattr(sheet, "resolution", config.sheet_resolution)},
     }
-    if hasattr(audio, "close"):
-        audio.close()
     return identities
 
 
@@ -349,15 +362,15 @@ def _done(path: Path) -> bool:
 
 
 def _render_audio(config: BuildConfig, root: Path, samples: list[Sample],
-                  progress: Optional[ProgressCallback], cancel: Optional[CancelToken]
-                  ) -> tuple[list[tuple[str, str]], int]:
+                  progress: Optional[ProgressCallback], cancel: Optional[CancelToken],
+                  cache: dict) -> tuple[list[tuple[str, str]], int]:
     todo = [(s.sample_id, s.notes, str(root / "audio" / f"{s.sample_id}.flac"))
             for s in samples if not _done(root / "audio" / f"{s.sample_id}.flac")]
     (root / "audio").mkdir(parents=True, exist_ok=True)
     chunks = list(_chunks(todo, AUDIO_CHUNK))
     tasks = [(config.audio_renderer, config.sample_rate, list(c)) for c in chunks]
     out = _run_tasks(_render_audio_chunk, tasks, config.workers, "audio",
-                     [len(c) for c in chunks], progress, cancel)
+                     [len(c) for c in chunks], progress, cancel, cache)
     return [f for chunk in out for f in chunk], len(todo)
 
 
@@ -390,7 +403,8 @@ def _sheet_todo(config: BuildConfig, root: Path, sample: Sample,
 
 def _render_sheets(config: BuildConfig, root: Path, samples: list[Sample],
                    tempos: dict[str, float], progress: Optional[ProgressCallback],
-                   cancel: Optional[CancelToken]) -> tuple[list[tuple[str, str]], int]:
+                   cancel: Optional[CancelToken], cache: dict
+                   ) -> tuple[list[tuple[str, str]], int]:
     todo = [job for job in (_sheet_todo(config, root, s, tempos.get(s.song_id, 120.0))
                             for s in samples) if job is not None]
     for folder in ("sheet", "sheet_lyrics"):
@@ -398,7 +412,7 @@ def _render_sheets(config: BuildConfig, root: Path, samples: list[Sample],
     chunks = list(_chunks(todo, max(1, config.sheet_batch_size)))
     tasks = [(config.sheet_resolution, config.sheet_batch_size, list(c)) for c in chunks]
     out = _run_tasks(_render_sheet_batch, tasks, config.workers, "sheet",
-                     [len(c) for c in chunks], progress, cancel)
+                     [len(c) for c in chunks], progress, cancel, cache)
     return [f for chunk in out for f in chunk], len(todo)
 
 
@@ -449,6 +463,15 @@ def build_dataset(config: BuildConfig, progress: Optional[ProgressCallback] = No
     ValueError
         Unknown source kind, unreadable source path, or no samples at all.
     """
+    cache: dict = {}  # this build's renderers when work runs in this process
+    try:
+        return _build(config, progress, cancel, cache)
+    finally:
+        _close_renderers(cache)
+
+
+def _build(config: BuildConfig, progress: Optional[ProgressCallback],
+           cancel: Optional[CancelToken], cache: dict) -> Dataset:
     t0 = time.perf_counter()
     root = Path(config.out)
     root.mkdir(parents=True, exist_ok=True)
@@ -471,7 +494,7 @@ def build_dataset(config: BuildConfig, progress: Optional[ProgressCallback] = No
         cancel.raise_if_set()
 
     t = time.perf_counter()
-    parsed = _parse_all(config, items, progress, cancel)
+    parsed = _parse_all(config, items, progress, cancel, cache)
     timings["parse_s"] = time.perf_counter() - t
     songs, merged, skipped = _select_songs(parsed)
     cleaning = _merge_cleaning(r["cleaning"] for r in parsed if "cleaning" in r)
@@ -482,7 +505,7 @@ def build_dataset(config: BuildConfig, progress: Optional[ProgressCallback] = No
                          f"{len(items)} items, {len(songs)} usable songs"
                          + (f" (skipped: {reasons})" if reasons else ""))
 
-    renderers = _renderer_identities(config)
+    renderers = _renderer_identities(config, cache)
     if old is not None and old.get("renderers") != renderers:
         (root / MANIFEST_NAME).unlink(missing_ok=True)
     _prepare_state(root, renderers)
@@ -490,12 +513,13 @@ def build_dataset(config: BuildConfig, progress: Optional[ProgressCallback] = No
         cancel.raise_if_set()
 
     t = time.perf_counter()
-    audio_failures, audio_rendered = _render_audio(config, root, samples, progress, cancel)
+    audio_failures, audio_rendered = _render_audio(config, root, samples, progress, cancel,
+                                                   cache)
     timings["audio_s"] = time.perf_counter() - t
     t = time.perf_counter()
     tempos = {s.song_id: float(s.tempo_bpm) for s in songs}
     sheet_failures, sheets_rendered = _render_sheets(config, root, samples, tempos,
-                                                     progress, cancel)
+                                                     progress, cancel, cache)
     timings["sheet_s"] = time.perf_counter() - t
 
     # A sample without audio or feature sheet is not a three-modality sample.
