@@ -44,8 +44,12 @@ def pair_embedding(audio: torch.Tensor, sheet: torch.Tensor) -> torch.Tensor:
 
 
 def squared_distances(query: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-    """‖q_b − v_c‖² for every query b and item c: (B, E), (C, E) → (B, C)."""
-    return (query.unsqueeze(1) - items.unsqueeze(0)).pow(2).sum(-1)
+    """‖q_b − v_c‖² for every query b and item c: (B, E), (C, E) → (B, C).
+
+    Computed as ‖q‖² + ‖v‖² − 2 q·v (one matrix product), clamped at 0.
+    """
+    sq = query.pow(2).sum(-1, keepdim=True) + items.pow(2).sum(-1).unsqueeze(0)
+    return (sq - 2.0 * query @ items.t()).clamp_min(0.0)
 
 
 def generative_logits(lyrics: torch.Tensor, pairs: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:

@@ -243,19 +243,27 @@ class Trainer:
         col = torch.randint(self.gt.shape[1], (len(audio),), generator=gen).to(self.device)
         return audio, self.gt[audio, col]
 
+    def _g_forward(self, batch: torch.Tensor, pool: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """H(z) of the queries, F(x)/G(y) of the candidate pool, and p_θ's logits (eq. 3–4)."""
+        cfg, Gn, x = self.config, self.method.generator, self.x
+        out = {"h": Gn("lyrics", x["lyrics"][batch]), "f": Gn("audio", x["audio"][pool[0]]),
+               "g_pool": Gn("sheet", x["sheet"][pool[1]])}
+        out["logits"] = L.generative_logits(out["h"], L.pair_embedding(out["f"], out["g_pool"]), cfg.temperature_g)
+        if cfg.use_kl or cfg.use_align:
+            out["g_own"] = Gn("sheet", x["sheet"][batch])
+        return out
+
     def _d_step(self, batch: torch.Tensor, true_sheet: torch.Tensor, pool: tuple[torch.Tensor, torch.Tensor] | None,
-                gen: torch.Generator) -> dict[str, float]:
-        cfg, D, Gn, x = self.config, self.method.discriminator, self.method.generator, self.x
+                logits: torch.Tensor | None, gen: torch.Generator) -> dict[str, float]:
+        cfg, D, x = self.config, self.method.discriminator, self.x
         terms: dict[str, torch.Tensor] = {}
         theta_q = D("lyrics", x["lyrics"][batch])
         theta_true = D.pair(x["audio"][batch], x["sheet"][true_sheet])
-        if pool is not None and (cfg.use_bce or cfg.use_margin):
-            with torch.no_grad():
-                logits = L.generative_logits(Gn("lyrics", x["lyrics"][batch]),
-                                             Gn.pair(x["audio"][pool[0]], x["sheet"][pool[1]]), cfg.temperature_g)
-                _check_finite(logits, "G's p_θ logits (sampling D's negatives)")
-                idx = torch.multinomial(torch.softmax(logits, -1).cpu(), cfg.n_samples, replacement=True,
-                                        generator=gen).to(self.device)
+        if pool is not None and logits is not None and (cfg.use_bce or cfg.use_margin):
+            logits = logits.detach()
+            _check_finite(logits, "G's p_θ logits (sampling D's negatives)")
+            idx = torch.multinomial(torch.softmax(logits, -1).cpu(), cfg.n_samples, replacement=True,
+                                    generator=gen).to(self.device)
             theta_gen = D.pair(x["audio"][pool[0][idx]], x["sheet"][pool[1][idx]])  # (B, S, E)
             if cfg.use_bce:
                 terms["bce"] = L.discriminator_bce(D.score(theta_q, theta_true),
@@ -274,17 +282,13 @@ class Trainer:
         total = sum(weights[k] * v for k, v in terms.items())
         return self._optimise(self.opt_d, D, total, terms, "D")
 
-    def _g_step(self, batch: torch.Tensor, pool: tuple[torch.Tensor, torch.Tensor],
+    def _g_step(self, batch: torch.Tensor, pool: tuple[torch.Tensor, torch.Tensor], fwd: dict[str, torch.Tensor],
                 gen: torch.Generator) -> dict[str, float]:
         cfg, D, Gn, x = self.config, self.method.discriminator, self.method.generator, self.x
         b = len(batch)
         terms: dict[str, torch.Tensor] = {}
-        h = Gn("lyrics", x["lyrics"][batch])
-        f = Gn("audio", x["audio"][pool[0]])
-        g_pool = Gn("sheet", x["sheet"][pool[1]])
-        logits = L.generative_logits(h, L.pair_embedding(f, g_pool), cfg.temperature_g)
-        need_own_sheet = cfg.use_kl or cfg.use_align
-        g_own = Gn("sheet", x["sheet"][batch]) if need_own_sheet else None
+        h, f, logits = fwd["h"], fwd["f"], fwd["logits"]
+        g_own = fwd.get("g_own")
         if cfg.use_kl:
             terms["kl"] = (L.teacher_student_kl(h, f[:b], cfg.temperature_kl, cfg.kl_detach_teacher)
                            + L.teacher_student_kl(h, g_own, cfg.temperature_kl, cfg.kl_detach_teacher))
@@ -328,6 +332,11 @@ class Trainer:
         return values
 
     def _train_step(self, batch_np: np.ndarray) -> tuple[dict[str, float], dict[str, float]]:
+        """One round: ``d_steps`` D updates, then ``g_steps`` G updates.
+
+        G's forward pass (H, F, G on the candidate pool) is computed once and
+        serves both D's negative sampling and G's first update.
+        """
         cfg = self.config
         _seed_everything(cfg.seed, self.epoch, self.step_in_epoch, 1)
         gen = torch.Generator().manual_seed(_derive_seed(cfg.seed, self.epoch, self.step_in_epoch, 2))
@@ -336,14 +345,21 @@ class Trainer:
         d_any = cfg.use_triplet or (cfg.adversarial and (cfg.use_bce or cfg.use_margin))
         g_any = cfg.use_kl or cfg.use_gen_nll or cfg.use_align or (cfg.adversarial and cfg.use_policy)
         pool = self._sample_pairs(gen, batch) if (cfg.adversarial or g_any) else None
+        fwd = self._g_forward(batch, pool) if pool is not None else None
         d_losses: dict[str, float] = {}
         g_losses: dict[str, float] = {}
         if d_any:
-            for _ in range(cfg.d_steps):
-                d_losses = self._d_step(batch, true_sheet, pool if cfg.adversarial else None, gen)
+            for i in range(cfg.d_steps):
+                if i > 0 and fwd is not None:
+                    with torch.no_grad():
+                        fwd = self._g_forward(batch, pool)
+                d_losses = self._d_step(batch, true_sheet, pool if cfg.adversarial else None,
+                                        fwd["logits"] if fwd is not None else None, gen)
         if g_any and pool is not None:
-            for _ in range(cfg.g_steps):
-                g_losses = self._g_step(batch, pool, gen)
+            for i in range(cfg.g_steps):
+                if i > 0 or not fwd["logits"].requires_grad:
+                    fwd = self._g_forward(batch, pool)
+                g_losses = self._g_step(batch, pool, fwd, gen)
         return g_losses, d_losses
 
     def _validate(self) -> dict[str, dict[str, float]]:
