@@ -8,7 +8,7 @@
    training split, skip-gram models on the training songs' lyrics) into
    ``encoders_dir`` or ``DATASET/encoders/<config>-<dataset>``;
 2. computes the front-end inputs of every sample once (log-mel patches,
-   staff-band windows; cached as ``DATASET/features/inputs-<key>.npz`` so an
+   staff-band windows; cached as ``DATASET/features/inputs/<key>.npz`` so an
    interrupted run or a second set of encoders does not redo them);
 3. embeds every sample and writes ``DATASET/features/<key>.npz`` with
    ``key = hash(dataset content hash, extractor config, checkpoint hash)``;
@@ -95,7 +95,7 @@ def load_or_compute_inputs(dataset: Any, config: FeatureConfig, workers: int = 2
                            progress: Optional[ProgressCallback] = None,
                            cancel: Optional[CancelToken] = None) -> tuple[Ragged, Ragged]:
     """Inputs of every sample of ``dataset`` (manifest order), cached on disk."""
-    path = Path(dataset.root) / "features" / f"inputs-{_inputs_key(dataset.content_hash, config)}.npz"
+    path = Path(dataset.root) / "features" / "inputs" / f"{_inputs_key(dataset.content_hash, config)}.npz"
     ids = [s.sample_id for s in dataset.samples]
     if path.exists():
         try:

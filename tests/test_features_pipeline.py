@@ -1,0 +1,189 @@
+"""Feature extraction end to end on a tiny real dataset (built once per module).
+
+The dataset: the first LMD-full songs when the shared archive is present (about
+100 samples), otherwise works of the music21 corpus.  Encoders are tiny so the
+whole module runs in well under a minute on 2 CPU cores.
+"""
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from model.features import FeatureConfig, extract_features, load_embedder
+from model.features.extract import (CONFIG_NAME, WEIGHTS_NAME, cache_key, default_encoders_dir,
+                                    has_trained_encoders, load_encoders)
+from model.progress import CancelToken, Cancelled
+from model.song import Note
+
+TINY = FeatureConfig(audio_widths=(4, 8, 16, 16), sheet_widths=(4, 8, 16, 16), pretrain_epochs=3,
+                     pretrain_batch=32, pretrain_patience=3, pretrain_lr=3e-3, skipgram_dim=8,
+                     skipgram_epochs=3, seed=0)
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    from model.dataset import BuildConfig, build_dataset
+    from model.sources.lmd_archive import find_lmd_archive, unpack_lmd_archive
+
+    torch.set_num_threads(2)
+    out = tmp_path_factory.mktemp("features") / "tiny"
+    archive = find_lmd_archive()
+    if archive is not None:
+        release = unpack_lmd_archive(archive)
+        cfg = BuildConfig(source="lmd-npy", path=str(release), out=str(out), limit=60, workers=1,
+                          audio_renderer="builtin", display_sheets=False)
+    else:
+        cfg = BuildConfig(source="music21-corpus", path=None, out=str(out), limit=30, workers=1,
+                          audio_renderer="builtin", display_sheets=False)
+    ds = build_dataset(cfg)
+    assert len(ds.split_ids("train")) >= 30 and len(ds.split_ids("val")) >= 2
+    return ds
+
+
+@pytest.fixture(scope="module")
+def extracted(tiny_dataset, tmp_path_factory):
+    """First extraction: trains tiny encoders into a folder of its own."""
+    enc = tmp_path_factory.mktemp("enc") / "a"
+    stages = []
+    fs = extract_features(tiny_dataset, TINY, encoders_dir=enc, progress=lambda p: stages.append(p.stage))
+    return fs, enc, stages
+
+
+def test_shapes_dtypes_and_alignment(tiny_dataset, extracted):
+    fs, enc, stages = extracted
+    n = len(tiny_dataset)
+    assert len(fs) == n and fs.audio.shape == (n, 128) and fs.sheet.shape == (n, 128)
+    assert fs.lyrics.shape == (n, 16)
+    for arr in (fs.audio, fs.sheet, fs.lyrics):
+        assert arr.dtype == np.float32 and np.all(np.isfinite(arr))
+    assert list(fs.sample_ids) == [s.sample_id for s in tiny_dataset.samples]
+    assert list(fs.splits) == [s.split for s in tiny_dataset.samples]
+    assert {"frontend", "skipgram", "pretrain", "extract"} <= set(stages)
+    meta = fs.meta
+    assert meta["dataset_hash"] == tiny_dataset.content_hash and meta["encoders_dir"] == str(enc)
+    assert Path(meta["cache_path"]).is_file() and Path(meta["cache_path"]).parent.name == "features"
+    assert FeatureConfig.from_dict(meta["config"]) == TINY
+    assert "val" in meta["audio_sheet_figures"]
+    # encoders folder layout: config, state dicts (weights_only loadable), skip-gram vectors
+    assert has_trained_encoders(enc) and FeatureConfig.from_json(enc / CONFIG_NAME) == TINY
+    state = torch.load(enc / WEIGHTS_NAME, weights_only=True)
+    assert set(state) == {"audio", "sheet"}
+    assert not (enc / "pretrain_resume.pt").exists()
+
+
+def test_pretraining_smoke_reduces_loss(extracted):
+    fs, enc, _ = extracted
+    history = load_encoders(enc).report["history"]
+    assert len(history) == TINY.pretrain_epochs
+    assert history[-1]["loss"] < 0.9 * history[0]["first_batch_loss"]
+    assert history[-1]["contrastive"] < history[0]["contrastive"]
+
+
+def test_deterministic_with_fixed_seed(tiny_dataset, extracted, tmp_path):
+    fs, enc, _ = extracted
+    again = extract_features(tiny_dataset, TINY, encoders_dir=tmp_path / "b")
+    assert again.meta["checkpoint_hash"] == fs.meta["checkpoint_hash"]
+    assert again.meta["cache_path"] == fs.meta["cache_path"]  # same key: same dataset, config, weights
+    assert np.allclose(again.audio, fs.audio, atol=1e-5) and np.allclose(again.sheet, fs.sheet, atol=1e-5)
+    assert np.array_equal(again.lyrics, fs.lyrics)
+
+
+def test_cache_reused_and_invalidated(tiny_dataset, extracted, tmp_path):
+    fs, enc, _ = extracted
+    path = Path(fs.meta["cache_path"])
+    mtime = path.stat().st_mtime_ns
+    stages = []
+    cached = extract_features(tiny_dataset, encoders_dir=enc, progress=lambda p: stages.append(p.stage))
+    assert stages == ["cache"] and path.stat().st_mtime_ns == mtime
+    assert np.array_equal(cached.audio, fs.audio) and cached.meta["checkpoint_hash"] == fs.meta["checkpoint_hash"]
+    # force recomputes (same numbers, new file)
+    stages.clear()
+    forced = extract_features(tiny_dataset, encoders_dir=enc, force=True, progress=lambda p: stages.append(p.stage))
+    assert "extract" in stages and "pretrain" not in stages and path.stat().st_mtime_ns != mtime
+    assert np.allclose(forced.audio, fs.audio, atol=1e-6)
+    # the key changes with each of its three parts
+    key = cache_key(tiny_dataset.content_hash, TINY, fs.meta["checkpoint_hash"])
+    assert path.stem == key
+    assert cache_key("other", TINY, fs.meta["checkpoint_hash"]) != key
+    assert cache_key(tiny_dataset.content_hash, TINY, "other") != key
+    changed = FeatureConfig(**{**TINY.to_dict(), "seed": 1})
+    assert cache_key(tiny_dataset.content_hash, changed, fs.meta["checkpoint_hash"]) != key
+    # a changed config trains other encoders (default folder) and caches under another key
+    other = extract_features(tiny_dataset, FeatureConfig(**{**TINY.to_dict(), "pretrain_epochs": 1, "seed": 1}))
+    assert other.meta["cache_path"] != fs.meta["cache_path"]
+    assert Path(other.meta["encoders_dir"]).parent == default_encoders_dir(tiny_dataset, TINY).parent
+    assert not np.allclose(other.audio, fs.audio)
+
+
+def test_interrupted_pretraining_resumes(tiny_dataset, extracted, tmp_path):
+    cfg = TINY
+    cancel = CancelToken()
+    epochs = []
+
+    def log(line):
+        epochs.append(line)
+        if line.startswith("epoch 1"):
+            cancel.set()  # stop during epoch 2, after epoch 1's checkpoint
+
+    with pytest.raises(Cancelled):
+        extract_features(tiny_dataset, cfg, encoders_dir=tmp_path / "r", cancel=cancel, log=log)
+    assert (tmp_path / "r" / "pretrain_resume.pt").is_file() and not has_trained_encoders(tmp_path / "r")
+    lines = []
+    resumed = extract_features(tiny_dataset, cfg, encoders_dir=tmp_path / "r", log=lines.append)
+    assert lines[0].startswith("resuming pre-training after epoch 1") and len(lines) == TINY.pretrain_epochs
+    assert load_encoders(tmp_path / "r").report["resumed_from_epoch"] == 1
+    straight = extracted[0]  # the same configuration trained without interruption
+    assert np.allclose(resumed.audio, straight.audio, atol=1e-4)
+    assert np.allclose(resumed.sheet, straight.sheet, atol=1e-4)
+
+
+def test_embedder_new_items(tiny_dataset, extracted, tmp_path):
+    fs, enc, _ = extracted
+    emb = load_embedder(enc)
+    sample = tiny_dataset.samples[0]
+    # a typed line, including nonsense and empty text
+    line = emb.lyrics(sample.lyrics_text)
+    assert line.shape == (16,) and np.abs(line).sum() > 0
+    assert np.array_equal(emb.lyrics(""), np.zeros(16, np.float32))
+    assert emb.lyrics("qqqzzz xxyyww").shape == (16,)
+    # the sample's own syllables give its cached lyrics row
+    assert np.allclose(emb.lyrics_syllables(sample.syllables, [n.word_start for n in sample.notes]),
+                       fs.lyrics[0], atol=1e-6)
+    # a WAV file (16-bit PCM at 16 kHz) of a dataset item gives its cached audio row
+    audio, sr = tiny_dataset.load_audio(sample.sample_id)
+    wav = tmp_path / "q.wav"
+    with wave.open(str(wav), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sr)
+        w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+    a = emb.audio_file(wav)
+    assert a.shape == (128,) and a.dtype == np.float32
+    cos = float(a @ fs.audio[0] / np.linalg.norm(a) / np.linalg.norm(fs.audio[0]))
+    assert cos > 0.999
+    assert np.allclose(emb.audio(audio, sr), fs.audio[0], atol=1e-4)
+    # resampled input still works
+    assert emb.audio(np.repeat(audio, 2), 2 * sr).shape == (128,)
+    # a PNG
+    s = emb.sheet_png(tiny_dataset.sheet_path(sample.sample_id))
+    assert np.allclose(s, fs.sheet[0], atol=1e-4)
+    # notes rendered on the fly, and a MIDI file with lyrics
+    notes = [Note(60 + (i % 5), 0.5 * i, 0.45, syl, True) for i, syl in enumerate("la li lo le lu".split() * 2)]
+    out = emb.notes(notes)
+    assert set(out) == {"audio", "sheet", "lyrics"}
+    assert out["audio"].shape == (128,) and out["sheet"].shape == (128,) and out["lyrics"].shape == (16,)
+    import pretty_midi
+    pm = pretty_midi.PrettyMIDI()
+    inst = pretty_midi.Instrument(0)
+    for i, syl in enumerate(["hel", "lo", "my", "dear", "friend", "how", "are", "you"]):
+        inst.notes.append(pretty_midi.Note(90, 60 + 2 * (i % 4), 0.5 * i, 0.5 * i + 0.4))
+        pm.lyrics.append(pretty_midi.Lyric(syl, 0.5 * i))
+    pm.instruments.append(inst)
+    mid = tmp_path / "q.mid"
+    pm.write(str(mid))
+    out = emb.midi_file(mid)
+    assert out["audio"].shape == (128,) and np.all(np.isfinite(out["sheet"]))
