@@ -17,12 +17,12 @@ import torch
 from model.retrieval import RetrievalIndex
 
 
-def bench(n: int, repeats: int, metric: str, dim: int = 128) -> dict[str, float]:
+def bench(n: int, repeats: int, metric: str, dim: int = 128, half: bool | None = None) -> dict[str, float]:
     rng = np.random.default_rng(0)
     emb = {m: rng.standard_normal((n, dim), dtype=np.float32) for m in ("audio", "sheet", "lyrics")}
     ids = np.array([f"s{i}" for i in range(n)])
     t0 = time.perf_counter()
-    index = RetrievalIndex(emb, ids, metric=metric)
+    index = RetrievalIndex(emb, ids, metric=metric, half_screen=half)
     build = time.perf_counter() - t0
     del emb
     queries = rng.standard_normal((repeats + 3, dim), dtype=np.float32)
@@ -45,14 +45,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--metric", choices=["euclidean", "cosine"], default="euclidean")
+    parser.add_argument("--float32-only", action="store_true", help="disable the float16 screening pass")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     targets = {15000: 20.0, 1000000: 200.0}
-    print(f"torch {torch.__version__}, {args.threads} threads, metric {args.metric}, top-10 in audio + sheet per query")
+    print(f"torch {torch.__version__}, {args.threads} threads, metric {args.metric}, top-10 in audio + sheet per query"
+          + (", float32 only" if args.float32_only else ""))
     print("| N | index build (s) | median (ms) | p90 (ms) | target (ms) | float32 fallbacks |")
     print("|---:|---:|---:|---:|---:|---:|")
     for n in args.sizes:
-        r = bench(n, args.repeats, args.metric)
+        r = bench(n, args.repeats, args.metric, half=False if args.float32_only else None)
         target = targets.get(n)
         print(f"| {n:,} | {r['build_s']:.2f} | {r['median_ms']:.1f} | {r['p90_ms']:.1f} | "
               f"{'≤ %g' % target if target else '–'} | {r['fallbacks']} |", flush=True)

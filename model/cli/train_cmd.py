@@ -12,6 +12,13 @@ from model.events import EpochEvent, RunEvent, StepEvent, TrainingEvent
 DEFAULT_RUNS = Path.home() / ".cache" / "ugaar" / "runs"
 
 
+def newest_feature_caches(dataset_dir: str | Path) -> list[Path]:
+    """Cached FeatureSets of a dataset folder, oldest first (front-end input caches excluded)."""
+    folder = Path(dataset_dir) / "features"
+    files = [p for p in folder.glob("*.npz") if not p.name.startswith(("inputs", "."))]
+    return sorted(files, key=lambda p: p.stat().st_mtime)
+
+
 def resolve_features(path: str | Path, device: str = "cpu"):
     """A FeatureSet from an ``.npz`` path, or the newest cached one in ``DATASET/features/``.
 
@@ -27,7 +34,7 @@ def resolve_features(path: str | Path, device: str = "cpu"):
         return fs, path
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such FeatureSet (.npz) or dataset folder")
-    cached = sorted((path / "features").glob("*.npz"), key=lambda p: p.stat().st_mtime)
+    cached = newest_feature_caches(path)
     if cached:
         fs = FeatureSet.load(cached[-1])
         fs.meta.setdefault("cache_path", str(cached[-1]))

@@ -77,6 +77,8 @@ class RunConfig:
         The lyrics teacher H(z) receives no gradient from the KL term.
     adversarial : bool
         D's negatives are sampled by G (Baseline-GAN, UGAAR); off: no G at all.
+    d_exclude_true : bool
+        D's generated negatives never include the query's own candidate pair.
     reward : str
         ``irgan``: 2(σ(s) − 0.5); ``softplus``: log(1 + exp(r)) (method.md).
     reward_baseline : bool
@@ -143,6 +145,7 @@ class RunConfig:
     w_triplet: float = 1.0
     kl_detach_teacher: bool = True
     adversarial: bool = True
+    d_exclude_true: bool = True
     reward: str = "irgan"
     reward_baseline: bool = True
     importance_mix: float = 0.2

@@ -260,8 +260,10 @@ class Trainer:
         theta_q = D("lyrics", x["lyrics"][batch])
         theta_true = D.pair(x["audio"][batch], x["sheet"][true_sheet])
         if pool is not None and logits is not None and (cfg.use_bce or cfg.use_margin):
-            logits = logits.detach()
+            logits = logits.detach().clone()
             _check_finite(logits, "G's p_θ logits (sampling D's negatives)")
+            if cfg.d_exclude_true:  # a generated pair that is the query's own true pair is no negative
+                logits[torch.arange(len(batch)), torch.arange(len(batch))] = -torch.inf
             idx = torch.multinomial(torch.softmax(logits, -1).cpu(), cfg.n_samples, replacement=True,
                                     generator=gen).to(self.device)
             theta_gen = D.pair(x["audio"][pool[0][idx]], x["sheet"][pool[1][idx]])  # (B, S, E)
