@@ -213,6 +213,8 @@ class DatasetPanel(QWidget):
         if bench.is_dir():
             folders += sorted(p for p in bench.iterdir() if (p / "manifest.json").is_file())
         current = str(self.session.dataset.root) if self.session.dataset is not None else None
+        if current is not None and Path(current) not in folders:
+            folders.insert(0, Path(current))
         for p in folders:
             item = QListWidgetItem(f"{p.name}    —  {p}")
             item.setData(Qt.UserRole, str(p))

@@ -115,10 +115,12 @@ class LibraryWidget(QWidget):
 
         self.search = QLineEdit(placeholderText="Filter by song, lyrics or id  (Ctrl+F)")
         self.search.setClearButtonEnabled(True)
+        self.search.setMinimumWidth(100)
         self.split_box = QComboBox()
         self.split_box.addItems(["All splits", "train", "val", "test"])
         self.count_label = QLabel("No dataset")
         self.count_label.setObjectName("muted")
+        self.count_label.setWordWrap(True)
         self.map_sel_label = QLabel()
         self.clear_map_sel = QPushButton("Show all")
         self.clear_map_sel.setToolTip("Clear the map's box selection")
@@ -152,7 +154,7 @@ class LibraryWidget(QWidget):
         top = QHBoxLayout()
         top.addWidget(self.search, 1)
         top.addWidget(self.split_box)
-        self.setMinimumWidth(300)
+        self.setMinimumWidth(260)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(top)
@@ -171,7 +173,10 @@ class LibraryWidget(QWidget):
 
     # ---- session → view ---------------------------------------------------------
     def _on_dataset(self, dataset: Any) -> None:
-        self.model.set_samples(dataset.samples if dataset is not None else [])
+        samples = dataset.samples if dataset is not None else []
+        self.model.set_samples(samples)
+        # one source only: its column says nothing
+        self.table.horizontalHeader().setSectionHidden(2, len({s.source for s in samples}) <= 1)
         self._update_count()
 
     def _on_selection(self, sample_id: Optional[str], origin: str) -> None:

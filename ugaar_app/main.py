@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.size:
         w, h = (int(v) for v in args.size.lower().split("x"))
         window.resize(w, h)
+        QTimer.singleShot(120, window.default_layout)
     window.show()
 
     tabs = {"map": window.map_view, "training": window.training, "datasets": window.datasets,
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"UGAAR_MAP {first_map[0]:.3f}", flush=True)
 
     window.map_view.computed.connect(on_map)
+    window.run_ready.connect(lambda _s: print(f"UGAAR_RUN_READY {time.perf_counter() - T_START:.3f}", flush=True))
     QTimer.singleShot(0, lambda: window.restore_session(args.dataset, args.run, args.first_launch))
     return app.exec()
 

@@ -30,6 +30,7 @@ class MainWindow(QMainWindow):
     """UGAAR Explorer's window.  ``interactive`` fires once the restore is done."""
 
     interactive = Signal(float)
+    run_ready = Signal(float)
 
     def __init__(self, session: Optional[Session] = None, settings: Optional[QSettings] = None,
                  parent: QWidget | None = None) -> None:
@@ -72,8 +73,6 @@ class MainWindow(QMainWindow):
         self.retrieval_dock = self._dock("Retrieval", self.retrieval, Qt.RightDockWidgetArea)
         self.messages_dock = self._dock("Messages", self.notifications, Qt.BottomDockWidgetArea)
         self.messages_dock.hide()
-        self.resizeDocks([self.library_dock, self.sample_dock], [420, 460], Qt.Horizontal)
-        self.resizeDocks([self.sample_dock, self.retrieval_dock], [430, 420], Qt.Vertical)
 
         self._build_status_bar()
         self._build_menus()
@@ -83,9 +82,16 @@ class MainWindow(QMainWindow):
         self.bridge.features_changed.connect(lambda _f: self._update_labels())
         self.tasks.task_started.connect(self._on_task_started)
         self.tasks.task_ended.connect(self._on_task_ended)
-        self.resize(1500, 920)
-        self._restore_geometry()
+        self.resize(1600, 950)
+        if not self._restore_geometry():
+            QTimer.singleShot(120, self.default_layout)
         self._update_labels()
+
+    def default_layout(self) -> None:
+        """Dock sizes for a first start (later starts restore the saved layout)."""
+        w = max(1200, self.width())
+        self.resizeDocks([self.library_dock, self.sample_dock], [int(w * 0.24), int(w * 0.31)], Qt.Horizontal)
+        self.resizeDocks([self.sample_dock, self.retrieval_dock], [430, 420], Qt.Vertical)
 
     # ---- layout helpers -----------------------------------------------------------
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -169,13 +175,14 @@ class MainWindow(QMainWindow):
             self.settings.remove(key)
         self.settings.sync()
 
-    def _restore_geometry(self) -> None:
+    def _restore_geometry(self) -> bool:
         geo = self.settings.value("geometry")
         state = self.settings.value("window_state")
         if geo is not None:
             self.restoreGeometry(geo)
         if state is not None:
-            self.restoreState(state)
+            return bool(self.restoreState(state))
+        return False
 
     def closeEvent(self, event) -> None:  # noqa: N802
         self.settings.setValue("geometry", self.saveGeometry())
@@ -191,9 +198,16 @@ class MainWindow(QMainWindow):
     # ---- start-up ------------------------------------------------------------------------
     def restore_session(self, dataset: Optional[str] = None, run: Optional[str] = None,
                         first_launch: str = "offer") -> None:
-        """Reopen the last (or given) dataset and run; offer the first-launch flow otherwise."""
-        dataset = dataset or self.settings.value("last_dataset") or None
-        run = run or self.settings.value("last_run") or None
+        """Reopen the last (or given) dataset and run; offer the first-launch flow otherwise.
+
+        The window is interactive as soon as the dataset is open (library, sample view);
+        the run (retrieval index, map) follows on a worker thread and announces
+        ``run_ready``.
+        """
+        last_dataset = self.settings.value("last_dataset") or None
+        if run is None and (dataset is None or dataset == last_dataset):
+            run = self.settings.value("last_run") or None
+        dataset = dataset or last_dataset
         if dataset and not (Path(dataset) / "manifest.json").is_file():
             self.session.notify("warning", f"The last dataset {dataset} is gone; build or open one.")
             dataset = None
@@ -206,19 +220,21 @@ class MainWindow(QMainWindow):
             if first_launch == "auto":
                 self.start_panel.start()
             return
-        if run and not Path(run).is_dir():
+        if run and not (Path(run) / "config.json").is_file():
             run = None
-        if run and not str(Path(run).resolve()).startswith(str(Path(dataset).resolve())):
-            run = None if not Path(run).is_dir() else run
-        self.controller.open_dataset(dataset, run_dir=run, then=self._after_restore)
+        self._restore_run = run
+        self.controller.open_dataset(dataset, then=self._after_restore)
 
     def _after_restore(self) -> None:
-        if self.session.run is None and self.session.features is not None:
-            runs = self.training.refresh_runs()
-            if runs:
-                self.controller.open_run(runs[0]["run_dir"], then=self._mark_interactive)
-                return
         self._mark_interactive()
+        if self.session.features is None:
+            return
+        run = getattr(self, "_restore_run", None)
+        if run is None:
+            runs = [r for r in self.training.refresh_runs() if (Path(r["run_dir"]) / "embeddings.npz").is_file()]
+            run = runs[0]["run_dir"] if runs else None
+        if run is not None:
+            self.controller.open_run(run, then=lambda: self.run_ready.emit(time.perf_counter() - self.t0))
 
     def _mark_interactive(self) -> None:
         if self.is_interactive:

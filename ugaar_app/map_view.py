@@ -16,7 +16,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QGraphicsRectItem, QHBoxLayout, QLabel,
-                               QProgressBar, QPushButton, QStackedLayout, QToolButton, QVBoxLayout,
+                               QProgressBar, QPushButton, QSizePolicy, QStackedLayout, QToolButton, QVBoxLayout,
                                QWidget)
 
 from .bridge import SessionBridge
@@ -89,7 +89,8 @@ class MapView(QWidget):
         self.box_btn.setToolTip("Drag a box to list its samples in the library")
         self.play_on_click = QCheckBox("Play on click")
         self.play_on_click.setChecked(True)
-        self.reset_btn = QToolButton(text="Reset view")
+        self.reset_btn = QToolButton(text="Reset")
+        self.reset_btn.setToolTip("Show all points")
         self.compute_btn = QPushButton("Compute map")
         self.cancel_btn = QPushButton("Cancel")
         self.cancel_btn.hide()
@@ -98,6 +99,8 @@ class MapView(QWidget):
         self.bar.hide()
         self.status = QLabel()
         self.status.setObjectName("muted")
+        self.status.setMinimumWidth(40)
+        self.status.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         tb = QHBoxLayout()
         tb.addWidget(self.color_by)
         for cb in self.show_mod.values():
@@ -106,8 +109,7 @@ class MapView(QWidget):
         tb.addWidget(self.box_btn)
         tb.addWidget(self.reset_btn)
         tb.addWidget(self.play_on_click)
-        tb.addStretch(1)
-        tb.addWidget(self.status)
+        tb.addWidget(self.status, 1)
         tb.addWidget(self.bar)
         tb.addWidget(self.cancel_btn)
         tb.addWidget(self.compute_btn)

@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QGraphicsLineItem, QGraphicsPixmapItem,
-                               QGraphicsScene, QGraphicsView, QHBoxLayout, QLabel, QToolButton,
+                               QGraphicsScene, QGraphicsView, QHBoxLayout, QLabel, QSizePolicy, QToolButton,
                                QVBoxLayout, QWidget)
 
 from .audio import cursor_x, estimate_note_x
@@ -62,7 +62,7 @@ class SheetView(QWidget):
         self.placeholder.setAlignment(Qt.AlignCenter)
         self.placeholder.setObjectName("muted")
 
-        self.with_lyrics = QCheckBox("Syllables under notes")
+        self.with_lyrics = QCheckBox("With syllables")
         self.with_lyrics.setToolTip("Show the display engraving with the lyrics; the encoder sees the plain one")
         self.zoom_in_btn = QToolButton(text="+")
         self.zoom_out_btn = QToolButton(text="−")
@@ -72,6 +72,7 @@ class SheetView(QWidget):
             b.setToolTip(tip)
         self.info = QLabel()
         self.info.setObjectName("muted")
+        self.info.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         bar = QHBoxLayout()
         bar.setContentsMargins(0, 0, 0, 0)
         bar.addWidget(QLabel("<b>Sheet</b>"))

@@ -258,7 +258,7 @@ class TrainingPanel(QWidget):
         self.method.currentIndexChanged.connect(self._on_method)
         bridge.dataset_changed.connect(lambda _d: self._on_data())
         bridge.features_changed.connect(lambda _f: self._on_data())
-        bridge.run_changed.connect(lambda _r: self._mark_active())
+        bridge.run_changed.connect(lambda _r: self._on_active_run())
         bridge.runs_changed.connect(self.refresh_runs)
         self._on_data()
 
@@ -554,6 +554,19 @@ class TrainingPanel(QWidget):
                 f.setBold(bold)
                 item.setFont(c, f)
             item.setText(0, item.text(0).removesuffix("  ● active") + ("  ● active" if bold else ""))
+
+    def _on_active_run(self) -> None:
+        """Show the active run's curves unless a training is being watched."""
+        self._mark_active()
+        run_dir = self.session.run_dir
+        if run_dir is None or (self.task is not None and not self.task.done):
+            return
+        for i in range(self.runs.topLevelItemCount()):
+            item = self.runs.topLevelItem(i)
+            if item.data(0, Qt.UserRole) == str(run_dir):
+                self.runs.setCurrentItem(item)  # replays its curves
+                return
+        self._replay(str(run_dir))
 
     def _on_run_item(self, item: Optional[QTreeWidgetItem], _prev: Any) -> None:
         if item is None or (self.task is not None and not self.task.done):

@@ -14,7 +14,7 @@ import time
 import traceback
 from typing import Any, Callable, Optional
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
 
 from model.progress import CancelToken, Cancelled, Progress
 
@@ -129,8 +129,18 @@ class TaskManager(QObject):
         task.ended.connect(lambda t=task: self._ended(t))
         self.active.append(task)
         self.task_started.emit(task)
-        self.pool.start(_Runnable(task))
+        # Start on the next event-loop turn, so the caller can connect more signals
+        # (progress, ended) to the returned task before it can possibly emit them.
+        QTimer.singleShot(0, lambda: self._launch(task))
         return task
+
+    def _launch(self, task: Task) -> None:
+        if task.cancel_token.is_set:
+            task.done = True
+            task.cancelled.emit()
+            task.ended.emit()
+            return
+        self.pool.start(_Runnable(task))
 
     def _ended(self, task: Task) -> None:
         if task in self.active:
@@ -143,4 +153,6 @@ class TaskManager(QObject):
             task.cancel()
 
     def wait(self, msecs: int = -1) -> bool:
+        from PySide6.QtCore import QCoreApplication
+        QCoreApplication.processEvents()  # launch tasks still waiting for their event-loop turn
         return self.pool.waitForDone(msecs)
