@@ -48,6 +48,8 @@ class RunConfig:
         Hidden layer widths of each mapping network F, G, H.
     dropout : float
         Dropout in the mapping networks.
+    g_skip : bool
+        Add a linear skip connection to each mapping network (out = A v + MLP(v)).
     normalize_embeddings : bool
         L2-normalise F, G, H outputs (retrieval then ranks by Euclidean distance
         on unit vectors, i.e. by cosine).
@@ -69,6 +71,9 @@ class RunConfig:
     use_policy, w_policy : IRGAN policy gradient with D's reward (eq. 8–9), generator.
     use_gen_nll, w_gen_nll : −log p_θ(true pair | z) (eq. 3 trained with the ground
         truth), generator.
+    gen_nll_symmetric : bool
+        Also the reverse direction: each true pair J must pick its lyrics among
+        the batch's lyrics (helps audio→lyrics and sheet→lyrics retrieval).
     use_align, w_align : audio–sheet InfoNCE on F(x), G(y), generator.
     use_bce, w_bce : D's binary cross-entropy, true vs generated pairs (eq. 7–9).
     use_margin, w_margin : margin between true and generated pairs (eq. 5).
@@ -121,6 +126,7 @@ class RunConfig:
     embed_dim: int = 128
     g_hidden: tuple[int, ...] = (512,)
     dropout: float = 0.1
+    g_skip: bool = False
     normalize_embeddings: bool = True
     normalize_inputs: bool = True
     temperature_kl: float = 1.0
@@ -135,6 +141,7 @@ class RunConfig:
     w_policy: float = 1.0
     use_gen_nll: bool = True
     w_gen_nll: float = 1.0
+    gen_nll_symmetric: bool = False
     use_align: bool = True
     w_align: float = 1.0
     use_bce: bool = True

@@ -47,7 +47,7 @@ class Method:
         if config.trains:
             torch.manual_seed(config.seed)
             self.generator = Generator(self.dims, config.embed_dim, config.g_hidden, config.dropout,
-                                       config.normalize_embeddings).to(self.device)
+                                       config.normalize_embeddings, config.g_skip).to(self.device)
             self.discriminator = Discriminator(self.dims, config.embed_dim).to(self.device)
 
     # ---------------------------------------------------------------- inputs

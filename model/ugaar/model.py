@@ -32,7 +32,7 @@ class MappingNetwork(nn.Module):
     """
 
     def __init__(self, in_dim: int, out_dim: int, hidden: Sequence[int] = (512,), dropout: float = 0.1,
-                 normalize: bool = True) -> None:
+                 normalize: bool = True, skip: bool = False) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         width = in_dim
@@ -41,10 +41,13 @@ class MappingNetwork(nn.Module):
             width = h
         layers.append(nn.Linear(width, out_dim))
         self.net = nn.Sequential(*layers)
+        self.skip = nn.Linear(in_dim, out_dim, bias=False) if skip else None
         self.normalize = normalize
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
         out = self.net(v)
+        if self.skip is not None:
+            out = out + self.skip(v)
         return F.normalize(out, dim=-1) if self.normalize else out
 
 
@@ -55,9 +58,9 @@ class Generator(nn.Module):
     """
 
     def __init__(self, dims: dict[str, int], embed_dim: int = 128, hidden: Sequence[int] = (512,),
-                 dropout: float = 0.1, normalize: bool = True) -> None:
+                 dropout: float = 0.1, normalize: bool = True, skip: bool = False) -> None:
         super().__init__()
-        self.maps = nn.ModuleDict({m: MappingNetwork(dims[m], embed_dim, hidden, dropout, normalize)
+        self.maps = nn.ModuleDict({m: MappingNetwork(dims[m], embed_dim, hidden, dropout, normalize, skip)
                                    for m in MODALITIES})
 
     def forward(self, modality: str, v: torch.Tensor) -> torch.Tensor:

@@ -295,7 +295,10 @@ class Trainer:
             terms["kl"] = (L.teacher_student_kl(h, f[:b], cfg.temperature_kl, cfg.kl_detach_teacher)
                            + L.teacher_student_kl(h, g_own, cfg.temperature_kl, cfg.kl_detach_teacher))
         if cfg.use_gen_nll:
-            terms["gen_nll"] = L.generative_nll(logits, torch.arange(b, device=self.device))
+            target = torch.arange(b, device=self.device)
+            terms["gen_nll"] = L.generative_nll(logits, target)
+            if cfg.gen_nll_symmetric:  # each true pair picks its lyrics among the batch's
+                terms["gen_nll"] = 0.5 * (terms["gen_nll"] + L.generative_nll(logits[:, :b].t(), target))
         if cfg.use_align:
             terms["align"] = L.info_nce(f[:b], g_own, cfg.temperature_align)
         if cfg.use_policy and cfg.adversarial:
