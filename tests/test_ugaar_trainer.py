@@ -76,6 +76,8 @@ def test_random_and_cca(features, tmp_path):
     emb = cca.embeddings()
     assert {"audio", "sheet", "lyrics", "audio@lyrics", "lyrics@sheet"} <= set(emb)
     assert emb["audio"].shape == (len(features), 128)
+    again = cca.embeddings(features)  # recomputed from the saved CCAs = the saved vectors
+    assert np.allclose(again["lyrics@sheet"], emb["lyrics@sheet"], atol=1e-5)
 
 
 def test_stop_and_resume_continue_the_same_curve(features, tmp_path):
@@ -105,6 +107,8 @@ def test_stop_and_resume_continue_the_same_curve(features, tmp_path):
         assert np.allclose(list(da.values()), list(db.values()), rtol=1e-5, atol=1e-6)
     ea, eb = full.embeddings(), resumed.embeddings()
     assert np.allclose(ea["lyrics"], eb["lyrics"], atol=1e-5)
+    recomputed = resumed.embeddings(features)  # from best.pt, the same vectors as saved
+    assert np.allclose(recomputed["audio"], eb["audio"], atol=1e-5)
 
 
 def test_stop_from_another_thread(features, tmp_path):
