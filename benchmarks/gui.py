@@ -154,6 +154,7 @@ def bench_stalls(dataset: str, train_seconds: float, epochs: int) -> None:
     record("stall, idle window (reference)", meter.summary(), "—")
 
     w.tabs.setCurrentWidget(w.training)
+    _wait(app, lambda: False, 1.5)  # the tab's first paint is not part of training
     meter.start()
     task = w.training.start(method="ugaar", epochs=epochs)
     t0 = time.perf_counter()
@@ -169,6 +170,8 @@ def bench_stalls(dataset: str, train_seconds: float, epochs: int) -> None:
     w.controller.open_run(run_dir, then=lambda: done.__setitem__("opened", True))
     _wait(app, lambda: done["opened"], 120)
     w.tabs.setCurrentWidget(w.map_view)
+    _wait(app, lambda: w.map_view.task is None or w.map_view.task.done, 900)
+    _wait(app, lambda: False, 1.0)
     from ugaar_app import embedding_map
     if embedding_map._SERVER is not None:
         embedding_map._SERVER.kill()  # measure the cold case

@@ -81,13 +81,15 @@ class FirstLaunchPanel(QWidget):
             bar.setMinimumWidth(220)
             status = QLabel("waiting")
             status.setObjectName("muted")
-            status.setMinimumWidth(240)
+            status.setMinimumWidth(170)
+            status.setWordWrap(True)
             grid.addWidget(mark, r, 0, Qt.AlignTop)
             grid.addWidget(name, r, 1)
             grid.addWidget(bar, r, 2)
             grid.addWidget(status, r, 3)
             self.rows[key] = (mark, bar, status)
         grid.setColumnStretch(1, 1)
+        grid.setColumnMinimumWidth(1, 340)
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.go)
@@ -198,6 +200,8 @@ class FirstLaunchPanel(QWidget):
 
     def _built(self) -> None:
         ds = self.session.dataset
+        if self.session.selected is None and ds.samples:
+            self.session.select(ds.samples[0].sample_id, origin="first-launch")
         self.step_times["build"] = time.perf_counter() - self.t0
         self._set("build", "done", f"{len(ds.samples)} samples in {self.step_times['build']:.0f} s")
         self._step_features()

@@ -331,12 +331,7 @@ class TrainingPanel(QWidget):
             self.session.notify("error", f"Invalid training settings: {exc}")
             return None
         run_dir = self.new_run_dir(config)
-
-        def make(on_event):
-            from model.ugaar.trainer import Trainer
-            return Trainer(config, fs, run_dir, on_event=on_event)
-
-        return self._launch(make, run_dir, then=then, title=f"Training {config.method}")
+        return self._launch(("new", config.to_dict(), fs), run_dir, then=then, title=f"Training {config.method}")
 
     def resume_selected(self) -> Optional[Task]:
         item = self.runs.currentItem()
@@ -350,28 +345,23 @@ class TrainingPanel(QWidget):
         if fs is None or (self.task is not None and not self.task.done):
             return None
 
-        def make(on_event):
-            from model.ugaar.trainer import Trainer
-            return Trainer.resume(run_dir, fs, on_event=on_event)
-
         self._replay(run_dir)
-        return self._launch(make, Path(run_dir), then=then, title="Resuming training", clear=False)
+        return self._launch(("resume", None, fs), Path(run_dir), then=then, title="Resuming training", clear=False)
 
-    def _launch(self, make, run_dir: Path, then: Any = None, title: str = "Training", clear: bool = True) -> Task:
+    def _launch(self, job: tuple[str, Any, Any], run_dir: Path, then: Any = None, title: str = "Training",
+                clear: bool = True) -> Task:
+        """Run the real trainer in a child process (``train_job``); events come back live."""
         if clear:
             self.clear_curves()
         self.run_dir = run_dir
         self.last_status = None
-        holder: dict[str, Any] = {}
+        mode, config, features = job
 
         def work(progress, cancel):
-            trainer = make(lambda ev: task.emit_event(ev))
-            holder["trainer"] = trainer
-            self.trainer = trainer
-            if cancel.is_set:
-                trainer.stop()
-            result = trainer.run()
-            return {"run_dir": str(run_dir), "result": result}
+            from .embedding_map import server
+            from .train_job import run_in_child
+            server().warm_up()  # let the map's UMAP process compile while the model trains
+            return run_in_child(mode, config, features, str(run_dir), task.emit_event, cancel)
 
         def done(_result):
             self.trainer = None
@@ -390,9 +380,6 @@ class TrainingPanel(QWidget):
             self.session.notify_runs_changed()
 
         task = self.controller.tasks.start(title, work, on_done=done, on_error=failed)
-        # Let the map's UMAP process compile while the model trains.
-        from .embedding_map import server
-        server().warm_up()
         task.event.connect(self.on_event)
         task.ended.connect(self._on_ended)
         self.task = task
@@ -408,10 +395,7 @@ class TrainingPanel(QWidget):
         """Ask the trainer to stop after the current step (thread-safe)."""
         if self.task is None or self.task.done:
             return
-        self.task.cancel()
-        trainer = self.trainer
-        if trainer is not None:
-            trainer.stop()
+        self.task.cancel()  # the child process gets "stop" and ends after its current step
         self.status.setText("Stopping after the current step …")
         self.stop_btn.setEnabled(False)
 
@@ -453,7 +437,10 @@ class TrainingPanel(QWidget):
                 self.progress.setRange(0, max(1, ev.epochs))
                 self.progress.setValue(ev.epoch)
             self.eta.setText(_fmt_eta(ev.eta_seconds))
-            self._redraw_metrics()
+            if self.timer.isActive():
+                self._metrics_dirty = True  # drawn by the 10 Hz timer
+            else:
+                self._redraw_metrics()
         elif kind == "run":
             self.last_status = ev.status
             msg = f"Run {ev.status}" + (f": {ev.message}" if ev.message else "")
@@ -467,6 +454,9 @@ class TrainingPanel(QWidget):
     def _redraw(self) -> None:
         self.g_curves.redraw()
         self.d_curves.redraw()
+        if getattr(self, "_metrics_dirty", False):
+            self._metrics_dirty = False
+            self._redraw_metrics()
 
     def _redraw_metrics(self) -> None:
         d = self.direction.currentData()

@@ -35,6 +35,11 @@ def _warm() -> None:
 
 
 def serve() -> int:
+    try:
+        import os
+        os.nice(10)  # background work: the window's event loop keeps the CPU
+    except (AttributeError, OSError):
+        pass
     print("PHASE loading UMAP (numba)", flush=True)
     import umap  # noqa: F401 - import once, up front
     for line in sys.stdin:
