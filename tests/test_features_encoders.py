@@ -94,3 +94,19 @@ def test_config_json_roundtrip_and_digest(tmp_path):
         FeatureConfig.from_dict({"nope": 1})
     with pytest.raises(ValueError):
         FeatureConfig(loss="bogus")
+
+
+def test_item_pitch_labels():
+    from model.features.labels import audio_patch_labels, sheet_window_labels
+    from model.song import Note
+    cfg = FeatureConfig()
+    notes = [Note(60, 10.0, 0.5, "a"), Note(62, 10.5, 1.0, "b"), Note(64, 11.9, 0.3, "c")]
+    lab = audio_patch_labels(notes, 3, cfg)  # onsets shifted to 0: 0–0.5, 0.5–1.5, 1.9–2.2; patches 0.96 s
+    assert lab.shape == (3, 88) and lab.dtype == np.uint8
+    assert np.flatnonzero(lab[0]).tolist() == [60 - 21, 62 - 21]
+    assert np.flatnonzero(lab[1]).tolist() == [62 - 21]  # c sounds only 0.02 s in patch 1
+    assert np.flatnonzero(lab[2]).tolist() == [64 - 21]
+    win = sheet_window_labels(notes, [20.0, 110.0, 230.0], None, 3, 0.5, cfg)  # band x: 10, 55, 115
+    assert [np.flatnonzero(w).tolist() for w in win] == [[39], [41], [43]]
+    # without positions notes are spread over the width; never an error
+    assert sheet_window_labels(notes, None, 288.0, 3, 0.5, cfg).sum() == 3

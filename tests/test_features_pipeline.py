@@ -112,11 +112,17 @@ def test_cache_reused_and_invalidated(tiny_dataset, extracted, tmp_path):
     assert cache_key(tiny_dataset.content_hash, TINY, "other") != key
     changed = FeatureConfig(**{**TINY.to_dict(), "seed": 1})
     assert cache_key(tiny_dataset.content_hash, changed, fs.meta["checkpoint_hash"]) != key
-    # a changed config trains other encoders (default folder) and caches under another key
-    other = extract_features(tiny_dataset, FeatureConfig(**{**TINY.to_dict(), "pretrain_epochs": 1, "seed": 1}))
+    # a changed config trains other encoders (default folder) and caches under another key;
+    # here a warm start from the first encoders, which must start from a lower loss
+    warm_cfg = FeatureConfig(**{**TINY.to_dict(), "pretrain_epochs": 1, "init_encoders": str(enc)})
+    other = extract_features(tiny_dataset, warm_cfg)
     assert other.meta["cache_path"] != fs.meta["cache_path"]
-    assert Path(other.meta["encoders_dir"]).parent == default_encoders_dir(tiny_dataset, TINY).parent
+    assert Path(other.meta["encoders_dir"]) == default_encoders_dir(tiny_dataset, warm_cfg)
     assert not np.allclose(other.audio, fs.audio)
+    warm_history = load_encoders(other.meta["encoders_dir"]).report["history"]
+    cold_history = load_encoders(enc).report["history"]
+    assert warm_history[0]["first_batch_loss"] < cold_history[0]["first_batch_loss"]
+    assert np.array_equal(other.lyrics, fs.lyrics)  # skip-gram models taken from the warm start
 
 
 def test_interrupted_pretraining_resumes(tiny_dataset, extracted, tmp_path):
@@ -187,3 +193,12 @@ def test_embedder_new_items(tiny_dataset, extracted, tmp_path):
     pm.write(str(mid))
     out = emb.midi_file(mid)
     assert out["audio"].shape == (128,) and np.all(np.isfinite(out["sheet"]))
+
+
+def test_cli_extract_prints_cache_path_and_figures(tiny_dataset, extracted, capsys):
+    from model.cli import main
+    fs, enc, _ = extracted
+    assert main(["features", "extract", str(tiny_dataset.root), "--encoders", str(enc), "--quiet", "--cca"]) == 0
+    out = capsys.readouterr().out
+    assert fs.meta["cache_path"] in out and "val  audio→sheet" in out and "lyrics→audio" in out
+    assert main(["features", "extract", str(tiny_dataset.root / "missing"), "--quiet"]) == 2

@@ -16,6 +16,10 @@ from typing import Any
 
 #: Fields that only affect how fast things run, never the numbers produced.
 _RUNTIME_ONLY = ("extract_batch",)
+#: Fields added after encoders were first trained with this class: left out of
+#: the digest while they hold their neutral value, so earlier digests (encoder
+#: folders, feature caches) stay valid.
+_OMIT_IF = {"aux_item_weight": 0.0, "init_encoders": None}
 
 
 @dataclass
@@ -72,6 +76,16 @@ class FeatureConfig:
         by both branches predicts the sample's pitch histogram (its 20 notes,
         piano range) from each branch's mean embedding (soft-target cross
         entropy).  0 switches it off (pure contrastive, as method.md).
+    aux_item_weight : float
+        Weight of a second auxiliary loss: the same head predicts, from each
+        audio patch's and each sheet window's own 128-d vector, which
+        pitches it shows (multi-hot, binary cross entropy; labels from the
+        dataset's notes and note-head positions, ``model.features.labels``).
+        0 (default) switches it off.
+    init_encoders : str or None
+        Warm start: initialise both CNNs from the ``audio_sheet.pt`` of this
+        encoders folder and take its skip-gram models as they are, then
+        pre-train again for ``pretrain_epochs`` (a second cosine cycle).
     margin : float
         Ranking-loss margin.
     skipgram_dim, skipgram_window, skipgram_min_count, skipgram_epochs : int
@@ -119,6 +133,7 @@ class FeatureConfig:
     loss: str = "infonce"
     temperature: float = 0.07
     aux_pitch_weight: float = 1.0
+    aux_item_weight: float = 0.0
     margin: float = 0.2
     # lyrics
     skipgram_dim: int = 10
@@ -126,6 +141,7 @@ class FeatureConfig:
     skipgram_min_count: int = 1
     skipgram_epochs: int = 50
     use_published_skipgram: str | None = None
+    init_encoders: str | None = None
     seed: int = 0
     extract_batch: int = 1024
 
@@ -174,6 +190,9 @@ class FeatureConfig:
         data = self.to_dict()
         for name in _RUNTIME_ONLY:
             data.pop(name, None)
+        for name, neutral in _OMIT_IF.items():
+            if data.get(name, neutral) == neutral:
+                data.pop(name, None)
         if fields is not None:
             data = {k: data[k] for k in fields}
         blob = json.dumps(data, sort_keys=True).encode("utf-8")

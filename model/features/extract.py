@@ -34,6 +34,7 @@ from model.progress import CancelToken, ProgressCallback, report
 from .config import FeatureConfig
 from .encoders import AudioSheetModel, build_model
 from .frontend import audio_patches, load_grey, pool_time, sheet_windows
+from .labels import dataset_item_labels
 from .lyrics import LyricsEncoder, train_lyrics_encoder
 from .metrics import audio_sheet_figures
 from .pretrain import Ragged, embed_pairs, pitch_histograms, pretrain
@@ -202,7 +203,11 @@ def train_encoders(dataset: Any, config: FeatureConfig, folder: str | Path, inpu
     split = np.array([s.split for s in dataset.samples])
     tr, va = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
     t0 = time.perf_counter()
-    if config.use_published_skipgram:
+    init_state = None
+    if config.init_encoders:
+        init_state = torch.load(Path(config.init_encoders) / WEIGHTS_NAME, map_location="cpu", weights_only=True)
+        lyrics = LyricsEncoder.load(config.init_encoders)
+    elif config.use_published_skipgram:
         lyrics = LyricsEncoder.load_published(config.use_published_skipgram)
     else:
         report(progress, "skipgram", 0, 1, "training skip-gram models")
@@ -212,8 +217,12 @@ def train_encoders(dataset: Any, config: FeatureConfig, folder: str | Path, inpu
     lyrics.save(folder)
     t0 = time.perf_counter()
     pitches = pitch_histograms([dataset.samples[i] for i in tr])
-    result = pretrain(audio.subset(tr), sheet.subset(tr), audio.subset(va), sheet.subset(va), config,
-                      folder, device, progress, cancel, log, train_pitches=pitches)
+    train_audio, train_sheet = audio.subset(tr), sheet.subset(tr)
+    if config.aux_item_weight > 0:
+        train_audio.labels, train_sheet.labels = dataset_item_labels(
+            dataset, tr, train_audio.counts, train_sheet.counts, config)
+    result = pretrain(train_audio, train_sheet, audio.subset(va), sheet.subset(va), config,
+                      folder, device, progress, cancel, log, train_pitches=pitches, init_state=init_state)
     pretrain_s = time.perf_counter() - t0
     save_audio_sheet(result.model.cpu(), folder)
     write_json(folder / REPORT_NAME, {

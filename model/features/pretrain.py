@@ -43,10 +43,13 @@ class Ragged:
     data : np.ndarray, shape (total, H, W), float16
     offsets : np.ndarray of int64, shape (N + 1,)
         Sample ``i`` owns ``data[offsets[i]:offsets[i + 1]]`` (≥ 1 item).
+    labels : np.ndarray, shape (total, 88), optional
+        Per-item pitch labels (pre-training only).
     """
 
     data: np.ndarray
     offsets: np.ndarray
+    labels: Optional[np.ndarray] = None
 
     @classmethod
     def from_list(cls, items: Sequence[np.ndarray], item_shape: tuple[int, int] | None = None) -> "Ragged":
@@ -70,9 +73,17 @@ class Ragged:
         parts = [self.data[self.offsets[i]:self.offsets[i + 1]] for i in index]
         return np.concatenate(parts), np.array([len(p) for p in parts], dtype=np.int64)
 
+    def gather_labels(self, index: Sequence[int]) -> np.ndarray:
+        """Per-item labels of samples ``index`` concatenated (requires ``labels``)."""
+        assert self.labels is not None
+        return np.concatenate([self.labels[self.offsets[i]:self.offsets[i + 1]] for i in index])
+
     def subset(self, index: Sequence[int]) -> "Ragged":
         data, counts = self.gather(index) if len(index) else (self.data[:0], np.zeros(0, np.int64))
-        return Ragged(data, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
+        labels = None
+        if self.labels is not None:
+            labels = self.gather_labels(index) if len(index) else self.labels[:0]
+        return Ragged(data, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), labels)
 
 
 @dataclass
@@ -180,7 +191,8 @@ def pretrain(train_audio: Ragged, train_sheet: Ragged, val_audio: Ragged, val_sh
              config: FeatureConfig, work_dir: str | Path, device: str = "cpu",
              progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None,
              log: Optional[Callable[[str], None]] = None,
-             train_pitches: Optional[np.ndarray] = None) -> PretrainResult:
+             train_pitches: Optional[np.ndarray] = None,
+             init_state: Optional[dict[str, dict[str, torch.Tensor]]] = None) -> PretrainResult:
     """Train the two CNNs on the training pairs; early-stop on validation R@1.
 
     Parameters
@@ -199,6 +211,8 @@ def pretrain(train_audio: Ragged, train_sheet: Ragged, val_audio: Ragged, val_sh
     train_pitches : np.ndarray, shape (N_train, 88), optional
         Pitch histograms of the training samples (``pitch_histograms``), for
         the auxiliary loss when ``config.aux_pitch_weight > 0``.
+    init_state : dict, optional
+        ``{"audio": state_dict, "sheet": state_dict}`` to start from (warm start).
 
     Returns
     -------
@@ -214,7 +228,11 @@ def pretrain(train_audio: Ragged, train_sheet: Ragged, val_audio: Ragged, val_sh
     digest = config.digest()
     say = log or (lambda _msg: None)
 
-    model = build_model(config).to(device)
+    model = build_model(config)
+    if init_state is not None:
+        model.audio.load_state_dict(init_state["audio"])
+        model.sheet.load_state_dict(init_state["sheet"])
+    model = model.to(device)
     optim = torch.optim.Adam(model.parameters(), lr=config.pretrain_lr, weight_decay=config.weight_decay)
     n_batches = max(1, n // config.pretrain_batch)
     total_steps = n_batches * config.pretrain_epochs
@@ -248,8 +266,9 @@ def pretrain(train_audio: Ragged, train_sheet: Ragged, val_audio: Ragged, val_sh
                 group["lr"] = _lr_at(step, total_steps, config)
             xa, ca = train_audio.gather(index)
             xs, cs = train_sheet.gather(index)
-            za = mean_by_sample(model.audio.forward_pooled(_to_tensor(xa, device)), ca)
-            zs = mean_by_sample(model.sheet(_to_tensor(xs, device)), cs)
+            items_a = model.audio.forward_pooled(_to_tensor(xa, device))
+            items_s = model.sheet(_to_tensor(xs, device))
+            za, zs = mean_by_sample(items_a, ca), mean_by_sample(items_s, cs)
             loss = contrastive_loss(za, zs, config)
             contrastive.append(float(loss.detach()))
             if config.aux_pitch_weight > 0 and train_pitches is not None:
@@ -257,6 +276,13 @@ def pretrain(train_audio: Ragged, train_sheet: Ragged, val_audio: Ragged, val_sh
                 aux = sum(-(target * F.log_softmax(model.pitch_head(z), dim=1)).sum(1).mean()
                           for z in (za, zs)) / 2
                 loss = loss + config.aux_pitch_weight * aux
+            if (config.aux_item_weight > 0 and train_audio.labels is not None
+                    and train_sheet.labels is not None):
+                aux_items = sum(F.binary_cross_entropy_with_logits(
+                    model.pitch_head(items), torch.from_numpy(labels).to(device, torch.float32))
+                    for items, labels in ((items_a, train_audio.gather_labels(index)),
+                                          (items_s, train_sheet.gather_labels(index)))) / 2
+                loss = loss + config.aux_item_weight * aux_items
             optim.zero_grad(set_to_none=True)
             loss.backward()
             optim.step()
