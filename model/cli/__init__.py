@@ -21,10 +21,17 @@ COMMANDS = [
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``ugaar`` parser; with ``only``, import just that command's module.
+
+    Importing every command group pulls in torch (~4 s); ``ugaar dataset
+    info`` should not pay for it.
+    """
     parser = argparse.ArgumentParser(prog="ugaar", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, module_name, help_text in COMMANDS:
+        if only is not None and name != only:
+            continue
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -36,7 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    names = {name for name, _, _ in COMMANDS}
+    first = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(only=first if first in names else None)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
