@@ -84,3 +84,22 @@ def test_audio_output_degrades_in_plain_words():
     # playing without a device returns False instead of raising
     assert out.play(np.zeros(1600, np.float32), 16000) is False
     out.stop()
+
+
+def test_refcount_guard_keeps_none_alive(qapp):
+    """PySide6 6.12 on Python 3.11 drops a reference to None per void call; the guard banks refs."""
+    import sys
+    from PySide6.QtWidgets import QLabel
+    from ugaar_app import refcount_guard
+    if not refcount_guard.needed():
+        pytest.skip("None is immortal on this Python")
+    refcount_guard.install()
+    label = QLabel("x")
+    before = sys.getrefcount(None)
+    for _ in range(2000):
+        label.update()
+    leaked = before - sys.getrefcount(None)
+    assert leaked >= 0  # documents the platform bug where present (2000 here)
+    assert sys.getrefcount(None) > refcount_guard.MIN_REFS - 10_000
+    refcount_guard.top_up()
+    assert sys.getrefcount(None) >= refcount_guard.MIN_REFS

@@ -128,3 +128,41 @@ def test_exports(qtbot, window, trained, tmp_path):
     assert csv_rows[0].startswith("direction,R@1") and len(csv_rows) == 7
     md = (tmp_path / "tables.md").read_text()
     assert "audio→sheet" in md and "| direction |" in md
+
+
+def test_typed_lyrics_and_dropped_midi_queries(qtbot, window, trained, tmp_path):
+    ret = window.retrieval
+    ds = window.session.dataset
+    sample = next(s for s in ds.samples if s.split == "train")
+    qtbot.mouseClick(ret.mode_lyrics, Qt.LeftButton)
+    assert ret.lyrics.isVisible() and not ret.source.isEnabled()
+    ret.lyrics.setText(sample.lyrics_text)
+    with qtbot.waitSignal(ret.embedded, timeout=60000):
+        qtbot.keyClick(ret.lyrics, Qt.Key_Return)
+    assert set(ret.targets) == {"audio", "sheet"}
+    ids = ret.result_ids("audio")
+    assert len(ids) == min(ret.k.value(), len(ds.samples))
+    assert "typed lyrics" in ret.header.text()
+    # a MIDI file with lyric events, written here, dropped on the panel
+    import pretty_midi
+    pm = pretty_midi.PrettyMIDI()
+    inst = pretty_midi.Instrument(0)
+    t = 0.0
+    for note in sample.notes:
+        inst.notes.append(pretty_midi.Note(90, note.pitch, t, t + 0.4))
+        pm.lyrics.append(pretty_midi.Lyric(note.syllable, t))
+        t += 0.5
+    pm.instruments.append(inst)
+    path = tmp_path / "query.mid"
+    pm.write(str(path))
+    with qtbot.waitSignal(ret.embedded, timeout=60000):
+        ret.query_file(str(path))
+    assert ret.mode_file.isChecked()
+    assert "modalities" in ret.drop.label.text()
+    assert ret.result_ids(ret.targets[0])
+    # a file that is not music becomes a message, not a crash
+    bad = tmp_path / "bad.mid"
+    bad.write_bytes(b"not a midi file")
+    with qtbot.waitSignal(window.bridge.message, timeout=60000) as blocker:
+        ret.query_file(str(bad))
+    assert blocker.args[0] == "error" and "bad.mid" in blocker.args[1]

@@ -37,14 +37,11 @@ def runs_dir_for(dataset: Any) -> Path:
 
 
 def find_cached_features(dataset: Any) -> Any:
-    """The newest cached FeatureSet of ``dataset`` without computing anything (or None)."""
-    try:
-        from model import features as feats  # noqa: F401
-        loader = getattr(feats, "load_cached_features", None)
-        if loader is not None:
-            return loader(dataset)
-    except ImportError:
-        pass
+    """The newest cached FeatureSet of ``dataset`` without computing anything (or None).
+
+    Reads ``DATASET/features/<key>.npz`` with plain numpy: importing the
+    extractors (torch) here would put seconds on the start-up path.
+    """
     from model.feature_set import FeatureSet
     folder = Path(dataset.root) / "features"
     if not folder.is_dir():
@@ -57,6 +54,7 @@ def find_cached_features(dataset: Any) -> Any:
             continue
         h = fs.meta.get("dataset_hash") or fs.meta.get("dataset_content_hash")
         if (h is None or h == dataset.content_hash) and len(fs) > 0:
+            fs.meta.setdefault("cache_path", str(path))
             return fs
     return None
 

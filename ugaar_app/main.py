@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     from .theme import apply_theme
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    from . import refcount_guard
+    refcount_guard.install()
     app.setApplicationName("UGAAR Explorer")
     app.setOrganizationName("ugaar")
     apply_theme(app)

@@ -35,6 +35,8 @@ class MainWindow(QMainWindow):
     def __init__(self, session: Optional[Session] = None, settings: Optional[QSettings] = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        from . import refcount_guard
+        refcount_guard.install()  # PySide6 6.12 on Python 3.11 leaks references to None/True/False
         self.t0 = time.perf_counter()
         self.setWindowTitle("UGAAR Explorer")
         self.session = session if session is not None else Session()

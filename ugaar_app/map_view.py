@@ -24,7 +24,6 @@ from .embedding_map import MODALITIES, compute_map
 from .theme import MODALITY_COLORS, SPLIT_COLORS
 from .workers import Task, TaskManager
 
-pg.setConfigOptions(antialias=True)
 
 
 class _BoxViewBox(pg.ViewBox):
@@ -122,14 +121,14 @@ class MapView(QWidget):
         self.plot.hideAxis("bottom")
         self.plot.setAspectLocked(False)
         self.legend = self.plot.addLegend(offset=(10, 10))
-        self.scatter = pg.ScatterPlotItem(size=7, pen=None, hoverable=True, hoverSize=12,
+        self.scatter = pg.ScatterPlotItem(size=7, pen=None, hoverable=True, hoverSize=12, antialias=True,
                                           hoverPen=pg.mkPen("w", width=1.5), tip=None)
         self.plot.addItem(self.scatter)
         self.neigh_item = pg.ScatterPlotItem(size=15, pen=pg.mkPen((255, 255, 255, 200), width=1.5),
                                              brush=None, symbol="o")
         self.neigh_item.setZValue(5)
         self.plot.addItem(self.neigh_item)
-        self.sel_line = pg.PlotDataItem(pen=pg.mkPen((255, 255, 255, 230), width=2))
+        self.sel_line = pg.PlotDataItem(pen=pg.mkPen((255, 255, 255, 230), width=2), antialias=True)
         self.sel_line.setZValue(6)
         self.plot.addItem(self.sel_line)
         self.sel_item = pg.ScatterPlotItem(size=16, pen=pg.mkPen("w", width=2), symbol="o")

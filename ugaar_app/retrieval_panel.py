@@ -79,6 +79,7 @@ class RetrievalPanel(QWidget):
     """Query controls and two result lists (one per target modality)."""
 
     ORIGIN = "retrieval"
+    embedded = Signal()
 
     def __init__(self, bridge: SessionBridge, controller: AppController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -266,13 +267,7 @@ class RetrievalPanel(QWidget):
         text = self.lyrics.text().strip()
         if not text or self.session.index is None:
             return
-        try:
-            self.query_vectors = {"lyrics": self._ensure_embedder().lyrics(text)}
-        except Exception as exc:  # noqa: BLE001
-            self.session.notify("error", f"Cannot embed the lyrics: {exc}")
-            return
-        self.query_label = f"typed lyrics “{text}”"
-        self._run_vectors()
+        self._embed_in_background(f"typed lyrics “{text}”", lambda emb: {"lyrics": emb.lyrics(text)})
 
     def query_file(self, path: str) -> None:
         self.mode_file.setChecked(True)
@@ -281,39 +276,64 @@ class RetrievalPanel(QWidget):
         if self.session.index is None:
             self.session.notify("warning", "Make a run active before querying with a file.")
             return
-        try:
-            emb = self._ensure_embedder()
+
+        def features(emb: Any) -> dict[str, np.ndarray]:
             if p.suffix.lower() in (".mid", ".midi", ".kar"):
-                feats = emb.midi_file(str(p))
-            else:
-                feats = {"audio": emb.audio_file(str(p))}
-            self.query_vectors = {m: np.asarray(v) for m, v in feats.items() if v is not None}
-        except Exception as exc:  # noqa: BLE001 - bad file, no lyrics, ...
-            self.session.notify("error", f"Cannot use {p.name} as a query: {exc}")
-            return
-        self.drop.label.setText(f"{p.name} — modalities: {', '.join(self.query_vectors)}")
-        self.query_label = f"{p.name}"
-        if self.current_source() not in self.query_vectors:
-            self.source.blockSignals(True)
-            self.source.setCurrentIndex(MODALITIES.index(next(iter(self.query_vectors))))
-            self.source.blockSignals(False)
-        self._run_vectors()
+                return emb.midi_file(str(p))
+            return {"audio": emb.audio_file(str(p))}
+
+        self.drop.label.setText(f"{p.name} — embedding …")
+        self._embed_in_background(p.name, features)
+
+    def _embed_in_background(self, label: str, features_of: Any) -> None:
+        """Load the extractors and the run's model on a worker thread, embed, then query."""
+        run_method = self.run_method
+        run = self.session.run
+        self.header.setText(f"Embedding {html.escape(label)} …")
+
+        def work(progress, cancel):
+            emb = self._ensure_embedder()
+            feats = {m: np.asarray(v) for m, v in features_of(emb).items() if v is not None}
+            out = {}
+            for src, vec in feats.items():
+                for tgt in MODALITIES:
+                    if tgt != src:
+                        out[(src, tgt)] = embed_query(run_method, src, vec, tgt)
+            return out
+
+        def done(vectors):
+            if self.session.run is not run:
+                return
+            self.query_vectors = vectors
+            self.query_label = label
+            sources = sorted({src for src, _t in vectors}, key=MODALITIES.index)
+            if self.mode_file.isChecked():
+                self.drop.label.setText(f"{label} — modalities: {', '.join(sources)}")
+            if sources and self.current_source() not in sources:
+                self.source.blockSignals(True)
+                self.source.setCurrentIndex(MODALITIES.index(sources[0]))
+                self.source.blockSignals(False)
+            self._run_vectors()
+            self.embedded.emit()
+
+        def failed(msg):
+            self.header.setText(html.escape(msg))
+            self.session.notify("error", f"Cannot use {label} as a query: {msg}")
+            if self.mode_file.isChecked():
+                self.drop.label.setText("Drop a MIDI/KAR or WAV/FLAC file here")
+
+        self.controller.tasks.start("Embed query", work, on_done=done, on_error=failed)
 
     def _run_vectors(self) -> None:
         src = self.current_source()
         self._clear()
-        vec = self.query_vectors.get(src)
-        if vec is None:
+        if not any(s == src for s, _t in self.query_vectors):
             self.header.setText(f"The query has no {src} part; choose another source modality.")
             return
         t0 = time.perf_counter()
-        try:
-            results = {tgt: list(self.session.index.query(embed_query(self.run_method, src, vec, tgt), tgt,
-                                                          self.k.value(), source=src))
-                       for tgt in self.targets}
-        except Exception as exc:  # noqa: BLE001 - dimension mismatch, missing checkpoint
-            self.session.notify("error", f"Cannot run this query with the active run: {exc}")
-            return
+        results = {tgt: list(self.session.index.query(self.query_vectors[(src, tgt)], tgt, self.k.value(),
+                                                      source=src))
+                   for tgt in self.targets}
         self._show(results, partner=None)
         self.last_latency_ms = (time.perf_counter() - t0) * 1000
         self.header.setText(f"Query: {html.escape(self.query_label)} ({src}) · {self.last_latency_ms:.1f} ms")

@@ -36,6 +36,9 @@ def _child(conn: Any, mode: str, config: Optional[dict[str, Any]], features: Any
 
         if mode == "resume":
             trainer = Trainer.resume(run_dir, features, on_event=on_event)
+        elif mode == "settings":  # the form's values: the method's preset plus overrides
+            kw = dict(config or {})
+            trainer = Trainer(RunConfig.for_method(kw.pop("method"), **kw), features, run_dir, on_event=on_event)
         else:
             trainer = Trainer(RunConfig.from_dict(config), features, run_dir, on_event=on_event)
 
@@ -63,6 +66,8 @@ def run_in_child(mode: str, config: Optional[dict[str, Any]], features: Any, run
                  on_event: Callable[[Any], None], cancel: CancelToken) -> dict[str, Any]:
     """Run (or resume) a training in a spawned process; blocks the calling (worker) thread.
 
+    ``mode`` is ``settings`` (``config`` = RunConfig.for_method keyword arguments with
+    ``method``), ``config`` (``config`` = RunConfig.to_dict()) or ``resume``.
     ``on_event`` receives ``model.events`` objects; setting ``cancel`` asks the
     trainer to stop after its current step.  Raises ``RuntimeError`` when the
     training fails.

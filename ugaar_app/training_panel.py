@@ -18,7 +18,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout,
                                QGroupBox, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
-                               QPushButton, QSpinBox, QSplitter, QTreeWidget, QTreeWidgetItem,
+                               QPushButton, QSizePolicy, QSpinBox, QSplitter, QTreeWidget, QTreeWidgetItem,
                                QVBoxLayout, QWidget)
 
 from .bridge import SessionBridge
@@ -29,6 +29,9 @@ METHOD_LABELS = [("ugaar", "UGAAR"), ("baseline-gan", "Baseline-GAN"), ("baselin
                  ("cca", "CCA"), ("random", "Random")]
 TERM_COLORS = [(66, 165, 245), (255, 167, 38), (102, 187, 106), (239, 83, 80), (171, 71, 188),
                (38, 198, 218), (255, 238, 88), (141, 110, 99)]
+
+
+DIRECTIONS = ("audio→sheet", "sheet→audio", "audio→lyrics", "lyrics→audio", "sheet→lyrics", "lyrics→sheet")
 
 
 def _fmt_eta(seconds: float) -> str:
@@ -67,7 +70,10 @@ class CurveSet:
     def _new_term(self, term: str) -> None:
         color = TERM_COLORS[len(self.data) % len(TERM_COLORS)]
         self.data[term] = ([], [])
-        curve = self.plot.plot([], [], pen=pg.mkPen(color, width=1.6 if term == "total" else 1.1), name=term)
+        curve = self.plot.plot([], [], pen=pg.mkPen(color, width=1.6 if term == "total" else 1.1), name=term,
+                               antialias=False)
+        curve.setDownsampling(auto=True, method="peak")
+        curve.setClipToView(True)
         self.curves[term] = curve
         cb = QCheckBox(term)
         cb.setChecked(True)
@@ -214,9 +220,15 @@ class TrainingPanel(QWidget):
         self.d_curves = CurveSet(self.d_plot, self.d_checks)
         self.direction = QComboBox()
         self.direction.addItem("Mean of six directions", "")
+        for d in DIRECTIONS:
+            self.direction.addItem(d, d)
         self.direction.currentIndexChanged.connect(lambda _i: self._redraw_metrics())
         self.metrics_label = QLabel("")
         self.metrics_label.setObjectName("muted")
+        # Labels that change while training must not relayout the plots (each
+        # relayout resizes three pyqtgraph views on the GUI thread).
+        for lab in (self.metrics_label, self.eta):
+            lab.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
         self.placeholder = QLabel("")
         self.placeholder.setObjectName("muted")
         self.placeholder.setWordWrap(True)
@@ -246,7 +258,7 @@ class TrainingPanel(QWidget):
         layout.addWidget(split)
 
         self.timer = QTimer(self)
-        self.timer.setInterval(100)
+        self.timer.setInterval(200)  # 5 Hz redraws keep the event loop free
         self.timer.timeout.connect(self._redraw)
         self.start_btn.clicked.connect(lambda: self.start())
         self.stop_btn.clicked.connect(self.stop)
@@ -296,19 +308,25 @@ class TrainingPanel(QWidget):
         self.lr_g.setEnabled(m in ("ugaar", "baseline-gan"))
         self.temp_g.setEnabled(m in ("ugaar", "baseline-gan"))
 
-    def make_config(self, **overrides: Any) -> Any:
-        from model.ugaar.config import RunConfig
-        kw: dict[str, Any] = dict(seed=self.seed.value(), epochs=self.epochs.value(),
-                                  batch_size=self.batch.value(), lr_g=self.lr_g.value(),
-                                  lr_d=self.lr_d.value(), temperature_g=self.temp_g.value())
+    def form_settings(self, **overrides: Any) -> dict[str, Any]:
+        """The form's values (plus ``overrides``) as RunConfig keyword arguments."""
+        kw: dict[str, Any] = dict(method=self.method.currentData(), seed=self.seed.value(),
+                                  epochs=self.epochs.value(), batch_size=self.batch.value(),
+                                  lr_g=self.lr_g.value(), lr_d=self.lr_d.value(),
+                                  temperature_g=self.temp_g.value())
         kw.update(overrides)
-        method = kw.pop("method", self.method.currentData())
+        return kw
+
+    def make_config(self, **overrides: Any) -> Any:
+        from model.ugaar.config import RunConfig  # imports torch (model.ugaar): not on the GUI thread
+        kw = self.form_settings(**overrides)
+        method = kw.pop("method")
         return RunConfig.for_method(method, **kw)
 
-    def new_run_dir(self, config: Any) -> Path:
+    def new_run_dir(self, method: str, seed: int) -> Path:
         root = runs_dir_for(self.session.dataset)
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        base = root / f"{config.method}-s{config.seed}-{stamp}"
+        base = root / f"{method}-s{seed}-{stamp}"
         path, i = base, 1
         while path.exists():
             path = Path(f"{base}-{i}")
@@ -325,13 +343,12 @@ class TrainingPanel(QWidget):
         if self.task is not None and not self.task.done:
             self.session.notify("warning", "A training is already running; stop it first.")
             return None
-        try:
-            config = config if config is not None else self.make_config(**overrides)
-        except (ValueError, TypeError) as exc:
-            self.session.notify("error", f"Invalid training settings: {exc}")
-            return None
-        run_dir = self.new_run_dir(config)
-        return self._launch(("new", config.to_dict(), fs), run_dir, then=then, title=f"Training {config.method}")
+        settings = self.form_settings(**overrides) if config is None else None
+        method = config.method if config is not None else settings["method"]
+        seed = config.seed if config is not None else settings["seed"]
+        run_dir = self.new_run_dir(method, seed)
+        return self._launch(("new", config if config is not None else settings, fs), run_dir, then=then,
+                            title=f"Training {method}")
 
     def resume_selected(self) -> Optional[Task]:
         item = self.runs.currentItem()
@@ -360,8 +377,13 @@ class TrainingPanel(QWidget):
         def work(progress, cancel):
             from .embedding_map import server
             from .train_job import run_in_child
+            # RunConfig is built in the child: its package imports torch, and an import on
+            # this thread would hold the GIL (and so the event loop) for a few hundred ms.
+            job_mode, cfg = mode, None
+            if mode == "new":
+                job_mode, cfg = ("settings", config) if isinstance(config, dict) else ("config", config.to_dict())
             server().warm_up()  # let the map's UMAP process compile while the model trains
-            return run_in_child(mode, config, features, str(run_dir), task.emit_event, cancel)
+            return run_in_child(job_mode, cfg, features, str(run_dir), task.emit_event, cancel)
 
         def done(_result):
             self.trainer = None
@@ -476,8 +498,8 @@ class TrainingPanel(QWidget):
         self.d_curves.clear()
         self.epoch_x, self.r1, self.medr, self.epoch_events = [], [], [], []
         self.step_events = 0
-        while self.direction.count() > 1:
-            self.direction.removeItem(1)
+        while self.direction.count() > 1 + len(DIRECTIONS):
+            self.direction.removeItem(self.direction.count() - 1)
         self.r1_curve.setData([], [])
         self.medr_curve.setData([], [])
         self.metrics_label.setText("")
@@ -485,10 +507,13 @@ class TrainingPanel(QWidget):
     def _replay(self, run_dir: str) -> None:
         """Show a saved run's curves from its event log."""
         self.clear_curves()
-        try:
-            from model.ugaar.run import Run
-            events = list(Run.open(run_dir).events())
-        except Exception:  # noqa: BLE001 - older/foreign run: nothing to replay
+        events = []
+        path = Path(run_dir) / "events.jsonl"
+        try:  # read directly: model.ugaar.run would import torch on the GUI thread
+            from model.events import event_from_json
+            with open(path, encoding="utf-8") as fh:
+                events = [event_from_json(json.loads(line)) for line in fh if line.strip()]
+        except (OSError, ValueError, KeyError, TypeError):
             events = []
         for ev in events:
             if getattr(ev, "kind", "") != "run":
