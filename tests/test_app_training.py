@@ -99,6 +99,18 @@ def test_click_map_point_selects_library_row(qtbot, window, trained):
     assert chosen == target or np.allclose(  # another point drawn on the same pixel
         [mv.point_pos(chosen, m).x() for m in ("audio", "sheet", "lyrics")][1],
         mv.point_pos(target, "sheet").x(), atol=abs(vb.viewPixelSize()[0]) * 8)
+    # hovering shows the lyrics of the point under the mouse
+    pts = mv.scatter.pointsAt(mv.point_pos(target, "lyrics"))
+    mv._on_hovered(mv.scatter, pts)
+    hovered_id, _mod = mv.point_info(int(pts[0].data()))
+    assert window.session.dataset.sample(hovered_id).words[0] in mv.plot.toolTip()
+    # colour by split / song, and hiding a modality, redraw the same points
+    mv.color_by.setCurrentIndex(1)
+    mv.color_by.setCurrentIndex(2)
+    mv.show_mod["sheet"].setChecked(False)
+    assert len(mv.scatter.data) == 2 * mv.n
+    mv.show_mod["sheet"].setChecked(True)
+    mv.color_by.setCurrentIndex(0)
     # box selection lists the boxed samples in the library
     xs, ys = mv.coords[:, 0], mv.coords[:, 1]
     mv.box_select(QRectF(float(xs.min()) - 1, float(ys.min()) - 1, float(np.ptp(xs)) + 2, float(np.ptp(ys)) + 2))
