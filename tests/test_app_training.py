@@ -41,6 +41,18 @@ def test_start_and_stop_real_training(qtbot, window):
     assert panel.start_btn.isEnabled()
     xs, ys = panel.g_curves.data["total"]
     assert len(xs) >= 1 and np.isfinite(ys).all()
+    # resume the stopped run: the same curve continues from the checkpointed step
+    last_step = max(xs)
+    for i in range(panel.runs.topLevelItemCount()):
+        if panel.runs.topLevelItem(i).data(0, Qt.UserRole) == str(panel.run_dir):
+            panel.runs.setCurrentItem(panel.runs.topLevelItem(i))
+    qtbot.mouseClick(panel.resume_btn, Qt.LeftButton)
+    task2 = panel.task
+    assert task2 is not task and not task2.done
+    qtbot.waitUntil(lambda: max(panel.g_curves.data["total"][0]) > last_step, timeout=60000)
+    panel.stop()
+    qtbot.waitUntil(lambda: task2.done, timeout=60000)
+    assert panel.last_status == "stopped"
 
 
 def test_row_selection_agrees_everywhere_and_partner_is_marked(qtbot, window, trained):
