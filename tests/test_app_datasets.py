@@ -1,0 +1,58 @@
+"""Datasets panel: import a MIDI folder with a bad file (report says why), cancel a build."""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+
+from test_app_fixtures import app_home, window  # noqa: F401 - fixtures
+
+
+def _write_midi(path, words, pitch0=60):
+    import pretty_midi
+    pm = pretty_midi.PrettyMIDI()
+    inst = pretty_midi.Instrument(0, name="melody")
+    t = 0.0
+    for i, w in enumerate(words):
+        inst.notes.append(pretty_midi.Note(90, pitch0 + (i * 3) % 12, t, t + 0.4))
+        pm.lyrics.append(pretty_midi.Lyric(w + " ", t))
+        t += 0.5
+    pm.instruments.append(inst)
+    pm.write(str(path))
+
+
+def test_import_midi_folder_shows_report_with_skipped_file(qtbot, window, tmp_path):
+    src = tmp_path / "midis"
+    src.mkdir()
+    words = "la li lo lu le ma mi mo mu me na ni no nu ne pa pi po pu pe".split()
+    _write_midi(src / "song_a.mid", words)
+    _write_midi(src / "song_b.mid", list(reversed(words)), pitch0=55)
+    (src / "broken.mid").write_bytes(b"MThd not really")
+    panel = window.datasets
+    window.tabs.setCurrentWidget(panel)
+    panel.source.setCurrentIndex(panel.source.findData("midi"))
+    assert panel.path.isEnabled()
+    panel.path.setText(str(src))
+    panel.name.setText("my-midis")
+    with qtbot.waitSignal(window.controller.dataset_opened, timeout=120000):
+        qtbot.mouseClick(panel.build_btn, Qt.LeftButton)
+    ds = window.session.dataset
+    assert ds is not None and ds.root.name == "my-midis" and len(ds.samples) >= 2
+    report = panel.report.toPlainText()
+    assert "broken.mid" in report and "skipped" in report
+    assert window.library.model.rowCount() == len(ds.samples)
+
+
+def test_cancel_build_keeps_window_working(qtbot, window):
+    panel = window.datasets
+    panel.source.setCurrentIndex(panel.source.findData("music21-corpus"))
+    panel.name.setText("to-cancel")
+    panel.limit.setValue(40)
+    qtbot.mouseClick(panel.build_btn, Qt.LeftButton)
+    task = panel.task
+    assert task is not None and panel.cancel_btn.isEnabled()
+    qtbot.waitUntil(lambda: task.last_progress is not None, timeout=60000)
+    qtbot.mouseClick(panel.cancel_btn, Qt.LeftButton)
+    qtbot.waitUntil(lambda: task.done, timeout=120000)
+    assert task.result is None and task.error is None  # cancelled, not failed
+    assert any("cancelled" in t.lower() for t in window.notifications.texts())
+    assert panel.build_btn.isEnabled() and not panel.bar.isVisible()
+    assert window.session.dataset is None
