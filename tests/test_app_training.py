@@ -190,3 +190,15 @@ def test_typed_lyrics_and_dropped_midi_queries(qtbot, window, trained, tmp_path)
     with qtbot.waitSignal(window.bridge.message, timeout=60000) as blocker:
         ret.query_file(str(bad))
     assert blocker.args[0] == "error" and "bad.mid" in blocker.args[1]
+
+
+def test_extract_features_button_uses_the_cache(qtbot, window):
+    from test_app_fixtures import needs_features
+    needs_features()
+    open_tiny(qtbot, window)
+    panel = window.datasets
+    assert panel.features_btn.isEnabled() and "Cached" in panel.features_label.text()
+    with qtbot.waitSignal(window.bridge.features_changed, timeout=120000) as blocker:
+        qtbot.mouseClick(panel.features_btn, Qt.LeftButton)
+    assert blocker.args[0] is not None and len(blocker.args[0]) == len(window.session.dataset.samples)
+    qtbot.waitUntil(lambda: panel.features_btn.isEnabled(), timeout=10000)
