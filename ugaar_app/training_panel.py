@@ -197,13 +197,15 @@ class TrainingPanel(QWidget):
         self.g_plot = self._plot("Generator losses", "loss")
         self.d_plot = self._plot("Discriminator losses", "loss")
         self.m_plot = self._plot("Validation (mean of six directions)", "R@1 %")
+        self.m_plot.plotItem.legend.setVisible(False)  # the axes say which curve is which
+        self.m_plot.setLabel("left", "R@1 %", color="#66bb6a")
         self.m_plot.setLabel("bottom", "epoch")
         self.medr_vb = pg.ViewBox()
         pi = self.m_plot.plotItem
         pi.showAxis("right")
         pi.scene().addItem(self.medr_vb)
         pi.getAxis("right").linkToView(self.medr_vb)
-        pi.getAxis("right").setLabel("MedR")
+        pi.getAxis("right").setLabel("MedR (dashed)", color="#ef5350")
         self.medr_vb.setXLink(pi)
         pi.vb.sigResized.connect(lambda: self.medr_vb.setGeometry(pi.vb.sceneBoundingRect()))
         self.r1_curve = self.m_plot.plot([], [], pen=pg.mkPen((102, 187, 106), width=2), symbol="o",
@@ -211,7 +213,6 @@ class TrainingPanel(QWidget):
         self.medr_curve = pg.PlotDataItem([], [], pen=pg.mkPen((239, 83, 80), width=2, style=Qt.DashLine),
                                           symbol="t", symbolSize=6, symbolBrush=(239, 83, 80), name="MedR")
         self.medr_vb.addItem(self.medr_curve)
-        self.m_plot.plotItem.legend.addItem(self.medr_curve, "MedR (right axis)")
         self.g_checks = QHBoxLayout()
         self.g_checks.addStretch(1)
         self.d_checks = QHBoxLayout()
@@ -274,14 +275,15 @@ class TrainingPanel(QWidget):
         bridge.runs_changed.connect(self.refresh_runs)
         self._on_data()
 
-    def _plot(self, title: str, ylabel: str) -> pg.PlotWidget:
+    def _plot(self, title: str, ylabel: str, legend_offset: tuple[int, int] = (-10, 10)) -> pg.PlotWidget:
         p = pg.PlotWidget()
         p.setBackground((24, 27, 31))
         p.setTitle(title, size="10pt")
         p.setLabel("left", ylabel)
         p.setLabel("bottom", "step")
         p.showGrid(x=True, y=True, alpha=0.15)
-        p.addLegend(offset=(-10, 10))
+        legend = p.addLegend(offset=legend_offset)
+        legend.setBrush(pg.mkBrush(24, 27, 31, 200))
         p.setMinimumSize(180, 120)
         return p
 
@@ -537,6 +539,7 @@ class TrainingPanel(QWidget):
             item = QTreeWidgetItem([r["name"], str(r.get("method", "?")), str(r.get("seed", "")),
                                     str(status or ""), "" if r1 is None else f"{r1:.1f} %"])
             item.setData(0, Qt.UserRole, r["run_dir"])
+            item.setToolTip(0, r["run_dir"])
             self.runs.addTopLevelItem(item)
         self._mark_active()
         return runs
