@@ -19,8 +19,8 @@ from model.features.extract import (CONFIG_NAME, WEIGHTS_NAME, cache_key, defaul
 from model.progress import CancelToken, Cancelled
 from model.song import Note
 
-TINY = FeatureConfig(audio_widths=(4, 8, 16, 16), sheet_widths=(4, 8, 16, 16), pretrain_epochs=3,
-                     pretrain_batch=32, pretrain_patience=3, pretrain_lr=3e-3, skipgram_dim=8,
+TINY = FeatureConfig(audio_widths=(4, 8, 16, 16), sheet_widths=(4, 8, 16, 16), pretrain_epochs=2,
+                     pretrain_batch=16, pretrain_patience=3, pretrain_lr=3e-3, skipgram_dim=8,
                      skipgram_epochs=3, seed=0)
 
 
