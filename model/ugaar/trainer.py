@@ -375,9 +375,7 @@ class Trainer:
         score = validation_score(metrics)
         self.history.append({"epoch": self.epoch, "score": score, "seconds": seconds})
         remaining = self.total_epochs - self.epoch
-        elapsed = time.perf_counter() - started
-        done_here = max(1, len([h for h in self.history]))
-        eta = elapsed / done_here * remaining if remaining > 0 else 0.0
+        eta = float(np.mean([h["seconds"] for h in self.history])) * remaining if remaining > 0 else 0.0
         if score > self.best_score or not self.config.select_on_val:
             self.best_score = score
             self.best_epoch = self.epoch
