@@ -121,11 +121,33 @@ def load_run(run_dir: str | Path, features: Any = None) -> dict[str, Any]:
     return {"run": run, "embeddings": emb, "sample_ids": ids, "index": index}
 
 
+def map_preview(run_dir: str | Path) -> Optional[dict[str, Any]]:
+    """The run's cached map layout and ids, read with numpy only (None when not cached)."""
+    import numpy as np
+
+    from .embedding_map import DEFAULT_PARAMS, MODALITIES, load_cached, map_key
+    path = Path(run_dir) / "embeddings.npz"
+    if not path.is_file() or not any(Path(run_dir).glob("umap-*.npz")):
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            emb = {m: data[m] for m in MODALITIES}
+            ids = [str(i) for i in data["sample_ids"]]
+    except (OSError, KeyError, ValueError):
+        return None
+    coords = load_cached(Path(run_dir), map_key(emb, dict(DEFAULT_PARAMS)))
+    if coords is None or len(coords) != 3 * len(ids):
+        return None
+    return {"run_dir": str(run_dir), "coords": coords, "ids": ids}
+
+
 class AppController(QObject):
     """Long operations for the window, each a :class:`Task` with progress and cancel."""
 
     dataset_opened = Signal(object)
     run_opened = Signal(object)
+    run_loading = Signal(str)
+    map_preview = Signal(object)   # {"run_dir", "coords", "ids"} from the run's cache, before the run opens
 
     def __init__(self, session: Session, tasks: TaskManager, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -246,8 +268,13 @@ class AppController(QObject):
             if then is not None:
                 then()
 
-        return self.tasks.start("Open run", work, on_done=done,
+        # The map's cached layout needs only numpy: show it while torch loads the index.
+        self.tasks.start("Map preview", lambda _p, _c: map_preview(run_dir),
+                         on_done=lambda res: res is not None and self.map_preview.emit(res))
+        task = self.tasks.start("Open run", work, on_done=done,
                                 on_error=lambda msg: self.session.notify("error", msg))
+        self.run_loading.emit(str(run_dir))
+        return task
 
     def _activate(self, result: dict[str, Any]) -> None:
         run = result["run"]

@@ -78,6 +78,7 @@ class MainWindow(QMainWindow):
 
         self._build_status_bar()
         self._build_menus()
+        self.controller.map_preview.connect(self.map_view.show_preview)
         self.bridge.message.connect(self._on_message)
         self.bridge.dataset_changed.connect(lambda _d: self._update_labels())
         self.bridge.run_changed.connect(lambda _r: self._update_labels())

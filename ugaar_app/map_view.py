@@ -164,12 +164,27 @@ class MapView(QWidget):
         self._on_run(self.session.run)
 
     # ---- computing -------------------------------------------------------------------
+    def show_preview(self, preview: dict[str, Any]) -> None:
+        """Draw a run's cached layout before the run itself (and its index) is open."""
+        if self.session.run is not None or self.session.dataset is None:
+            return
+        self.preview_run_dir = preview["run_dir"]
+        self.set_coords(preview["coords"], list(preview["ids"]), from_cache=True)
+
     def _on_run(self, run: Any) -> None:
         self.cancel()
-        self.coords = None
-        self.scatter.clear()
-        self._clear_selection_items()
+        run_dir = str(self.session.run_dir) if self.session.run_dir is not None else None
+        keep = (run is not None and self.coords is not None and run_dir is not None
+                and getattr(self, "preview_run_dir", None) == run_dir)
+        self.preview_run_dir = None
+        if not keep:  # a preview of this run stays on screen while the cache is re-read
+            self.coords = None
+            self.scatter.clear()
+            self._clear_selection_items()
         if run is None or self.session.embeddings is None:
+            self.coords = None
+            self.scatter.clear()
+            self._clear_selection_items()
             if self.session.dataset is None:
                 msg = "No dataset open.\n\nBuild the embedded default in “Get started” (one click) or open a dataset."
             elif self.session.features is None:

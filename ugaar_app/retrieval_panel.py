@@ -169,6 +169,7 @@ class RetrievalPanel(QWidget):
         self.lyrics_btn.clicked.connect(self.query_lyrics)
         self.drop.dropped.connect(self.query_file)
         bridge.selection_changed.connect(self._on_selection)
+        controller.run_loading.connect(lambda _d: self.refresh())
         bridge.run_changed.connect(lambda _r: self._on_run())
         bridge.dataset_changed.connect(lambda _d: self._on_run())
         self._on_mode()
@@ -196,6 +197,10 @@ class RetrievalPanel(QWidget):
             self.refresh()
 
     def refresh(self) -> None:
+        if self.session.index is None and any(t.name == "Open run" for t in self.controller.tasks.active):
+            self._clear()
+            self.header.setText("Loading the run's retrieval index …")
+            return
         if self.session.index is None:
             self._clear()
             self.header.setText("No active run — train one (Training tab) or make a finished run active "
