@@ -88,6 +88,10 @@ class MainWindow(QMainWindow):
         self.resize(1600, 950)
         if not self._restore_geometry():
             QTimer.singleShot(120, self.default_layout)
+        try:
+            self.tabs.setCurrentIndex(int(self.settings.value("tab", 0)))
+        except (TypeError, ValueError):
+            pass
         self._update_labels()
 
     def default_layout(self) -> None:
@@ -190,6 +194,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("window_state", self.saveState())
+        if self.tabs.currentWidget() is not self.start_panel:
+            self.settings.setValue("tab", self.tabs.currentIndex())
         self.settings.sync()
         self.sample_view.player.stop()
         self.training.shutdown()

@@ -535,6 +535,9 @@ class TrainingPanel(QWidget):
             status = r.get("status", "")
             if isinstance(status, dict):
                 status = status.get("status", "")
+            watching = self.task is not None and not self.task.done and str(self.run_dir) == r["run_dir"]
+            if status == "running" and not watching:
+                status = "interrupted"  # its process ended mid-run: Resume continues it
             r1 = r.get("val_r1", self._val_r1(r["run_dir"]))
             item = QTreeWidgetItem([r["name"], str(r.get("method", "?")), str(r.get("seed", "")),
                                     str(status or ""), "" if r1 is None else f"{r1:.1f} %"])
