@@ -44,6 +44,7 @@ class LyricsView(QWidget):
         layout.addWidget(self.syllables)
         self.sample: Any = None
         self.current = -1
+        self.setMinimumHeight(110)  # two lines of lyrics and the syllable list
 
     def set_sample(self, sample: Optional[Any]) -> None:
         self.sample = sample
