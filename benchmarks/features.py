@@ -7,8 +7,8 @@ Usage::
                                   [--train] [--json OUT.json]
 
 ``DATASET`` defaults to ``~/.cache/ugaar/bench/lmd-full``.  Without
-``--train`` the dataset's trained default encoders and cached features are
-used (``ugaar features extract DATASET`` first) and the pre-training figures
+``--train`` the dataset's trained default encoders (or ``--encoders DIR``) and
+cached features are used (``ugaar features extract DATASET`` first) and the pre-training figures
 come from their ``pretrain.json``; with ``--train`` the whole pipeline runs
 from scratch into a temporary encoders folder and its wall time is measured
 (front-end cache included only if already on disk — it is reported apart).
@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--frontend-samples", type=int, default=400)
     parser.add_argument("--train", action="store_true", help="run pre-training from scratch (slow)")
+    parser.add_argument("--encoders", default=None,
+                        help="trained encoders folder to measure (default: the dataset's default ones)")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args(argv)
 
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                               log=lambda line: print(line, file=sys.stderr))
         wall = time.perf_counter() - t0
     else:
-        fs = extract_features(ds, cfg, device=args.device)
+        fs = extract_features(ds, cfg, encoders_dir=args.encoders, device=args.device)
     enc = load_encoders(fs.meta["encoders_dir"], args.device)
     history = enc.report.get("history", [])
     out["pretrain_epochs_run"] = len(history)
