@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from typing import Any
+
+from model.cli.progress_bar import StageBar
 
 SOURCES = ("lmd-npy", "midi", "musicxml", "music21-corpus")
 
@@ -42,32 +43,6 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
     info.set_defaults(func=_info)
 
 
-class _Bar:
-    """A tqdm bar per stage, fed by ``model.progress`` reports."""
-
-    def __init__(self) -> None:
-        self.stage = None
-        self.bar = None
-
-    def __call__(self, p: Any) -> None:
-        from tqdm import tqdm
-        if p.stage != self.stage:
-            self.close()
-            self.stage = p.stage
-            self.bar = tqdm(total=p.total or None, desc=p.stage, unit="", file=sys.stderr,
-                            dynamic_ncols=True)
-        if self.bar is not None:
-            if p.total and self.bar.total != p.total:
-                self.bar.total = p.total
-            self.bar.n = p.done
-            self.bar.refresh()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
 def _build(args: argparse.Namespace) -> int:
     from model.dataset import BuildConfig, build_dataset
     if args.source in ("midi", "musicxml") and not args.path:
@@ -77,7 +52,7 @@ def _build(args: argparse.Namespace) -> int:
                          audio_renderer=args.audio_renderer, split_seed=args.seed,
                          display_sheets=not args.no_display_sheets,
                          sheet_batch_size=max(1, args.sheet_batch))
-    bar = None if args.quiet else _Bar()
+    bar = None if args.quiet else StageBar()
     t0 = time.perf_counter()
     try:
         dataset = build_dataset(config, progress=bar)

@@ -6,6 +6,8 @@ import sys
 import time
 from typing import Any
 
+from model.cli.progress_bar import StageBar
+
 
 def add_parser(subparsers: Any, name: str, help_text: str) -> None:
     parser = subparsers.add_parser(name, help=help_text, description=help_text)
@@ -29,34 +31,6 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
     ext.set_defaults(func=_extract)
 
 
-class _Bar:
-    """A tqdm bar per stage, fed by ``model.progress`` reports."""
-
-    def __init__(self) -> None:
-        self.stage = None
-        self.bar = None
-
-    def __call__(self, p: Any) -> None:
-        from tqdm import tqdm
-        if p.stage != self.stage:
-            self.close()
-            self.stage = p.stage
-            self.bar = tqdm(total=p.total or None, desc=p.stage, unit="", file=sys.stderr,
-                            dynamic_ncols=True)
-        if self.bar is not None:
-            if p.total and self.bar.total != p.total:
-                self.bar.total = p.total
-            self.bar.n = p.done
-            if p.message:
-                self.bar.set_postfix_str(p.message[:60], refresh=False)
-            self.bar.refresh()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
 def _fmt(figs: dict[str, Any]) -> str:
     return (f"R@1 {figs['R@1']:5.1f} %  R@5 {figs['R@5']:5.1f} %  R@10 {figs['R@10']:5.1f} %  "
             f"MedR {figs['MedR']:g}  MeanR {figs['MeanR']:.1f}  N {figs['N']}")
@@ -72,7 +46,7 @@ def _extract(args: argparse.Namespace) -> int:
     config = FeatureConfig.from_json(args.config) if args.config else FeatureConfig()
     if args.published_skipgram:
         config.use_published_skipgram = args.published_skipgram
-    bar = None if args.quiet else _Bar()
+    bar = None if args.quiet else StageBar()
 
     def log(line: str) -> None:
         if bar is not None and bar.bar is not None:
