@@ -11,8 +11,11 @@ call them in worker processes:
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 from types import ModuleType
+from typing import Iterator
 
 SOURCE_KINDS = ("lmd-npy", "midi", "musicxml", "music21-corpus")
 
@@ -55,3 +58,32 @@ def get_source(kind: str) -> ModuleType:
     if kind not in _MODULES:
         raise ValueError(f"unknown source kind {kind!r}; valid kinds: {', '.join(SOURCE_KINDS)}")
     return importlib.import_module(_MODULES[kind])
+
+
+@contextlib.contextmanager
+def os_errors_as_source_errors(path: str, what: str) -> Iterator[None]:
+    """Turn the ways opening ``path`` can fail into a :class:`SourceError`.
+
+    ``what`` names the expected kind of file (``"a MIDI file"``) for the
+    directory case.
+    """
+    try:
+        yield
+    except IsADirectoryError:
+        raise SourceError(path, f"is a directory, not {what}") from None
+    except PermissionError:
+        raise SourceError(path, "permission denied") from None
+    except FileNotFoundError:
+        raise SourceError(path, "file not found") from None
+    except OSError as exc:
+        raise SourceError(path, f"cannot read ({exc.strerror or exc})") from None
+
+
+def read_item_bytes(path: str, what: str) -> bytes:
+    """The whole file, or a :class:`SourceError` naming it and what went wrong."""
+    if os.path.isdir(path):
+        raise SourceError(path, f"is a directory, not {what}")
+    with os_errors_as_source_errors(path, what):
+        with open(path, "rb") as handle:
+            data = handle.read()
+    return data

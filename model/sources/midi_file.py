@@ -15,13 +15,12 @@ from __future__ import annotations
 import bisect
 import hashlib
 import io
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from model.song import Note, Song
-from model.sources import SourceError
+from model.sources import SourceError, read_item_bytes
 
 SOURCE = "midi"
 EXTENSIONS = (".mid", ".midi", ".kar")
@@ -125,17 +124,7 @@ def _load(path: str):
     import mido
     import pretty_midi
 
-    if os.path.isdir(path):
-        raise SourceError(path, "is a directory, not a MIDI file")
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except PermissionError:
-        raise SourceError(path, "permission denied") from None
-    except FileNotFoundError:
-        raise SourceError(path, "file not found") from None
-    except OSError as exc:
-        raise SourceError(path, f"cannot read ({exc.strerror or exc})") from None
+    data = read_item_bytes(path, "a MIDI file")
     if not data:
         raise SourceError(path, "empty file")
     try:

@@ -28,7 +28,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from model.song import Note, Song
-from model.sources import SourceError
+from model.sources import SourceError, os_errors_as_source_errors
 from model.sources.lmd_archive import ARCHIVE_NAME, cache_root, find_lmd_archive, unpack_lmd_archive
 
 SOURCE = "lmd-npy"
@@ -85,7 +85,7 @@ def load_object_array(path: str | os.PathLike[str]) -> np.ndarray:
         that references anything beyond numpy's array reconstruction.
     """
     path = str(path)
-    try:
+    with os_errors_as_source_errors(path, "a .npy file"):
         with open(path, "rb") as handle:
             try:
                 version = npy_format.read_magic(handle)
@@ -99,14 +99,6 @@ def load_object_array(path: str | os.PathLike[str]) -> np.ndarray:
             if dtype != np.dtype(object):
                 raise SourceError(path, f"expected an object array, found dtype {dtype}")
             payload = handle.read(MAX_PAYLOAD_BYTES + 1)
-    except IsADirectoryError:
-        raise SourceError(path, "is a directory, not a .npy file") from None
-    except PermissionError:
-        raise SourceError(path, "permission denied") from None
-    except FileNotFoundError:
-        raise SourceError(path, "file not found") from None
-    except OSError as exc:
-        raise SourceError(path, f"cannot read ({exc.strerror or exc})") from None
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise SourceError(path, "payload too large for a song")
     try:

@@ -11,13 +11,12 @@ digits) are not lyrics and are skipped.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 from model.song import Note, Song
-from model.sources import SourceError
+from model.sources import SourceError, read_item_bytes
 
 SOURCE = "musicxml"
 EXTENSIONS = (".xml", ".musicxml", ".mxl", ".krn", ".abc")
@@ -238,17 +237,7 @@ def parse_score(path: str, force_source: bool = True):
 
 
 def _check_readable(path: str) -> bytes:
-    if os.path.isdir(path):
-        raise SourceError(path, "is a directory, not a score file")
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except PermissionError:
-        raise SourceError(path, "permission denied") from None
-    except FileNotFoundError:
-        raise SourceError(path, "file not found") from None
-    except OSError as exc:
-        raise SourceError(path, f"cannot read ({exc.strerror or exc})") from None
+    data = read_item_bytes(path, "a score file")
     if not data.strip():
         raise SourceError(path, "empty file")
     return data
