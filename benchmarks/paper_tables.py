@@ -37,9 +37,9 @@ METHODS = ["random", "cca", "baseline", "baseline-gan", "ugaar"]
 TUNED: dict[str, dict] = {
     "random": {},
     "cca": {},
-    "baseline": {"epochs": 40, "margin_alpha": 16.0},
-    "baseline-gan": {"epochs": 40, "margin_alpha": 16.0, "w_bce": 0.1, "w_margin": 0.1},
-    "ugaar": {"epochs": 40, "temperature_align": 0.05, "w_align": 2.0, "w_kl": 0.1, "w_policy": 0.1},
+    "baseline": {"epochs": 80, "margin_alpha": 16.0},
+    "baseline-gan": {"epochs": 80, "margin_alpha": 16.0, "w_bce": 0.1, "w_margin": 0.1},
+    "ugaar": {"epochs": 80, "temperature_align": 0.05, "w_align": 2.0, "w_kl": 0.1, "w_policy": 0.1},
 }
 
 
