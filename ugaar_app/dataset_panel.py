@@ -12,6 +12,8 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, Q
                                QLabel, QLineEdit, QListWidget, QListWidgetItem, QProgressBar,
                                QPushButton, QSpinBox, QTextBrowser, QVBoxLayout, QWidget)
 
+from model.sources.lmd_archive import cache_root
+
 from .bridge import SessionBridge
 from .controller import AppController, datasets_dir, default_dataset_dir
 from .workers import Task
@@ -209,7 +211,7 @@ class DatasetPanel(QWidget):
         root = datasets_dir()
         if root.is_dir():
             folders += sorted(p for p in root.iterdir() if (p / "manifest.json").is_file())
-        bench = Path(os.path.expanduser("~/.cache/ugaar/bench"))
+        bench = cache_root() / "bench"  # where benchmarks/ build the shared datasets
         if bench.is_dir():
             folders += sorted(p for p in bench.iterdir() if (p / "manifest.json").is_file())
         current = str(self.session.dataset.root) if self.session.dataset is not None else None

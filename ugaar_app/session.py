@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Optional
+from model.sources.lmd_archive import cache_root
 
 
 class Event:
@@ -38,11 +39,15 @@ class Event:
 
 
 def app_home() -> Path:
-    """Where the app keeps its datasets, runs and settings (``$UGAAR_HOME``)."""
+    """Where the app keeps its datasets, runs and settings.
+
+    ``$UGAAR_HOME``, else ``app/`` in the project's cache folder
+    (``$UGAAR_CACHE`` or ``~/.cache/ugaar``).
+    """
     env = os.environ.get("UGAAR_HOME")
     if env:
         return Path(env).expanduser()
-    return Path(os.path.expanduser("~/.cache/ugaar/app"))
+    return cache_root() / "app"
 
 
 @dataclass(frozen=True)
