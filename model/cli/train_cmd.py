@@ -9,7 +9,9 @@ from pathlib import Path
 
 from model.events import EpochEvent, RunEvent, StepEvent, TrainingEvent
 
-DEFAULT_RUNS = Path.home() / ".cache" / "ugaar" / "runs"
+from model.sources.lmd_archive import cache_root
+
+DEFAULT_RUNS = cache_root() / "runs"
 
 
 def newest_feature_caches(dataset_dir: str | Path) -> list[Path]:
