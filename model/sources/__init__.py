@@ -15,6 +15,7 @@ import contextlib
 import importlib
 import os
 from types import ModuleType
+from pathlib import Path
 from typing import Iterator
 
 SOURCE_KINDS = ("lmd-npy", "midi", "musicxml", "music21-corpus")
@@ -87,3 +88,18 @@ def read_item_bytes(path: str, what: str) -> bytes:
         with open(path, "rb") as handle:
             data = handle.read()
     return data
+
+
+def list_files(path: str | None, extensions: frozenset[str] | set[str], kind: str) -> list[str]:
+    """Sorted files with one of ``extensions`` under a folder (recursively), or the single file.
+
+    ``kind`` names the source in the error raised when no path is given.
+    """
+    if path is None:
+        raise SourceError(kind, "a file or folder is needed")
+    p = Path(path)
+    if p.is_file():
+        return [str(p)]
+    if not p.is_dir():
+        raise SourceError(str(path), "no such file or folder")
+    return sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in extensions and f.is_file())

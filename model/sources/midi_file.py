@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from model.song import Note, Song
-from model.sources import SourceError, read_item_bytes
+from model.sources import SourceError, list_files, read_item_bytes
 
 SOURCE = "midi"
 EXTENSIONS = (".mid", ".midi", ".kar")
@@ -203,11 +203,4 @@ def _title(raw: list[tuple[float, str]]) -> str:
 
 def list_items(path: str | None) -> list[str]:
     """Sorted MIDI/KAR files under a folder (recursively), or the single file."""
-    if path is None:
-        raise SourceError("midi", "a file or folder is needed")
-    p = Path(path)
-    if p.is_file():
-        return [str(p)]
-    if not p.is_dir():
-        raise SourceError(str(path), "no such file or folder")
-    return sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in EXTENSIONS and f.is_file())
+    return list_files(path, EXTENSIONS, "midi")

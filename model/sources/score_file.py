@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from model.song import Note, Song
-from model.sources import SourceError, read_item_bytes
+from model.sources import SourceError, list_files, read_item_bytes
 
 SOURCE = "musicxml"
 EXTENSIONS = (".xml", ".musicxml", ".mxl", ".krn", ".abc")
@@ -260,11 +260,4 @@ def read_song(item: str) -> Song:
 
 def list_items(path: str | None) -> list[str]:
     """Sorted score files under a folder (recursively), or the single file."""
-    if path is None:
-        raise SourceError("musicxml", "a file or folder is needed")
-    p = Path(path)
-    if p.is_file():
-        return [str(p)]
-    if not p.is_dir():
-        raise SourceError(str(path), "no such file or folder")
-    return sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in EXTENSIONS and f.is_file())
+    return list_files(path, EXTENSIONS, "musicxml")
