@@ -27,7 +27,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from model.cli.train_cmd import newest_feature_caches  # noqa: E402
+from model.feature_set import cached_feature_files  # noqa: E402
 from model.evaluation import (DIRECTION_NAMES, PAPER_POOL, PAPER_TABLE_ONE, code_version, write_results)  # noqa: E402
 
 DEFAULT_DATASET = Path.home() / ".cache" / "ugaar" / "bench" / "lmd-full"
@@ -112,7 +112,7 @@ def main() -> None:
     if args.features:
         features_path = Path(args.features)
     else:
-        caches = newest_feature_caches(args.dataset)
+        caches = cached_feature_files(args.dataset)
         if not caches:
             raise SystemExit(f"no cached features under {args.dataset}/features; run `ugaar features extract` first")
         features_path = caches[-1]

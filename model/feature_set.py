@@ -80,3 +80,17 @@ class FeatureSet:
             return cls(data["sample_ids"], data["song_ids"], data["splits"],
                        data["audio"].astype(np.float32), data["sheet"].astype(np.float32),
                        data["lyrics"].astype(np.float32), json.loads(str(data["meta"])))
+
+
+def cached_feature_files(dataset_root: str | Path) -> list[Path]:
+    """A dataset's cached FeatureSet files (``DATASET/features/*.npz``), oldest first.
+
+    Leaves out files being written (``model.atomic`` temp files start with a
+    dot) and front-end input caches (``inputs*``).  Plain file listing: no
+    torch import, so the window can call it on its start-up path.
+    """
+    folder = Path(dataset_root) / "features"
+    if not folder.is_dir():
+        return []
+    files = [p for p in folder.glob("*.npz") if not p.name.startswith(("inputs", "."))]
+    return sorted(files, key=lambda p: p.stat().st_mtime)

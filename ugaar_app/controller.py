@@ -42,12 +42,8 @@ def find_cached_features(dataset: Any) -> Any:
     Reads ``DATASET/features/<key>.npz`` with plain numpy: importing the
     extractors (torch) here would put seconds on the start-up path.
     """
-    from model.feature_set import FeatureSet
-    folder = Path(dataset.root) / "features"
-    if not folder.is_dir():
-        return None
-    candidates = [p for p in folder.glob("*.npz") if not p.name.startswith(("inputs-", "umap-"))]
-    for path in sorted(candidates, key=lambda p: p.stat().st_mtime, reverse=True):
+    from model.feature_set import FeatureSet, cached_feature_files
+    for path in reversed(cached_feature_files(dataset.root)):
         try:
             fs = FeatureSet.load(path)
         except Exception:  # noqa: BLE001 - partial or foreign file

@@ -8,17 +8,11 @@ import time
 from pathlib import Path
 
 from model.events import EpochEvent, RunEvent, StepEvent, TrainingEvent
+from model.feature_set import cached_feature_files
 
 from model.sources.lmd_archive import cache_root
 
 DEFAULT_RUNS = cache_root() / "runs"
-
-
-def newest_feature_caches(dataset_dir: str | Path) -> list[Path]:
-    """Cached FeatureSets of a dataset folder, oldest first (front-end input caches excluded)."""
-    folder = Path(dataset_dir) / "features"
-    files = [p for p in folder.glob("*.npz") if not p.name.startswith(("inputs", "."))]
-    return sorted(files, key=lambda p: p.stat().st_mtime)
 
 
 def resolve_features(path: str | Path, device: str = "cpu"):
@@ -36,7 +30,7 @@ def resolve_features(path: str | Path, device: str = "cpu"):
         return fs, path
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such FeatureSet (.npz) or dataset folder")
-    cached = newest_feature_caches(path)
+    cached = cached_feature_files(path)
     if cached:
         fs = FeatureSet.load(cached[-1])
         fs.meta.setdefault("cache_path", str(cached[-1]))
