@@ -125,10 +125,10 @@ class FeatureConfig:
     strided_stem: bool = True
     embed_dim: int = 128
     # audio–sheet pre-training
-    pretrain_epochs: int = 3
+    pretrain_epochs: int = 20
     pretrain_lr: float = 3e-3
     pretrain_batch: int = 64
-    pretrain_patience: int = 2
+    pretrain_patience: int = 5
     weight_decay: float = 1e-4
     loss: str = "infonce"
     temperature: float = 0.07
