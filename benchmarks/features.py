@@ -4,21 +4,28 @@ extraction rate, end-to-end time, and quality (audio↔sheet, plain CCA).
 Usage::
 
     python benchmarks/features.py [DATASET] [--threads 2] [--device cpu] [--frontend-samples 400]
-                                  [--train] [--json OUT.json]
+                                  [--train] [--renderer-shift N] [--json OUT.json]
 
 ``DATASET`` defaults to ``~/.cache/ugaar/bench/lmd-full``.  Without
 ``--train`` the dataset's trained default encoders (or ``--encoders DIR``) and
 cached features are used (``ugaar features extract DATASET`` first) and the pre-training figures
 come from their ``pretrain.json``; with ``--train`` the whole pipeline runs
-from scratch into a temporary encoders folder and its wall time is measured
-(front-end cache included only if already on disk — it is reported apart).
+from scratch into the dataset's default encoders folder (replacing what is
+there, so the app and the CLI then use them) and its wall time is measured;
+the front end is included in that time only when its input cache is not
+on disk yet (it is also reported apart, from the subset).
+
+``--renderer-shift N`` (default: the whole test split) re-renders the audio of
+N test samples with the *other* synthesiser (the built-in one when the
+dataset was rendered with FluidSynth, and the reverse), embeds it with the
+same encoders and reports audio↔sheet retrieval against the dataset's sheet
+features, beside the figures of the dataset's own audio on the same samples.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", action="store_true", help="run pre-training from scratch (slow)")
     parser.add_argument("--encoders", default=None,
                         help="trained encoders folder to measure (default: the dataset's default ones)")
+    parser.add_argument("--renderer-shift", type=int, default=-1,
+                        help="test samples re-rendered with the other synthesiser (-1: all, 0: skip)")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args(argv)
 
@@ -41,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     from model.dataset import Dataset
     from model.features import FeatureConfig, extract_features, load_encoders
-    from model.features.extract import compute_inputs, load_or_compute_inputs
+    from model.features.extract import (compute_inputs, default_encoders_dir, inputs_cache_path,
+                                        load_or_compute_inputs)
     from model.features.metrics import cca_six_directions
     from model.features.pretrain import embed_pairs
 
@@ -62,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     # 2. encoders: trained now (timed) or the dataset's default ones
     wall = None
     if args.train:
-        enc_dir = Path(tempfile.mkdtemp(prefix="ugaar-bench-enc-"))
+        enc_dir = default_encoders_dir(ds, cfg)
+        out["frontend_cached_before_run"] = inputs_cache_path(ds, cfg).exists()
         t0 = time.perf_counter()
         fs = extract_features(ds, cfg, encoders_dir=enc_dir, device=args.device, force=True,
                               log=lambda line: print(line, file=sys.stderr))
@@ -103,10 +114,37 @@ def main(argv: list[str] | None = None) -> int:
     out["cca_test"] = cca_six_directions(fs)
     out["lyrics_dim"] = int(fs.lyrics.shape[1])
 
+    # 6. the other synthesiser on the same test samples
+    if args.renderer_shift:
+        out["renderer_shift"] = renderer_shift(ds, fs, args.renderer_shift, args.device)
+
     print(json.dumps(out, indent=1, ensure_ascii=False))
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1, ensure_ascii=False), encoding="utf-8")
     return 0
+
+
+def renderer_shift(ds, fs, limit: int, device: str) -> dict:
+    """Audio↔sheet figures of test samples whose audio is rendered by the other synthesiser."""
+    from model.features import load_embedder
+    from model.features.metrics import audio_sheet_figures
+    from model.render.audio import fluidsynth_available
+
+    own = (ds.renderers.get("audio") or {}).get("name", "builtin")
+    other = "builtin" if own == "fluidsynth" else "fluidsynth"
+    if other == "fluidsynth" and not fluidsynth_available()[0]:
+        return {"skipped": "FluidSynth is not available"}
+    test = fs.split("test")
+    n = len(test) if limit < 0 else min(limit, len(test))
+    by_id = {s.sample_id: s for s in ds.samples}
+    emb = load_embedder(fs.meta["encoders_dir"], device, audio_renderer=other)
+    t0 = time.perf_counter()
+    audio = np.stack([emb.notes_audio(by_id[str(sid)].notes) for sid in test.sample_ids[:n]])
+    per_sample = (time.perf_counter() - t0) / max(1, n)
+    return {"dataset_renderer": own, "other_renderer": other, "N": n,
+            "render_and_embed_ms_per_sample": 1000 * per_sample,
+            "dataset_audio": audio_sheet_figures(test.audio[:n], test.sheet[:n]),
+            "other_audio": audio_sheet_figures(audio, test.sheet[:n])}
 
 
 if __name__ == "__main__":

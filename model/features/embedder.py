@@ -92,22 +92,25 @@ class Embedder:
         notes = tuple(notes)
         if not notes:
             raise ValueError("no notes to embed")
-        if self._audio_renderer is None:
-            from model.render.audio import make_audio_renderer
-            self._audio_renderer = make_audio_renderer(self.audio_renderer_kind, self.config.sample_rate)
         if self._sheet_renderer is None:
             from model.render.sheet import SheetRenderer
             self._sheet_renderer = SheetRenderer()
         from model.render.sheet import SheetJob
-        wave = self._audio_renderer.render(notes)
         with tempfile.TemporaryDirectory(prefix="ugaar-embed-") as tmp:
             png = Path(tmp) / "query.png"
             result = self._sheet_renderer.render_batch([SheetJob(png, notes)])[0]
             if not result.ok:
                 raise ValueError(f"LilyPond could not engrave these notes: {result.error}")
             sheet = self.sheet_png(png)
-        return {"audio": self.audio(wave, self.config.sample_rate), "sheet": sheet,
+        return {"audio": self.notes_audio(notes), "sheet": sheet,
                 "lyrics": self.lyrics_syllables([n.syllable for n in notes], [n.word_start for n in notes])}
+
+    def notes_audio(self, notes: Sequence[Note]) -> np.ndarray:
+        """Render notes to audio with this embedder's synthesiser → ``(128,)``."""
+        if self._audio_renderer is None:
+            from model.render.audio import make_audio_renderer
+            self._audio_renderer = make_audio_renderer(self.audio_renderer_kind, self.config.sample_rate)
+        return self.audio(self._audio_renderer.render(tuple(notes)), self.config.sample_rate)
 
     def midi_file(self, path: str | Path, max_notes: int = MAX_NOTES) -> dict[str, np.ndarray]:
         """A MIDI/KAR file with lyric events: its first ``max_notes`` cleaned notes."""

@@ -92,11 +92,16 @@ def _inputs_key(dataset_hash: str, config: FeatureConfig) -> str:
     return hashlib.sha256(f"{dataset_hash}|{config.digest(FRONTEND_FIELDS)}".encode()).hexdigest()[:16]
 
 
+def inputs_cache_path(dataset: Any, config: FeatureConfig) -> Path:
+    """Where the front-end inputs of ``dataset`` under ``config`` are cached."""
+    return Path(dataset.root) / "features" / "inputs" / f"{_inputs_key(dataset.content_hash, config)}.npz"
+
+
 def load_or_compute_inputs(dataset: Any, config: FeatureConfig, workers: int = 2,
                            progress: Optional[ProgressCallback] = None,
                            cancel: Optional[CancelToken] = None) -> tuple[Ragged, Ragged]:
     """Inputs of every sample of ``dataset`` (manifest order), cached on disk."""
-    path = Path(dataset.root) / "features" / "inputs" / f"{_inputs_key(dataset.content_hash, config)}.npz"
+    path = inputs_cache_path(dataset, config)
     ids = [s.sample_id for s in dataset.samples]
     if path.exists():
         try:
