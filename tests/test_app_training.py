@@ -55,6 +55,26 @@ def test_start_and_stop_real_training(qtbot, window):
     assert panel.last_status == "stopped"
 
 
+
+def test_diverging_training_shows_failure_and_keeps_the_window_usable(qtbot, window):
+    """A loss that turns NaN/inf ends the run as failed, with a message, not a hang or a crash."""
+    needs_trainer()
+    open_tiny(qtbot, window)
+    panel = window.training
+    task = panel.start(epochs=3, lr_g=1e30, lr_d=1e30, grad_clip=0.0)
+    assert task is not None
+    qtbot.waitUntil(lambda: task.done, timeout=60000)
+    qtbot.wait(50)
+    assert panel.last_status == "failed"
+    status = panel.status.text().lower()
+    assert "failed" in status and ("nan" in status or "inf" in status)
+    assert any("training failed" in t.lower() and "last good checkpoint" in t.lower()
+               for t in window.notifications.texts())
+    assert panel.start_btn.isEnabled() and not panel.stop_btn.isEnabled()
+    assert str(panel.run_dir) in panel.run_names()   # the failed run stays listed, checkpoint kept
+    assert (panel.run_dir / "checkpoint.pt").exists()
+
+
 def test_row_selection_agrees_everywhere_and_partner_is_marked(qtbot, window, trained):
     qtbot.waitUntil(lambda: window.map_view.coords is not None, timeout=60000)
     lib = window.library
