@@ -136,6 +136,8 @@ def renderer_shift(ds, fs, limit: int, device: str) -> dict:
         return {"skipped": "FluidSynth is not available"}
     test = fs.split("test")
     n = len(test) if limit < 0 else min(limit, len(test))
+    if n < 2:
+        return {"skipped": f"{n} test samples"}
     by_id = {s.sample_id: s for s in ds.samples}
     emb = load_embedder(fs.meta["encoders_dir"], device, audio_renderer=other)
     t0 = time.perf_counter()
