@@ -22,6 +22,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from model.errors import UgaarError
 from model.progress import CancelToken, ProgressCallback
 from model.song import Sample
 
@@ -128,8 +129,8 @@ def build_dataset(config: BuildConfig, progress: Optional[ProgressCallback] = No
     return _build(config, progress=progress, cancel=cancel)
 
 
-class DatasetError(ValueError):
-    """A folder is not a (finished, readable) dataset."""
+class DatasetError(UgaarError, ValueError):
+    """A folder is not a (finished, readable) dataset (an expected failure: one line in the CLI)."""
 
 
 class Dataset:

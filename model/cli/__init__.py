@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+from model.cli.failures import EXIT_INTERRUPTED, report_failure
 
 # (command, module, help) — each module defines ``add_parser(subparsers)``
 # whose sub-parsers set ``func`` via ``set_defaults``.
@@ -28,6 +31,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     info`` should not pay for it.
     """
     parser = argparse.ArgumentParser(prog="ugaar", description=__doc__.splitlines()[0])
+    # main() takes --debug out of argv wherever it stands; this line lists it in --help
+    parser.add_argument("--debug", action="store_true",
+                        help="print the traceback of every error (also: UGAAR_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, module_name, help_text in COMMANDS:
         if only is not None and name != only:
@@ -44,6 +50,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    # --debug is global: accepted before or after the command (docs/reliability.md)
+    debug = "--debug" in argv or os.environ.get("UGAAR_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
     names = {name for name, _, _ in COMMANDS}
     first = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(only=first if first in names else None)
@@ -52,10 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted; everything written so far is kept and a re-run resumes", file=sys.stderr)
-        return 130
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"ugaar: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - one line for the user's mistakes, a traceback for bugs
+        return report_failure(exc, debug)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ from types import ModuleType
 from pathlib import Path
 from typing import Iterator
 
+from model.errors import UgaarError
+
 SOURCE_KINDS = ("lmd-npy", "midi", "musicxml", "music21-corpus")
 
 _MODULES = {
@@ -28,8 +30,11 @@ _MODULES = {
 }
 
 
-class SourceError(Exception):
+class SourceError(UgaarError):
     """An item that cannot be imported; ``str(e)`` is ``"<path>: <reason>"``.
+
+    An expected failure (:class:`model.errors.UgaarError`): the CLI prints it
+    as one line.
 
     Parameters
     ----------
@@ -40,7 +45,7 @@ class SourceError(Exception):
     """
 
     def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
+        super().__init__(str(path), reason)
         self.path = str(path)
         self.reason = reason
 
