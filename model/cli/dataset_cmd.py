@@ -66,6 +66,8 @@ def _build(args: argparse.Namespace) -> int:
 
 def _info(args: argparse.Namespace) -> int:
     from model.dataset import Dataset
+    from model.validate import check_dataset_folder
+    check_dataset_folder(args.dir)  # a file or a missing folder: says which, and how to build one
     summary = Dataset.open(args.dir).summary()
     if args.json:
         print(json.dumps(summary, indent=1, ensure_ascii=False))

@@ -17,6 +17,9 @@ def evaluate_runs(run_dirs: list[str], dataset: str | None = None, split: str = 
     from model.evaluation import code_version, retrieval_metrics
     from model.ugaar import Run
 
+    if dataset:  # checked before any run loads, so a wrong path fails at once
+        from model.validate import check_dataset_folder
+        check_dataset_folder(dataset, f"--dataset {dataset}")
     version = code_version()
     records = []
     cache: dict[str, object] = {}

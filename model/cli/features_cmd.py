@@ -39,7 +39,9 @@ def _fmt(figs: dict[str, Any]) -> str:
 def _extract(args: argparse.Namespace) -> int:
     from model.features import FeatureConfig, extract_features
     from model.features.metrics import cca_six_directions
+    from model.validate import check_dataset_folder
 
+    check_dataset_folder(args.dataset)  # before torch threads and the progress bar start
     if args.threads:
         import torch
         torch.set_num_threads(max(1, args.threads))

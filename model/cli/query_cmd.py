@@ -51,12 +51,34 @@ def query_results(run, index, args) -> list[tuple[str, str, list[tuple[str, floa
     return out
 
 
+def check_query_args(args: argparse.Namespace) -> None:
+    """Refuse a query that cannot give results: empty or letter-free lyrics, silent or
+    non-audio WAVs, MIDI without lyric notes, ``--k 0``, ``--source`` equal to ``--target``."""
+    from model.errors import BadInputError
+    from model.validate import check_audio_query, check_count, check_lyrics_query, check_midi_query
+
+    check_count(args.k, "--k")
+    if args.lyrics is not None:
+        check_lyrics_query(args.lyrics)
+    elif args.audio is not None:
+        check_audio_query(args.audio)
+    elif args.midi is not None:
+        check_midi_query(args.midi)
+    if args.sample and args.source and args.source == args.target:
+        raise BadInputError(f"--source {args.source} --target {args.target}",
+                            "a modality is not retrieved from itself", "choose two different modalities")
+
+
 def run(args: argparse.Namespace) -> int:
     from model.retrieval import RetrievalIndex
     from model.ugaar import Run
+    from model.validate import check_sample_id
 
+    check_query_args(args)  # before the run and the encoders load: a bad query fails in a second
     r = Run.open(args.run)
     index = RetrievalIndex.from_run(r)
+    if args.sample is not None:
+        check_sample_id(args.sample, index.sample_ids, r.run_dir)
     texts = _lyrics_lookup(r)
     for source, target, hits in query_results(r, index, args):
         print(f"{source} → {target}")

@@ -21,25 +21,41 @@ def resolve_features(path: str | Path, device: str = "cpu"):
     A dataset folder without cached features gets them extracted (encoders
     trained first when the dataset has none: minutes to hours).
     """
-    from model.feature_set import FeatureSet
+    from model.validate import check_dataset_folder, load_feature_set
 
     path = Path(path)
-    if path.is_file():
-        fs = FeatureSet.load(path)
+    if not path.is_dir():  # a file: checked to be a FeatureSet (a MIDI file gets told what to do)
+        fs = load_feature_set(path)
         fs.meta.setdefault("cache_path", str(path))
         return fs, path
-    if not path.is_dir():
-        raise FileNotFoundError(f"{path}: no such FeatureSet (.npz) or dataset folder")
     cached = cached_feature_files(path)
     if cached:
-        fs = FeatureSet.load(cached[-1])
+        fs = load_feature_set(cached[-1])
         fs.meta.setdefault("cache_path", str(cached[-1]))
         return fs, cached[-1]
     from model.features import extract_features
 
+    check_dataset_folder(path)
     print(f"{path}: no cached features; extracting them (this trains the encoders if needed)", file=sys.stderr)
     fs = extract_features(path, device=device)
     return fs, Path(fs.meta.get("cache_path", ""))
+
+
+def _recorded_features(config, run_dir: str):
+    """The FeatureSet a run to resume was trained on (``config.features_path``), checked.
+
+    ``Trainer.resume`` would read it too; reading it here turns a moved or
+    damaged FeatureSet into one message.
+    """
+    from model.errors import MissingError
+    from model.validate import load_feature_set
+
+    fix = f"pass the FeatureSet or dataset folder: `ugaar train FEATURES --resume {run_dir}`"
+    if not config.features_path:
+        raise MissingError(str(run_dir), "the run records no features_path", fix)
+    if not Path(config.features_path).exists():
+        raise MissingError(config.features_path, f"the FeatureSet run {run_dir} was trained on is gone", fix)
+    return load_feature_set(config.features_path)
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -79,7 +95,9 @@ def format_event(event: TrainingEvent, every: int = 50) -> str | None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from model.errors import BadInputError
     from model.ugaar import RunConfig, Trainer
+    from model.validate import check_fields, load_resume_state
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -90,15 +108,19 @@ def run(args: argparse.Namespace) -> int:
             print(line, flush=True)
 
     if args.resume:
-        features = None
+        # config.json and checkpoint.pt checked first: a damaged one is named with its field
+        config, _ = load_resume_state(args.resume)
         if args.features:
             features, _ = resolve_features(args.features, args.device or "cpu")
+        else:
+            features = _recorded_features(config, args.resume)
         trainer = Trainer.resume(args.resume, features, on_event=printer)
     else:
         if not args.features:
             raise ValueError("give a FeatureSet (.npz) or dataset folder, or --resume RUN")
-        features, fpath = resolve_features(args.features, args.device or "cpu")
         overrides = parse_overrides(args.set)
+        check_fields(overrides, RunConfig, "--set", BadInputError)  # before features: extraction can take hours
+        features, fpath = resolve_features(args.features, args.device or "cpu")
         for name in ("seed", "epochs", "device", "batch_size"):
             value = getattr(args, name)
             if value is not None:

@@ -11,6 +11,7 @@ import torch
 
 from model.events import TrainingEvent, event_from_json
 from model.feature_set import FeatureSet
+from model.validate import load_checkpoint, load_npz, load_run_config, read_json_object
 
 from .config import RunConfig
 from .factory import Method, method_from_state
@@ -43,17 +44,18 @@ class Run:
 
     @classmethod
     def open(cls, run_dir: str | Path) -> "Run":
-        """Open a run folder; ``FileNotFoundError`` naming it if it is not one."""
+        """Open a run folder; ``FileNotFoundError`` naming it if it is not one.
+
+        A damaged ``config.json``, ``status.json`` or ``metrics.json`` raises
+        :class:`model.errors.CorruptFileError` naming the file (and the field).
+        """
         run_dir = Path(run_dir)
-        cfg_path = run_dir / "config.json"
-        if not cfg_path.is_file():
-            raise FileNotFoundError(f"{run_dir} is not a training run (no config.json); "
-                                    "train one with `ugaar train`")
-        config = RunConfig.load(cfg_path)
+        # config.json checked field by field: a hand-edited or damaged file names the field
+        config = load_run_config(run_dir)
         status_path = run_dir / "status.json"
-        status = json.loads(status_path.read_text(encoding="utf-8")) if status_path.is_file() else {}
+        status = read_json_object(status_path) if status_path.is_file() else {}
         metrics_path = run_dir / "metrics.json"
-        metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
+        metrics = read_json_object(metrics_path) if metrics_path.is_file() else {}
         return cls(run_dir, config, status, metrics)
 
     def __repr__(self) -> str:
@@ -63,7 +65,7 @@ class Run:
     def features_meta(self) -> dict[str, Any]:
         """``meta`` of the FeatureSet the run was trained on (dataset hash, encoders_dir, …)."""
         path = self.run_dir / "features_meta.json"
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        return read_json_object(path) if path.is_file() else {}
 
     # ----------------------------------------------------------------- events
     def events(self) -> list[TrainingEvent]:
@@ -80,7 +82,7 @@ class Run:
         for name in ("best.pt", "checkpoint.pt"):
             path = self.run_dir / name
             if path.is_file():
-                state = torch.load(path, map_location="cpu", weights_only=True)
+                state = load_checkpoint(path)  # a truncated file: an error naming it
                 return method_from_state(self.config.replace(device="cpu"), state["method"])
         raise FileNotFoundError(f"{self.run_dir} has no best.pt or checkpoint.pt")
 
@@ -89,8 +91,7 @@ class Run:
         path = self.run_dir / "embeddings.npz"
         if not path.is_file():
             raise FileNotFoundError(f"{self.run_dir} has no embeddings.npz yet (run not finished)")
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
+        return load_npz(path, ("sample_ids", "splits"), what="a run's embeddings (.npz)")
 
     def embeddings(self, features: FeatureSet | None = None) -> dict[str, np.ndarray]:
         """Retrieval-space vectors ``{"audio", "sheet", "lyrics"}`` (N, E).
