@@ -198,6 +198,21 @@ def _type_problem(value: Any, tp: Any) -> str | None:
     return None  # a type this checker does not know: the dataclass's own checks decide
 
 
+def _field_types(cls: type) -> dict[str, Any]:
+    """Field name → type of a dataclass, tolerant of annotations it cannot resolve.
+
+    An annotation naming a type imported only for type checkers makes
+    ``get_type_hints`` fail; opening a run folder must not, so such fields
+    fall back to their plain names and go unchecked here.
+    """
+    try:
+        return typing.get_type_hints(cls)
+    except (NameError, TypeError, AttributeError):
+        simple = {"int": int, "float": float, "bool": bool, "str": str}
+        return {f.name: simple.get(f.type, f.type) if isinstance(f.type, str) else f.type
+                for f in dataclasses.fields(cls)}
+
+
 def _shown(value: Any) -> str:
     text = json.dumps(value) if not isinstance(value, str) else repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
@@ -211,7 +226,7 @@ def check_fields(data: dict[str, Any], cls: type, subject: str,
     for ``--set``) naming ``subject`` and the first unknown or ill-typed field
     (``field 'epochs' must be a whole number, got "ten"``).
     """
-    hints = typing.get_type_hints(cls)
+    hints = _field_types(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(data) - set(names))
     if unknown:
