@@ -17,6 +17,56 @@ import numpy as np
 from .atomic import atomic_path
 
 MODALITIES = ("audio", "sheet", "lyrics")
+#: Input kinds of a model: the paper's mean-pooled vectors, or those plus the
+#: per-position sequences (syllables, audio onsets, sheet notes).
+INPUT_KINDS = ("paper", "aligned")
+
+
+@dataclass
+class SequenceInput:
+    """One modality's inputs for sequence models: the pooled vector and the padded sequence.
+
+    Parameters
+    ----------
+    pooled : np.ndarray, shape (N, D)
+        The paper's mean-pooled feature.
+    tokens : np.ndarray, shape (N, T, D_tok)
+        Per-position features (syllables, audio onset segments, sheet notes),
+        zero beyond each item's length.
+    lengths : np.ndarray of int, shape (N,)
+        Valid positions of each item (≥ 1).
+    """
+
+    pooled: np.ndarray
+    tokens: np.ndarray
+    lengths: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.pooled)
+
+    def __getitem__(self, index: Any) -> "SequenceInput":
+        return SequenceInput(self.pooled[index], self.tokens[index], self.lengths[index])
+
+    @property
+    def mask(self) -> np.ndarray:
+        """``(N, T)`` bool, True at valid positions."""
+        return np.arange(self.tokens.shape[1])[None, :] < np.asarray(self.lengths)[:, None]
+
+
+def pad_sequences(items: list[np.ndarray], max_len: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stack ``(K_i, dim)`` arrays into ``(N, max_len, dim)`` float16, zero-padded, and their lengths.
+
+    Items longer than ``max_len`` keep their first ``max_len`` positions; an
+    empty item gets length 1 with a zero token (masks never go all-false).
+    """
+    out = np.zeros((len(items), max_len, dim), dtype=np.float16)
+    lengths = np.ones(len(items), dtype=np.int32)
+    for i, item in enumerate(items):
+        k = min(len(item), max_len)
+        if k:
+            out[i, :k] = item[:k]
+            lengths[i] = k
+    return out, lengths
 
 
 @dataclass
@@ -34,6 +84,10 @@ class FeatureSet:
     lyrics : np.ndarray of float32, shape (N, D_lyrics)
     meta : dict
         Provenance: dataset hash, extractor config, checkpoint hash.
+    tokens, lengths : dict, optional
+        Per-position sequences ``{modality: (N, T, D_tok)}`` and their lengths
+        ``{modality: (N,)}`` (``model.features.sequences``); empty for the
+        paper's mean-pooled features only.
     """
 
     sample_ids: np.ndarray
@@ -43,12 +97,39 @@ class FeatureSet:
     sheet: np.ndarray
     lyrics: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
+    tokens: dict[str, np.ndarray] = field(default_factory=dict)
+    lengths: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.sample_ids)
         for name in ("song_ids", "splits", *MODALITIES):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"FeatureSet: {name} has {len(getattr(self, name))} rows, expected {n}")
+        if set(self.tokens) != set(self.lengths) or (self.tokens and set(self.tokens) != set(MODALITIES)):
+            raise ValueError("FeatureSet: sequences need tokens and lengths for all three modalities")
+        for m in self.tokens:
+            if len(self.tokens[m]) != n or len(self.lengths[m]) != n or self.tokens[m].ndim != 3:
+                raise ValueError(f"FeatureSet: {m} sequences do not have {n} rows of (T, D) tokens")
+
+    @property
+    def has_sequences(self) -> bool:
+        return bool(self.tokens)
+
+    def input_of(self, name: str, kind: str = "paper") -> "np.ndarray | SequenceInput":
+        """What a model of input ``kind`` reads for modality ``name``.
+
+        ``paper``: the pooled ``(N, D)`` array; ``aligned``: a
+        :class:`SequenceInput` (pooled vector and padded sequence).
+        """
+        if kind == "paper":
+            return self.modality(name)
+        if kind != "aligned":
+            raise ValueError(f"unknown input kind {kind!r}; expected one of {INPUT_KINDS}")
+        if not self.has_sequences:
+            raise ValueError("these features have no per-position sequences (extracted before sequence "
+                             "inputs existed): run `ugaar features extract DATASET --force`, or train with "
+                             "--inputs paper")
+        return SequenceInput(self.modality(name), self.tokens[name], self.lengths[name])
 
     def __len__(self) -> int:
         return len(self.sample_ids)
@@ -62,7 +143,9 @@ class FeatureSet:
         """Rows selected by a boolean mask or an index array."""
         idx = np.asarray(mask_or_index)
         return FeatureSet(self.sample_ids[idx], self.song_ids[idx], self.splits[idx],
-                          self.audio[idx], self.sheet[idx], self.lyrics[idx], dict(self.meta))
+                          self.audio[idx], self.sheet[idx], self.lyrics[idx], dict(self.meta),
+                          {m: v[idx] for m, v in self.tokens.items()},
+                          {m: v[idx] for m, v in self.lengths.items()})
 
     def split(self, name: str) -> "FeatureSet":
         return self.subset(self.splits == name)
@@ -72,14 +155,18 @@ class FeatureSet:
         with atomic_path(path, suffix=".npz") as tmp:
             np.savez(tmp, sample_ids=self.sample_ids.astype(str), song_ids=self.song_ids.astype(str),
                      splits=self.splits.astype(str), audio=self.audio, sheet=self.sheet,
-                     lyrics=self.lyrics, meta=np.array(json.dumps(self.meta)))
+                     lyrics=self.lyrics, meta=np.array(json.dumps(self.meta)),
+                     **{f"tokens_{m}": v for m, v in self.tokens.items()},
+                     **{f"lengths_{m}": v for m, v in self.lengths.items()})
 
     @classmethod
     def load(cls, path: str | Path) -> "FeatureSet":
         with np.load(path, allow_pickle=False) as data:
+            seq = [m for m in MODALITIES if f"tokens_{m}" in data.files]
             return cls(data["sample_ids"], data["song_ids"], data["splits"],
                        data["audio"].astype(np.float32), data["sheet"].astype(np.float32),
-                       data["lyrics"].astype(np.float32), json.loads(str(data["meta"])))
+                       data["lyrics"].astype(np.float32), json.loads(str(data["meta"])),
+                       {m: data[f"tokens_{m}"] for m in seq}, {m: data[f"lengths_{m}"] for m in seq})
 
 
 def cached_feature_files(dataset_root: str | Path) -> list[Path]:

@@ -19,7 +19,8 @@ _RUNTIME_ONLY = ("extract_batch",)
 #: Fields added after encoders were first trained with this class: left out of
 #: the digest while they hold their neutral value, so earlier digests (encoder
 #: folders, feature caches) stay valid.
-_OMIT_IF = {"aux_item_weight": 0.0, "init_encoders": None}
+_OMIT_IF = {"aux_item_weight": 0.0, "init_encoders": None, "sequence_max_len": 32, "onset_delta": 0.05,
+            "sounding_db": 20.0}
 
 
 @dataclass
@@ -96,6 +97,15 @@ class FeatureConfig:
         (``syllEncoding_skipgram_*.bin``, ``wordLevelEncoder_skipgram_*.bin``)
         to use instead of training.  These are gensim pickles: give only a
         trusted path (the project's ``../shared/data/skipgram-yu2019``).
+    sequence_max_len : int
+        Positions kept per item in the per-position sequences
+        (``model.features.sequences``): syllables, audio onsets, sheet notes.
+    onset_delta : float
+        Peak-picking threshold on the normalised spectral flux (audio onsets).
+    sounding_db : float
+        A 40 ms audio row "sounds" when its energy is within this many dB of
+        the sample's loudest row (the share of an inter-onset interval that
+        sounds tells a held note from a note followed by a rest).
     seed : int
         Seed of every random choice (initialisation, batch order, skip-gram).
     extract_batch : int
@@ -142,6 +152,9 @@ class FeatureConfig:
     skipgram_epochs: int = 50
     use_published_skipgram: str | None = None
     init_encoders: str | None = None
+    sequence_max_len: int = 32
+    onset_delta: float = 0.05
+    sounding_db: float = 20.0
     seed: int = 0
     extract_batch: int = 1024
 

@@ -10,7 +10,9 @@
 2. computes the front-end inputs of every sample once (log-mel patches,
    staff-band windows; cached as ``DATASET/features/inputs/<key>.npz`` so an
    interrupted run or a second set of encoders does not redo them);
-3. embeds every sample and writes ``DATASET/features/<key>.npz`` with
+3. embeds every sample, pooled (the paper's features) and per position
+   (``model.features.sequences``: syllables, audio onsets, sheet notes),
+   and writes ``DATASET/features/<key>.npz`` with
    ``key = hash(dataset content hash, extractor config, checkpoint hash)``;
    a later call with the same three returns the cached ``FeatureSet``.
 """
@@ -249,7 +251,8 @@ def default_encoders_dir(dataset: Any, config: FeatureConfig) -> Path:
 
 
 def cache_key(dataset_hash: str, config: FeatureConfig, checkpoint_hash: str) -> str:
-    blob = f"{dataset_hash}|{config.digest()}|{checkpoint_hash}".encode()
+    from .sequences import SEQUENCE_VERSION
+    blob = f"{dataset_hash}|{config.digest()}|{checkpoint_hash}|seq{SEQUENCE_VERSION}".encode()
     return hashlib.sha256(blob).hexdigest()[:20]
 
 
@@ -283,7 +286,7 @@ def extract_features(dataset: Any, config: FeatureConfig | None = None, *,
         ``"cpu"`` or ``"cuda"`` (never required).
     progress, cancel
         Progress callback (stages ``frontend``, ``skipgram``, ``pretrain``,
-        ``extract``, ``cache``) and cancel token.
+        ``extract``, ``sequences``, ``cache``) and cancel token.
     force : bool
         Recompute the features even when cached (trained encoders are kept).
     workers : int
@@ -336,9 +339,11 @@ def extract_features(dataset: Any, config: FeatureConfig | None = None, *,
     report(progress, "extract", n, n, "embedding lyrics")
     lyrics_vec = np.stack([encoders.lyrics.encode_sample(s.syllables, [nt.word_start for nt in s.notes])
                            for s in dataset.samples]) if n else np.zeros((0, encoders.lyrics.dim), np.float32)
-    extract_s = time.perf_counter() - t0
     if cancel is not None:
         cancel.raise_if_set()
+    from .sequences import dataset_sequences
+    tokens, lengths = dataset_sequences(dataset, encoders, audio_in, config, device, workers, progress, cancel)
+    extract_s = time.perf_counter() - t0
 
     splits = np.array([s.split for s in dataset.samples], dtype=str)
     figures = {}
@@ -358,7 +363,7 @@ def extract_features(dataset: Any, config: FeatureConfig | None = None, *,
     fs = FeatureSet(np.array([s.sample_id for s in dataset.samples], dtype=str),
                     np.array([s.song_id for s in dataset.samples], dtype=str), splits,
                     audio_vec.astype(np.float32), sheet_vec.astype(np.float32),
-                    lyrics_vec.astype(np.float32), meta)
+                    lyrics_vec.astype(np.float32), meta, tokens, lengths)
     fs.save(path)
     fs.meta["cache_path"] = str(path)
     report(progress, "extract", n, n, f"features cached at {path}")

@@ -218,6 +218,15 @@ def staff_band(ink: np.ndarray, config: FeatureConfig) -> np.ndarray:
     no staff is found, the image is centred and scaled as if its staff space
     were ``sheet_default_space`` pixels (the dataset renderer's 10 px).
     """
+    return staff_band_scaled(ink, config)[0]
+
+
+def staff_band_scaled(ink: np.ndarray, config: FeatureConfig) -> tuple[np.ndarray, float]:
+    """:func:`staff_band` and the scale applied to the image (band px per image px).
+
+    The scale maps a note's x-position in the PNG to its column in the band
+    (``model.features.sequences`` cuts note-centred windows with it).
+    """
     ink = np.asarray(ink, dtype=np.float32)
     found = find_staff(ink)
     centre, space = found if found is not None else ((ink.shape[0] - 1) / 2.0, config.sheet_default_space)
@@ -229,7 +238,7 @@ def staff_band(ink: np.ndarray, config: FeatureConfig) -> np.ndarray:
     src0, src1 = max(top, 0), min(top + config.sheet_height, img.shape[0])
     if src1 > src0:
         out[src0 - top:src1 - top] = img[src0:src1]
-    return out
+    return out, scale
 
 
 def sheet_windows(ink: np.ndarray, config: FeatureConfig) -> np.ndarray:

@@ -33,6 +33,18 @@ class RunConfig:
     ----------
     method : str
         ``random``, ``cca``, ``baseline``, ``baseline-gan`` or ``ugaar``.
+    inputs : str
+        ``paper``: the mean-pooled features of the paper (method.md §2);
+        ``aligned``: those plus the per-position sequences (syllables, audio
+        onsets, sheet notes), read by a small transformer per modality in F,
+        G, H and in D's Θ, and flattened position-wise for CCA
+        (docs/training.md, "Syllable-level alignment").
+    seq_width, seq_layers, seq_heads, seq_position_dim : int
+        Sequence encoders (``inputs="aligned"``): model width, transformer
+        layers, attention heads, per-position summary size.
+    cca_positions : int
+        Positions of each sequence flattened into the CCA baseline's input
+        (``inputs="aligned"``).
     seed : int
         Seeds torch, numpy and Python's ``random`` (per step, so a resumed run
         continues the same curve).
@@ -117,6 +129,12 @@ class RunConfig:
     """
 
     method: str = "ugaar"
+    inputs: str = "paper"
+    seq_width: int = 64
+    seq_layers: int = 2
+    seq_heads: int = 4
+    seq_position_dim: int = 8
+    cca_positions: int = 20
     seed: int = 0
     epochs: int = 40
     batch_size: int = 64
@@ -178,6 +196,10 @@ class RunConfig:
         """Raise ``ValueError`` naming the first bad field."""
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.inputs not in ("paper", "aligned"):
+            raise ValueError(f"inputs must be 'paper' or 'aligned', got {self.inputs!r}")
+        if self.seq_width % max(1, self.seq_heads):
+            raise ValueError(f"seq_width ({self.seq_width}) must be a multiple of seq_heads ({self.seq_heads})")
         if self.reward not in ("irgan", "softplus"):
             raise ValueError(f"reward must be 'irgan' or 'softplus', got {self.reward!r}")
         if self.retrieval_space not in ("generator", "discriminator"):
@@ -185,7 +207,8 @@ class RunConfig:
         if self.metric not in ("euclidean", "cosine"):
             raise ValueError(f"metric must be 'euclidean' or 'cosine', got {self.metric!r}")
         for name in ("epochs", "batch_size", "embed_dim", "knn", "cca_components", "candidates",
-                     "n_samples", "log_every"):
+                     "n_samples", "log_every", "seq_width", "seq_layers", "seq_heads", "seq_position_dim",
+                     "cca_positions"):
             if getattr(self, name) < (0 if name == "epochs" else 1):
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         for name in ("temperature_kl", "temperature_g", "temperature_align"):

@@ -14,11 +14,14 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from model.feature_set import MODALITIES, FeatureSet
+from model.feature_set import MODALITIES, FeatureSet, SequenceInput
 
 from .cca import LinearCCA
 from .config import RunConfig
-from .model import Discriminator, Generator
+from .model import Discriminator, Generator, SequenceBatch, SequenceSpec
+
+#: What a method reads for one modality: pooled features, or pooled + sequence.
+Inputs = "np.ndarray | SequenceInput"
 
 PAIRS = (("audio", "sheet"), ("audio", "lyrics"), ("sheet", "lyrics"))
 
@@ -32,13 +35,23 @@ class Method:
     dims : dict
         Input dimension of each modality.
     stats : dict
-        ``{modality: (mean, std)}`` of the training split (float32 arrays).
+        ``{modality: (mean, std)}`` of the training split (float32 arrays);
+        with sequence inputs also ``{"<modality>:tokens": (mean, std)}`` over
+        the valid positions.
+    token_dims, max_lens : dict, optional
+        Sequence inputs (``config.inputs == "aligned"``): token dimension and
+        positions of each modality.
     """
 
     def __init__(self, config: RunConfig, dims: Mapping[str, int],
-                 stats: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> None:
+                 stats: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                 token_dims: Mapping[str, int] | None = None, max_lens: Mapping[str, int] | None = None) -> None:
         self.config = config
         self.dims = dict(dims)
+        self.token_dims = {m: int(v) for m, v in (token_dims or {}).items()}
+        self.max_lens = {m: int(v) for m, v in (max_lens or {}).items()}
+        if config.inputs == "aligned" and set(self.token_dims) != set(MODALITIES):
+            raise ValueError("inputs='aligned' needs the token dimension of every modality")
         self.stats = {m: (np.asarray(a, np.float32), np.asarray(b, np.float32)) for m, (a, b) in stats.items()}
         self.device = torch.device(config.device)
         self.generator: Generator | None = None
@@ -46,20 +59,57 @@ class Method:
         self.ccas: dict[str, LinearCCA] = {}
         if config.trains:
             torch.manual_seed(config.seed)
+            specs = self.sequence_specs()
             self.generator = Generator(self.dims, config.embed_dim, config.g_hidden, config.dropout,
-                                       config.normalize_embeddings, config.g_skip).to(self.device)
-            self.discriminator = Discriminator(self.dims, config.embed_dim).to(self.device)
+                                       config.normalize_embeddings, config.g_skip, specs).to(self.device)
+            self.discriminator = Discriminator(self.dims, config.embed_dim, specs, config.dropout).to(self.device)
+
+    def sequence_specs(self) -> dict[str, SequenceSpec] | None:
+        """Each modality's sequence encoder shape (None for the paper's pooled inputs)."""
+        cfg = self.config
+        if cfg.inputs != "aligned":
+            return None
+        return {m: SequenceSpec(self.token_dims[m], self.max_lens[m], cfg.seq_width, cfg.seq_layers,
+                                cfg.seq_heads, cfg.seq_position_dim) for m in MODALITIES}
 
     # ---------------------------------------------------------------- inputs
-    def normalize(self, modality: str, values: np.ndarray) -> np.ndarray:
+    def normalize(self, modality: str, values: Inputs) -> Inputs:
+        """Standardise with the training split's statistics (sequences: per token feature, padding stays 0)."""
+        if isinstance(values, SequenceInput):
+            max_len = self.max_lens.get(modality, values.tokens.shape[1])
+            tokens = np.asarray(values.tokens[:, :max_len], dtype=np.float32)
+            lengths = np.minimum(np.asarray(values.lengths), max_len)
+            if self.config.normalize_inputs:
+                mean, std = self.stats[f"{modality}:tokens"]
+                tokens = (tokens - mean) / std
+            out = SequenceInput(self.normalize(modality, values.pooled), tokens, lengths)
+            out.tokens *= out.mask[..., None]
+            return out
         values = np.asarray(values, dtype=np.float32)
         if not self.config.normalize_inputs:
             return values
         mean, std = self.stats[modality]
         return (values - mean) / std
 
-    def tensor(self, modality: str, values: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(self.normalize(modality, values))).to(self.device)
+    def tensor(self, modality: str, values: Inputs) -> torch.Tensor | SequenceBatch:
+        """Normalised inputs as torch tensors on the method's device."""
+        v = self.normalize(modality, values)
+        if isinstance(v, SequenceInput):
+            def t(a: np.ndarray) -> torch.Tensor:
+                return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
+            return SequenceBatch(t(v.pooled), t(v.tokens), t(v.mask))
+        return torch.from_numpy(np.ascontiguousarray(v)).to(self.device)
+
+    def flat(self, modality: str, values: Inputs) -> np.ndarray:
+        """Normalised inputs as one row per item (CCA): pooled ⊕ the first ``cca_positions`` tokens."""
+        v = self.normalize(modality, values)
+        if not isinstance(v, SequenceInput):
+            return v
+        k = self.config.cca_positions
+        tokens = v.tokens[:, :k]
+        if tokens.shape[1] < k:
+            tokens = np.pad(tokens, ((0, 0), (0, k - tokens.shape[1]), (0, 0)))
+        return np.concatenate([v.pooled, tokens.reshape(len(tokens), -1)], axis=1)
 
     # ---------------------------------------------------------------- output
     def fit_closed_form(self, features: FeatureSet) -> None:
@@ -67,9 +117,10 @@ class Method:
         if self.config.method != "cca":
             return
         train = features.split("train") if np.any(features.splits == "train") else features
+        kind = self.config.inputs
         for a, b in PAIRS:
             cca = LinearCCA(min(self.config.cca_components, self.config.embed_dim))
-            self.ccas[f"{a}|{b}"] = cca.fit(self.normalize(a, train.modality(a)), self.normalize(b, train.modality(b)))
+            self.ccas[f"{a}|{b}"] = cca.fit(self.flat(a, train.input_of(a, kind)), self.flat(b, train.input_of(b, kind)))
 
     def _pad(self, v: np.ndarray) -> np.ndarray:
         e = self.config.embed_dim
@@ -78,14 +129,19 @@ class Method:
         return np.concatenate([v, np.zeros((len(v), e - v.shape[1]), np.float32)], axis=1)
 
     @torch.no_grad()
-    def embed_modality(self, modality: str, values: np.ndarray, partner: str | None = None,
+    def embed_modality(self, modality: str, values: Inputs, partner: str | None = None,
                        chunk: int = 8192) -> np.ndarray:
         """Map raw features of one modality into the retrieval space, (N, embed_dim).
 
-        ``partner`` matters only for CCA (one space per pair of modalities):
-        the space ``modality`` shares with ``partner``.
+        ``values`` is what ``FeatureSet.input_of(modality, config.inputs)``
+        gives.  ``partner`` matters only for CCA (one space per pair of
+        modalities): the space ``modality`` shares with ``partner``.
         """
-        values = np.asarray(values, dtype=np.float32)
+        if not isinstance(values, SequenceInput):
+            values = np.asarray(values, dtype=np.float32)
+            if self.config.inputs == "aligned" and self.config.method not in ("random",):
+                raise ValueError(f"this run reads sequences (inputs='aligned'); {modality} was given as "
+                                 "pooled vectors only")
         n = len(values)
         method = self.config.method
         if method == "random":
@@ -97,7 +153,7 @@ class Method:
                 partner = "sheet" if modality == "audio" else "audio"
             key = f"{modality}|{partner}" if f"{modality}|{partner}" in self.ccas else f"{partner}|{modality}"
             cca = self.ccas[key]
-            x = self.normalize(modality, values)
+            x = self.flat(modality, values)
             proj = cca.transform_x(x) if key.startswith(modality + "|") else cca.transform_y(x)
             # Weight each canonical component by its correlation (standard for CCA retrieval).
             return self._pad(proj * cca.correlations_.astype(np.float32))
@@ -106,6 +162,7 @@ class Method:
         was_training = net.training
         net.eval()
         out = []
+        chunk = chunk if self.config.inputs == "paper" else 1024  # transformer activations
         for start in range(0, n, chunk):
             out.append(net(modality, self.tensor(modality, values[start:start + chunk])).float().cpu().numpy())
         net.train(was_training)
@@ -116,18 +173,20 @@ class Method:
 
         For CCA also the pair-specific views ``"A@B"`` (see model.evaluation).
         """
-        out = {m: self.embed_modality(m, features.modality(m)) for m in MODALITIES}
+        kind = self.config.inputs
+        out = {m: self.embed_modality(m, features.input_of(m, kind)) for m in MODALITIES}
         if self.config.method == "cca":
             for a, b in PAIRS:
-                out[f"{a}@{b}"] = self.embed_modality(a, features.modality(a), b)
-                out[f"{b}@{a}"] = self.embed_modality(b, features.modality(b), a)
+                out[f"{a}@{b}"] = self.embed_modality(a, features.input_of(a, kind), b)
+                out[f"{b}@{a}"] = self.embed_modality(b, features.input_of(b, kind), a)
             out["lyrics"] = out["lyrics@audio"]
         return out
 
     # ----------------------------------------------------------------- state
     def state(self) -> dict[str, Any]:
         """Plain tensors only (no pickled objects), for ``torch.save``."""
-        st: dict[str, Any] = {"dims": dict(self.dims),
+        st: dict[str, Any] = {"dims": dict(self.dims), "token_dims": dict(self.token_dims),
+                              "max_lens": dict(self.max_lens),
                               "stats": {m: [torch.from_numpy(a), torch.from_numpy(b)] for m, (a, b) in self.stats.items()}}
         if self.generator is not None:
             st["generator"] = {k: v.detach().cpu().clone() for k, v in self.generator.state_dict().items()}
@@ -146,20 +205,35 @@ class Method:
             self.ccas = {k: LinearCCA.from_state({n: v.numpy() for n, v in c.items()}) for k, c in st["ccas"].items()}
 
 
-def train_statistics(features: FeatureSet) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Mean and std (floored at 1e-6) of each modality on the training split."""
+def _mean_std(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    values = values.astype(np.float64)
+    return values.mean(0).astype(np.float32), np.maximum(values.std(0), 1e-6).astype(np.float32)
+
+
+def train_statistics(features: FeatureSet, inputs: str = "paper") -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Mean and std (floored at 1e-6) of each modality on the training split.
+
+    With ``inputs="aligned"`` also of each token feature over the valid
+    positions (``"<modality>:tokens"``).
+    """
     train = features.split("train") if np.any(features.splits == "train") else features
-    stats = {}
-    for m in MODALITIES:
-        values = train.modality(m).astype(np.float64)
-        stats[m] = (values.mean(0).astype(np.float32), np.maximum(values.std(0), 1e-6).astype(np.float32))
+    stats = {m: _mean_std(train.modality(m)) for m in MODALITIES}
+    if inputs == "aligned":
+        for m in MODALITIES:
+            seq = train.input_of(m, "aligned")
+            stats[f"{m}:tokens"] = _mean_std(np.asarray(seq.tokens[seq.mask], dtype=np.float32))
     return stats
 
 
 def build_method(config: RunConfig, features: FeatureSet) -> Method:
     """A fresh method for ``config`` on ``features`` (closed-form methods fitted)."""
     dims = {m: int(features.modality(m).shape[1]) for m in MODALITIES}
-    method = Method(config, dims, train_statistics(features))
+    token_dims, max_lens = {}, {}
+    if config.inputs == "aligned":
+        for m in MODALITIES:
+            seq = features.input_of(m, "aligned")
+            token_dims[m], max_lens[m] = int(seq.tokens.shape[2]), int(seq.tokens.shape[1])
+    method = Method(config, dims, train_statistics(features, config.inputs), token_dims, max_lens)
     method.fit_closed_form(features)
     return method
 
@@ -167,6 +241,6 @@ def build_method(config: RunConfig, features: FeatureSet) -> Method:
 def method_from_state(config: RunConfig, state: Mapping[str, Any]) -> Method:
     """Rebuild a method from :meth:`Method.state` (no features needed)."""
     stats = {m: (v[0].numpy(), v[1].numpy()) for m, v in state["stats"].items()}
-    method = Method(config, state["dims"], stats)
+    method = Method(config, state["dims"], stats, state.get("token_dims"), state.get("max_lens"))
     method.load_state(state)
     return method

@@ -8,7 +8,8 @@
 """
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -51,16 +52,122 @@ class MappingNetwork(nn.Module):
         return F.normalize(out, dim=-1) if self.normalize else out
 
 
+@dataclass
+class SequenceBatch:
+    """Torch inputs of a sequence model: pooled ``(B, D)``, tokens ``(B, T, D_tok)``, mask ``(B, T)``.
+
+    Indexing with a tensor of rows returns the rows (as a tensor does), so the
+    trainer indexes paper and sequence inputs alike.
+    """
+
+    pooled: torch.Tensor
+    tokens: torch.Tensor
+    mask: torch.Tensor
+
+    def __getitem__(self, index: Any) -> "SequenceBatch":
+        return SequenceBatch(self.pooled[index], self.tokens[index], self.mask[index])
+
+    def __len__(self) -> int:
+        return self.pooled.shape[0]
+
+
+@dataclass(frozen=True)
+class SequenceSpec:
+    """Shape and size of one modality's sequence encoder (a RunConfig turned into numbers)."""
+
+    token_dim: int
+    max_len: int
+    width: int = 64
+    layers: int = 2
+    heads: int = 4
+    position_dim: int = 8
+
+
+def masked_mean(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over valid positions: ``(B, T, D)``, ``(B, T)`` bool → ``(B, D)``."""
+    w = mask.to(h.dtype).unsqueeze(-1)
+    return (h * w).sum(1) / w.sum(1).clamp_min(1.0)
+
+
+class SequenceEncoder(nn.Module):
+    """A small transformer over one item's positions → one vector.
+
+    Tokens are projected to ``width``, given learned position embeddings and
+    encoded by ``layers`` pre-norm transformer layers (padding masked).  Two
+    summaries leave the sequence: the masked mean (what the item contains)
+    and a per-position projection to ``position_dim`` flattened over the
+    positions (what happens *where*: "the 3rd syllable is stressed and its
+    note is long" survives, which a mean cannot keep).  With the pooled
+    paper feature they feed a :class:`MappingNetwork` head.
+
+    Parameters
+    ----------
+    pooled_dim : int
+        Dimension of the pooled feature appended to the summaries.
+    spec : SequenceSpec
+    out_dim, hidden, dropout, normalize, skip
+        As :class:`MappingNetwork` (the head).
+    """
+
+    def __init__(self, pooled_dim: int, spec: SequenceSpec, out_dim: int, hidden: Sequence[int] = (512,),
+                 dropout: float = 0.1, normalize: bool = True, skip: bool = False) -> None:
+        super().__init__()
+        self.spec = spec
+        self.project = nn.Linear(spec.token_dim, spec.width)
+        self.position = nn.Embedding(spec.max_len, spec.width)
+        layer = nn.TransformerEncoderLayer(spec.width, spec.heads, dim_feedforward=2 * spec.width,
+                                           dropout=dropout, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, spec.layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(spec.width)
+        self.per_position = nn.Linear(spec.width, spec.position_dim)
+        self.head = MappingNetwork(pooled_dim + spec.width + spec.max_len * spec.position_dim, out_dim,
+                                   hidden, dropout, normalize, skip)
+
+    def token_states(self, batch: SequenceBatch) -> torch.Tensor:
+        """Contextual state of every position, ``(B, T, width)`` (zero at padding)."""
+        t = batch.tokens.shape[1]
+        pos = torch.arange(t, device=batch.tokens.device)
+        h = self.project(batch.tokens) + self.position(pos).unsqueeze(0)
+        h = self.encoder(h, src_key_padding_mask=~batch.mask)
+        return self.norm(h) * batch.mask.unsqueeze(-1).to(h.dtype)
+
+    def forward(self, batch: SequenceBatch) -> torch.Tensor:
+        lead = batch.pooled.shape[:-1]
+        if len(lead) > 1:  # e.g. (B, S) sampled pairs: encode flat, then restore the shape
+            flat = SequenceBatch(batch.pooled.reshape(-1, batch.pooled.shape[-1]),
+                                 batch.tokens.reshape(-1, *batch.tokens.shape[-2:]),
+                                 batch.mask.reshape(-1, batch.mask.shape[-1]))
+            out = self.forward(flat)
+            return out.reshape(*lead, out.shape[-1])
+        h = self.token_states(batch)
+        local = self.per_position(h) * batch.mask.unsqueeze(-1).to(h.dtype)
+        if local.shape[1] < self.spec.max_len:
+            local = F.pad(local, (0, 0, 0, self.spec.max_len - local.shape[1]))
+        summary = torch.cat([batch.pooled, masked_mean(h, batch.mask), local.flatten(1)], dim=-1)
+        return self.head(summary)
+
+
+def _encoder(dim: int, spec: SequenceSpec | None, out_dim: int, hidden: Sequence[int], dropout: float,
+             normalize: bool, skip: bool) -> nn.Module:
+    """A mapping network for pooled inputs, a sequence encoder when ``spec`` is given."""
+    if spec is None:
+        return MappingNetwork(dim, out_dim, hidden, dropout, normalize, skip)
+    return SequenceEncoder(dim, spec, out_dim, hidden, dropout, normalize, skip)
+
+
 class Generator(nn.Module):
     """F, G, H mapping networks (method.md §3, "Generator G").
 
-    ``forward(modality, v)`` maps features of one modality to the common space.
+    ``forward(modality, v)`` maps features of one modality to the common space;
+    with ``specs`` each network reads a :class:`SequenceBatch` instead.
     """
 
     def __init__(self, dims: dict[str, int], embed_dim: int = 128, hidden: Sequence[int] = (512,),
-                 dropout: float = 0.1, normalize: bool = True, skip: bool = False) -> None:
+                 dropout: float = 0.1, normalize: bool = True, skip: bool = False,
+                 specs: Mapping[str, SequenceSpec] | None = None) -> None:
         super().__init__()
-        self.maps = nn.ModuleDict({m: MappingNetwork(dims[m], embed_dim, hidden, dropout, normalize, skip)
+        specs = specs or {}
+        self.maps = nn.ModuleDict({m: _encoder(dims[m], specs.get(m), embed_dim, hidden, dropout, normalize, skip)
                                    for m in MODALITIES})
 
     def forward(self, modality: str, v: torch.Tensor) -> torch.Tensor:
@@ -72,16 +179,27 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """Θ_a, Θ_s, Θ_l (eq. 6) and b0 (eq. 7) on the pre-trained features."""
+    """Θ_a, Θ_s, Θ_l (eq. 6) and b0 (eq. 7) on the pre-trained features.
 
-    def __init__(self, dims: dict[str, int], embed_dim: int = 128) -> None:
+    With ``specs`` (sequence inputs) Θ(v) = tanh(S(v)) where S is a
+    :class:`SequenceEncoder` with a linear head: eq. 6 on a summary of the
+    sequence instead of the mean.
+    """
+
+    def __init__(self, dims: dict[str, int], embed_dim: int = 128,
+                 specs: Mapping[str, SequenceSpec] | None = None, dropout: float = 0.1) -> None:
         super().__init__()
-        self.proj = nn.ModuleDict({m: nn.Linear(dims[m], embed_dim) for m in MODALITIES})
+        specs = specs or {}
+        self.proj = nn.ModuleDict({m: nn.Linear(dims[m], embed_dim) if m not in specs else
+                                   SequenceEncoder(dims[m], specs[m], embed_dim, (), dropout, normalize=False)
+                                   for m in MODALITIES})
         self.b0 = nn.Parameter(torch.zeros(()))
 
-    def forward(self, modality: str, v: torch.Tensor) -> torch.Tensor:
+    def forward(self, modality: str, v: torch.Tensor | SequenceBatch) -> torch.Tensor:
         layer = self.proj[modality]
-        return L.theta(layer.weight, layer.bias, v)
+        if isinstance(layer, nn.Linear):
+            return L.theta(layer.weight, layer.bias, v)
+        return torch.tanh(layer(v))
 
     def pair(self, audio: torch.Tensor, sheet: torch.Tensor) -> torch.Tensor:
         """Θ(p) = ½ (Θ_a(x) + Θ_s(y))."""

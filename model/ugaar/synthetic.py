@@ -74,3 +74,48 @@ def synthetic_features(n: int = 400, seed: int = 0, latent: int = 16, lyrics_dim
                       sheet=(sheet + 0.05 * rng.standard_normal(sheet.shape)).astype(np.float32),
                       lyrics=lyrics.astype(np.float32),
                       meta={"dataset_hash": f"synthetic-{n}-{seed}", "synthetic": True})
+
+
+def synthetic_stress_features(n: int = 400, seed: int = 0, length: int = 20, noise: float = 0.3,
+                              samples_per_song: int = 2,
+                              split_fractions: tuple[float, float] = (0.8, 0.1)) -> FeatureSet:
+    """Sequences where lyric stress decides note durations, invisible to mean pooling.
+
+    Every sample has ``length`` syllables, exactly half of them stressed, in
+    a random order.  A stressed syllable's note is long, in the audio tokens
+    (inter-onset interval) and in the sheet tokens (spacing); the lyrics
+    tokens carry the stress flag.  Since every sample has the same number of
+    stressed syllables, the *mean* over positions is the same for all of
+    them: the pooled features say nothing about which lyrics go with which
+    music, while the order of long and short notes says everything.  Audio
+    and sheet also share a melodic latent in their pooled features (as the
+    real pre-trained CNN features do), so audio↔sheet works either way.
+
+    Parameters
+    ----------
+    n, seed, samples_per_song, split_fractions
+        As :func:`synthetic_features`.
+    length : int
+        Positions per sample.
+    noise : float
+        Gaussian noise on every token feature.
+    """
+    base = synthetic_features(n, seed, lyrics_dim=16, samples_per_song=samples_per_song,
+                              split_fractions=split_fractions)
+    rng = np.random.default_rng(seed + 1)
+    stress = np.zeros((n, length), dtype=np.float32)
+    for i in range(n):
+        stress[i, rng.permutation(length)[: length // 2]] = 1.0
+
+    def tokens(dim: int) -> np.ndarray:
+        t = rng.standard_normal((n, length, dim)).astype(np.float32) * noise
+        t[..., 0] += stress
+        return t
+
+    seq = {"audio": tokens(6), "sheet": tokens(5), "lyrics": tokens(4)}
+    lyrics = seq["lyrics"].mean(axis=1) @ rng.standard_normal((4, 16)).astype(np.float32)
+    lyrics += 0.1 * rng.standard_normal(lyrics.shape).astype(np.float32)
+    return FeatureSet(base.sample_ids, base.song_ids, base.splits, base.audio, base.sheet, lyrics,
+                      {"dataset_hash": f"synthetic-stress-{n}-{seed}", "synthetic": True},
+                      {m: v.astype(np.float16) for m, v in seq.items()},
+                      {m: np.full(n, length, dtype=np.int32) for m in seq})

@@ -121,7 +121,8 @@ class Trainer:
                                           weight_decay=config.weight_decay)
             self.gt = torch.from_numpy(ground_truth_pairs(self.train.audio, self.train.sheet, config.knn,
                                                           config.cca_components)).to(self.device)
-            self.x = {m: self.method.tensor(m, self.train.modality(m)) for m in ("audio", "sheet", "lyrics")}
+            self.x = {m: self.method.tensor(m, self.train.input_of(m, config.inputs))
+                      for m in ("audio", "sheet", "lyrics")}
             self._init_d_bias()
         n_train = len(self.train)
         self.steps_per_epoch = max(1, math.ceil(n_train / config.batch_size)) if config.trains else 1
