@@ -174,7 +174,7 @@ def bench_stalls(dataset: str, train_seconds: float, epochs: int) -> None:
     w.tabs.setCurrentWidget(w.map_view)
     _wait(app, lambda: w.map_view.task is None or w.map_view.task.done, 900)
     _wait(app, lambda: False, 1.0)
-    from ugaar_app import embedding_map
+    from model import embedding_map
     if embedding_map._SERVER is not None:
         embedding_map._SERVER.kill()  # measure the cold case
     w.map_view.cancel()

@@ -172,3 +172,27 @@ class RetrievalIndex:
         """1-based rank of the sample's own ``target`` item for its ``source`` query (ties count against)."""
         d = self.distances(self.vector(sample_id, source, target), target, source)
         return int((d <= d[self.row(sample_id)]).sum())
+
+    def partner_ranks(self, source: str, target: str, batch: int = 512) -> np.ndarray:
+        """1-based rank of every sample's own ``target`` item for its ``source`` query, (N,) int.
+
+        The same rank as :meth:`rank_of` (ties count against), for all samples
+        at once: ``batch`` queries per matrix product.
+        """
+        items = self._items[self._key(target, source)]
+        queries = self._items[self._key(source, target)]
+        if items.shape[1] != queries.shape[1]:
+            raise ValueError(f"{source} and {target} live in different spaces")
+        n = len(items)
+        out = np.empty(n, dtype=np.int64)
+        sq = self._sq[self._key(target, source)]
+        for a in range(0, n, batch):
+            q = queries[a:a + batch]
+            if self.metric == "cosine":
+                d = 1.0 - q @ items.T
+            else:
+                d = (q.pow(2).sum(1, keepdim=True) - 2.0 * (q @ items.T) + sq[None, :]).clamp_min(0.0).sqrt()
+            rows = torch.arange(len(q), device=self.device)
+            own = d[rows, a + rows]
+            out[a:a + len(q)] = (d <= own[:, None]).sum(1).cpu().numpy()
+        return out

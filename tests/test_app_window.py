@@ -20,7 +20,8 @@ def test_library_row_selects_everywhere(qtbot, window):
     assert window.session.selected == sid
     sample = ds.sample(sid)
     # sample view shows that sample's three modalities
-    assert window.sample_view.header.text() == (sample.title or sample.song_id)
+    from model.labels import sample_label
+    assert window.sample_view.header.text() == sample_label(sample)
     assert sid in window.sample_view.meta.text()
     assert not window.sample_view.sheet.pixmap_item.pixmap().isNull()
     assert window.sample_view.lyrics.sample is sample

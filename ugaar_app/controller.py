@@ -117,11 +117,11 @@ def load_run(run_dir: str | Path, features: Any = None) -> dict[str, Any]:
     return {"run": run, "embeddings": emb, "sample_ids": ids, "index": index}
 
 
-def map_preview(run_dir: str | Path) -> Optional[dict[str, Any]]:
-    """The run's cached map layout and ids, read with numpy only (None when not cached)."""
+def map_preview(run_dir: str | Path, view: str = "shared") -> Optional[dict[str, Any]]:
+    """The run's cached map layout for ``view`` and its ids, read with numpy only (None when not cached)."""
     import numpy as np
 
-    from .embedding_map import DEFAULT_PARAMS, MODALITIES, load_cached, map_key
+    from model.embedding_map import DEFAULT_PARAMS, MODALITIES, load_cached, map_key, train_mask_of
     path = Path(run_dir) / "embeddings.npz"
     if not path.is_file() or not any(Path(run_dir).glob("umap-*.npz")):
         return None
@@ -129,12 +129,14 @@ def map_preview(run_dir: str | Path) -> Optional[dict[str, Any]]:
         with np.load(path, allow_pickle=False) as data:
             emb = {m: data[m] for m in MODALITIES}
             ids = [str(i) for i in data["sample_ids"]]
+            splits = [str(s) for s in data["splits"]] if "splits" in data.files else None
     except (OSError, KeyError, ValueError):
         return None
-    coords = load_cached(Path(run_dir), map_key(emb, dict(DEFAULT_PARAMS)))
+    mask = train_mask_of(splits) if view == "shared" else None
+    coords = load_cached(Path(run_dir), map_key(emb, dict(DEFAULT_PARAMS), view, mask))
     if coords is None or len(coords) != 3 * len(ids):
         return None
-    return {"run_dir": str(run_dir), "coords": coords, "ids": ids}
+    return {"run_dir": str(run_dir), "coords": coords, "ids": ids, "view": view}
 
 
 class AppController(QObject):
@@ -265,7 +267,8 @@ class AppController(QObject):
                 then()
 
         # The map's cached layout needs only numpy: show it while torch loads the index.
-        self.tasks.start("Map preview", lambda _p, _c: map_preview(run_dir),
+        view = self.session.map_view
+        self.tasks.start("Map preview", lambda _p, _c: map_preview(run_dir, view),
                          on_done=lambda res: res is not None and self.map_preview.emit(res))
         task = self.tasks.start("Open run", work, on_done=done,
                                 on_error=lambda msg: self.session.notify("error", msg))
@@ -282,3 +285,24 @@ class AppController(QObject):
         self.session.set_run(run, result["embeddings"], result["sample_ids"], result["index"])
         self.remember("last_run", str(getattr(run, "run_dir", "")))
         self.run_opened.emit(run)
+        self.compute_partner_ranks()
+
+    def compute_partner_ranks(self) -> Optional[Task]:
+        """Each sample's partner ranks in the six directions (library column, map colour), on a worker."""
+        run, index = self.session.run, self.session.index
+        if index is None:
+            return None
+
+        def work(progress, cancel):
+            from model.partner_rank import median_partner_ranks, partner_rank_table
+            report(progress, "partner ranks", 0, 1)
+            table = partner_rank_table(index)
+            return median_partner_ranks(table), table
+
+        def done(result):
+            if self.session.run is run:  # not a run made active meanwhile
+                self.session.set_partner_ranks(*result)
+
+        # CCA runs rank in their pair-specific spaces ("A@B"), as the retrieval panel does
+        return self.tasks.start("Partner ranks", work, on_done=done,
+                                on_error=lambda msg: self.session.notify("warning", f"No partner ranks: {msg}"))

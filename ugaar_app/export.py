@@ -8,7 +8,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .embedding_map import MODALITIES
+from model.embedding_map import MODALITIES
+from model.labels import sample_label
 
 METRIC_COLS = ("R@1", "R@5", "R@10", "MedR", "MeanR", "MedR/N", "N")  # R@k in percent
 
@@ -35,7 +36,7 @@ def write_projector(embeddings: dict[str, np.ndarray], ids: list[str], dataset: 
                 s = dataset.sample(sid) if dataset is not None else None
             except KeyError:
                 s = None
-            meta_buf.write("\t".join([sid, m, _clean(s.title if s else ""), s.split if s else "",
+            meta_buf.write("\t".join([sid, m, _clean(sample_label(s) if s else ""), s.split if s else "",
                                       _clean(s.lyrics_text if s else "")]) + "\n")
     write_text(vec_path, vec_buf.getvalue())
     write_text(meta_path, meta_buf.getvalue())

@@ -2,6 +2,11 @@
 
 Selecting a row selects the sample everywhere; a box selection in the
 embedding map restricts the table to the boxed samples until cleared.
+Songs are named by :func:`model.labels.sample_label` (first words of the
+lyrics for hash-named LMD songs); the sample id keeps a column of its own.
+With an active run, *Rank* is where the sample's true partners rank (median
+of the six directions), sortable for error analysis.  The text typed in the
+filter also highlights the matching samples in the map.
 """
 from __future__ import annotations
 
@@ -12,10 +17,16 @@ from PySide6.QtCore import (QAbstractTableModel, QItemSelectionModel, QModelInde
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel,
                                QLineEdit, QPushButton, QTableView, QVBoxLayout, QWidget)
 
+import numpy as np
+
+from model.labels import sample_label
+
 from .bridge import SessionBridge
 
-COLUMNS = ("Song", "Split", "Source", "Lyrics", "Sample")
+COLUMNS = ("Song", "Split", "Source", "Lyrics", "Rank", "Id")
+SONG, SPLIT, SOURCE, LYRICS, RANK, ID = range(len(COLUMNS))
 SAMPLE_ID_ROLE = Qt.UserRole + 1
+SORT_ROLE = Qt.UserRole + 2
 
 
 class LibraryModel(QAbstractTableModel):
@@ -25,6 +36,7 @@ class LibraryModel(QAbstractTableModel):
         super().__init__(parent)
         self._rows: list[tuple[str, str, str, str, str]] = []
         self._row_of: dict[str, int] = {}
+        self._ranks: dict[str, float] = {}
 
     def set_samples(self, samples: list[Any]) -> None:
         self.beginResetModel()
@@ -32,10 +44,21 @@ class LibraryModel(QAbstractTableModel):
         for s in samples:
             words = s.words
             first = " ".join(words[:8]) + (" …" if len(words) > 8 else "")
-            rows.append((s.title or s.song_id, s.split, s.source, first, s.sample_id))
+            rows.append((sample_label(s), s.split, s.source, first, s.sample_id))
         self._rows = rows
         self._row_of = {r[4]: i for i, r in enumerate(rows)}
+        self._ranks = {}
         self.endResetModel()
+
+    def set_ranks(self, ids: Optional[list[str]], ranks: Any) -> None:
+        """Partner rank per sample id (None clears the column)."""
+        self._ranks = ({} if ids is None or ranks is None
+                       else {sid: float(r) for sid, r in zip(ids, np.asarray(ranks))})
+        if self._rows:
+            self.dataChanged.emit(self.index(0, RANK), self.index(len(self._rows) - 1, RANK))
+
+    def rank(self, sample_id: str) -> Optional[float]:
+        return self._ranks.get(sample_id)
 
     def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802
         return 0 if parent.isValid() else len(self._rows)
@@ -47,8 +70,20 @@ class LibraryModel(QAbstractTableModel):
         if not index.isValid():
             return None
         row = self._rows[index.row()]
-        if role in (Qt.DisplayRole, Qt.ToolTipRole):
-            return row[index.column()]
+        col = index.column()
+        if col == RANK:
+            rank = self._ranks.get(row[4])
+            if role == Qt.DisplayRole:
+                return "" if rank is None else (str(int(rank)) if rank == int(rank) else f"{rank:.1f}")
+            if role == Qt.ToolTipRole:
+                return ("no active run" if rank is None else
+                        "rank of this sample's true partners, median of the six directions (1 = retrieved first)")
+            if role == SORT_ROLE:
+                return float("inf") if rank is None else rank
+        elif role in (Qt.DisplayRole, Qt.ToolTipRole):
+            return row[col if col < RANK else 4]
+        elif role == SORT_ROLE:
+            return str(row[col if col < RANK else 4]).lower()
         if role == SAMPLE_ID_ROLE:
             return row[4]
         return None
@@ -93,10 +128,21 @@ class LibraryFilter(QSortFilterProxyModel):
             return False
         if self._ids is not None and r[4] not in self._ids:
             return False
+        return self.matches_text(r)
+
+    def matches_text(self, r: tuple[str, str, str, str, str]) -> bool:
+        """Does library row ``r`` match the typed text (every word, in song, lyrics, id or source)?"""
         if self._text:
             hay = f"{r[0]} {r[3]} {r[4]} {r[2]}".lower()
             return all(tok in hay for tok in self._text.split())
         return True
+
+    def text_matches(self) -> list[str]:
+        """Ids of the samples matching the typed text alone (empty when no text)."""
+        if not self._text:
+            return []
+        model: LibraryModel = self.sourceModel()  # type: ignore[assignment]
+        return [r[4] for r in model._rows if self.matches_text(r)]
 
 
 class LibraryWidget(QWidget):
@@ -112,6 +158,7 @@ class LibraryWidget(QWidget):
         self.proxy = LibraryFilter(self)
         self.proxy.setSourceModel(self.model)
         self.proxy.setSortCaseSensitivity(Qt.CaseInsensitive)
+        self.proxy.setSortRole(SORT_ROLE)  # ranks sort as numbers, unranked rows last
 
         self.search = QLineEdit(placeholderText="Filter by song, lyrics or id  (Ctrl+F)")
         self.search.setClearButtonEnabled(True)
@@ -147,9 +194,11 @@ class LibraryWidget(QWidget):
         header.resizeSection(0, 120)
         header.resizeSection(1, 44)
         header.resizeSection(2, 92)
-        header.setSectionResizeMode(3, QHeaderView.Stretch)
+        header.setSectionResizeMode(LYRICS, QHeaderView.Stretch)
+        header.resizeSection(RANK, 44)
+        header.resizeSection(ID, 90)
         self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        header.setSectionHidden(4, True)
+        header.setSectionHidden(RANK, True)  # shown once the active run's ranks are known
 
         top = QHBoxLayout()
         top.addWidget(self.search, 1)
@@ -169,6 +218,7 @@ class LibraryWidget(QWidget):
         bridge.dataset_changed.connect(self._on_dataset)
         bridge.selection_changed.connect(self._on_selection)
         bridge.map_selection_changed.connect(self._on_map_selection)
+        bridge.partner_ranks_changed.connect(self._on_ranks)
         self._on_dataset(self.session.dataset)
 
     # ---- session → view ---------------------------------------------------------
@@ -178,6 +228,10 @@ class LibraryWidget(QWidget):
         # one source only: its column says nothing
         self.table.horizontalHeader().setSectionHidden(2, len({s.source for s in samples}) <= 1)
         self._update_count()
+
+    def _on_ranks(self, ranks: Any) -> None:
+        self.model.set_ranks(self.session.embedding_ids, ranks)
+        self.table.horizontalHeader().setSectionHidden(RANK, ranks is None)
 
     def _on_selection(self, sample_id: Optional[str], origin: str) -> None:
         if origin == self.ORIGIN:
@@ -200,6 +254,7 @@ class LibraryWidget(QWidget):
                 self.search.clear()
                 self.search.blockSignals(False)
                 self.proxy.set_text("")
+                self.session.set_highlight([])
                 if self.split_box.currentIndex() != 0:
                     self.split_box.blockSignals(True)
                     self.split_box.setCurrentIndex(0)
@@ -231,6 +286,7 @@ class LibraryWidget(QWidget):
 
     def _on_text(self, text: str) -> None:
         self.proxy.set_text(text)
+        self.session.set_highlight(self.proxy.text_matches())
         self._update_count()
 
     def _on_split(self, index: int) -> None:

@@ -1,9 +1,15 @@
 """Embedding map: UMAP of the active run's common space, all three modalities.
 
-pyqtgraph ScatterPlotItem coloured by modality (or split, or song); hover
-shows the lyrics; click selects (and plays); the selected sample's three
-points are joined by lines and its nearest neighbours ringed; a box drawn
-with the "Box select" tool lists the boxed samples in the library.
+pyqtgraph ScatterPlotItem coloured by modality (or split, song, or partner
+rank); hover shows the lyrics; click selects (and plays); the selected
+sample's three points are joined by lines and its nearest neighbours
+ringed; a box drawn with the "Box select" tool lists the boxed samples in
+the library; the library's filter text rings the matching points.
+
+The *shared* view (default) removes each modality's offset before UMAP so
+a sample's three points land together; the *modality* view shows the raw
+space (see :mod:`model.embedding_map`).  The layout itself, and its CSV
+export, are the headless core's, shared with ``ugaar map``.
 """
 from __future__ import annotations
 
@@ -19,8 +25,10 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QGraphicsRectItem, QHBoxLay
                                QProgressBar, QPushButton, QSizePolicy, QStackedLayout, QToolButton, QVBoxLayout,
                                QWidget)
 
+from model.labels import sample_label
+
 from .bridge import SessionBridge
-from .embedding_map import MODALITIES, compute_map
+from model.embedding_map import DEFAULT_VIEW, MIN_UMAP_POINTS, MODALITIES, VIEWS, compute_map
 from .theme import MODALITY_COLORS, SPLIT_COLORS
 from .workers import Task, TaskManager
 
@@ -77,7 +85,17 @@ class MapView(QWidget):
 
         # -- toolbar
         self.color_by = QComboBox()
-        self.color_by.addItems(["Colour by modality", "Colour by split", "Colour by song"])
+        self.color_by.addItems(["Colour by modality", "Colour by split", "Colour by song",
+                                "Colour by partner rank"])
+        self.color_by.setItemData(3, "Median rank of the sample's true partners over the six directions "
+                                     "(needs an active run)", Qt.ToolTipRole)
+        self.view_box = QComboBox()
+        self.view_box.addItem("Shared view", "shared")
+        self.view_box.addItem("Per-modality view", "modality")
+        self.view_box.setToolTip("Shared: each modality's offset (mean on the training split) is removed before "
+                                 "UMAP, so a sample's three points land together.\nPer-modality: the raw common "
+                                 "space, where each modality forms its own island. Retrieval is unchanged.")
+        self.view_box.setCurrentIndex(max(0, VIEWS.index(self.session.map_view)))
         self.show_mod = {m: QCheckBox(m) for m in MODALITIES}
         for m, cb in self.show_mod.items():
             cb.setChecked(True)
@@ -91,6 +109,9 @@ class MapView(QWidget):
         self.reset_btn = QToolButton(text="Reset")
         self.reset_btn.setToolTip("Show all points")
         self.compute_btn = QPushButton("Compute map")
+        self.export_btn = QToolButton(text="Export CSV…")
+        self.export_btn.setToolTip("Save the map's coordinates with each point's metadata (as `ugaar map` writes)")
+        self.export_btn.setEnabled(False)
         self.cancel_btn = QPushButton("Cancel")
         self.cancel_btn.hide()
         self.bar = QProgressBar()
@@ -101,6 +122,7 @@ class MapView(QWidget):
         self.status.setMinimumWidth(40)
         self.status.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         tb = QHBoxLayout()
+        tb.addWidget(self.view_box)
         tb.addWidget(self.color_by)
         for cb in self.show_mod.values():
             tb.addWidget(cb)
@@ -108,6 +130,7 @@ class MapView(QWidget):
         tb.addWidget(self.box_btn)
         tb.addWidget(self.reset_btn)
         tb.addWidget(self.play_on_click)
+        tb.addWidget(self.export_btn)
         tb.addWidget(self.status, 1)
         tb.addWidget(self.bar)
         tb.addWidget(self.cancel_btn)
@@ -134,6 +157,12 @@ class MapView(QWidget):
         self.sel_item = pg.ScatterPlotItem(size=16, pen=pg.mkPen("w", width=2), symbol="o")
         self.sel_item.setZValue(7)
         self.plot.addItem(self.sel_item)
+        # the library's text matches: yellow rings over the points, above the cloud
+        self.highlight_item = pg.ScatterPlotItem(size=13, pen=pg.mkPen((255, 214, 10), width=2),
+                                                 brush=None, symbol="o")
+        self.highlight_item.setZValue(4)
+        self.plot.addItem(self.highlight_item)
+        self.highlighted: list[int] = []  # point indices ringed
         self._legend_items: list[Any] = []
 
         self.placeholder = QLabel()
@@ -154,12 +183,16 @@ class MapView(QWidget):
         self.box_btn.toggled.connect(self._on_box_mode)
         self.reset_btn.clicked.connect(lambda: self.plot.autoRange())
         self.color_by.currentIndexChanged.connect(lambda _i: self._refresh_points())
+        self.view_box.currentIndexChanged.connect(lambda _i: self._on_view())
+        self.export_btn.clicked.connect(self._export_dialog)
         for cb in self.show_mod.values():
             cb.toggled.connect(lambda _c: self._refresh_points())
         self.compute_btn.clicked.connect(lambda: self.compute(force=True))
         self.cancel_btn.clicked.connect(self.cancel)
         bridge.run_changed.connect(self._on_run)
         bridge.selection_changed.connect(self._on_selection)
+        bridge.highlight_changed.connect(lambda _ids: self._draw_highlight())
+        bridge.partner_ranks_changed.connect(lambda _r: self.color_by.currentIndex() == 3 and self._refresh_points())
         bridge.dataset_changed.connect(lambda _d: self._on_run(None))
         self._on_run(self.session.run)
 
@@ -167,6 +200,8 @@ class MapView(QWidget):
     def show_preview(self, preview: dict[str, Any]) -> None:
         """Draw a run's cached layout before the run itself (and its index) is open."""
         if self.session.run is not None or self.session.dataset is None:
+            return
+        if preview.get("view", "shared") != self.view():
             return
         self.preview_run_dir = preview["run_dir"]
         self.set_coords(preview["coords"], list(preview["ids"]), from_cache=True)
@@ -181,6 +216,7 @@ class MapView(QWidget):
             self.coords = None
             self.scatter.clear()
             self._clear_selection_items()
+        self.export_btn.setEnabled(False)
         if run is None or self.session.embeddings is None:
             self.coords = None
             self.scatter.clear()
@@ -233,12 +269,14 @@ class MapView(QWidget):
             self.status.setText("")
             return None
         run = self.session.run
+        view = self.view()
+        splits = self.splits(list(ids))
 
         def work(progress, cancel):
-            return compute_map(emb, cache_dir=cache_dir, progress=progress, cancel=cancel)
+            return compute_map(emb, view=view, splits=splits, cache_dir=cache_dir, progress=progress, cancel=cancel)
 
         def done(result):
-            if self.session.run is not run:
+            if self.session.run is not run or self.view() != view:
                 return
             coords, from_cache = result
             self.set_coords(coords, list(ids), from_cache)
@@ -256,9 +294,44 @@ class MapView(QWidget):
         if self.task is not None and not self.task.done:
             self.task.cancel()
 
+    def view(self) -> str:
+        """``shared`` or ``modality``."""
+        return self.view_box.currentData() or DEFAULT_VIEW
+
+    def set_view(self, view: str) -> None:
+        self.view_box.setCurrentIndex(VIEWS.index(view))
+
+    def _on_view(self) -> None:
+        self.session.map_view = self.view()
+        if self.session.embeddings is None:
+            return
+        if self.task is not None and not self.task.done:
+            # the running layout is for the other view: stop it, then lay out this one
+            task = self.task
+            task.cancel()
+            task.ended.connect(lambda: self.compute())
+            return
+        self.compute()
+
+    def splits(self, ids: list[str]) -> list[str]:
+        """Each sample's split, as the run saved it (else from the dataset): the shared view's offsets
+        come from the training rows, as in ``ugaar map``."""
+        run = self.session.run
+        try:
+            saved = [str(x) for x in run.splits]
+            if len(saved) == len(ids) and [str(i) for i in run.sample_ids] == ids:
+                return saved
+        except Exception:  # noqa: BLE001 - a run without saved embeddings: ask the dataset
+            pass
+        out = []
+        for sid in ids:
+            s = self.session.sample(sid)
+            out.append(s.split if s is not None else "")
+        return out
+
     def shutdown(self) -> None:
         self.cancel()
-        from . import embedding_map
+        from model import embedding_map
         if embedding_map._SERVER is not None:
             embedding_map._SERVER.close()
 
@@ -287,7 +360,7 @@ class MapView(QWidget):
         self.stack.setCurrentWidget(self.plot)
         self._refresh_points()
         self.plot.autoRange()
-        from .embedding_map import MIN_UMAP_POINTS
+        self.export_btn.setEnabled(True)
         method = "UMAP" if 3 * self.n >= MIN_UMAP_POINTS else "PCA (too few points for UMAP)"
         self.status.setText(f"{self.n} samples × 3 modalities · {method}" + (" · cached" if from_cache else ""))
         self._on_selection(self.session.selected, "")
@@ -323,10 +396,27 @@ class MapView(QWidget):
             per.append(cache[key])
         return per * 3, []
 
+    def _rank_colors(self) -> tuple[list[Any], list[tuple[str, tuple[int, int, int]]]]:
+        """Binned by the median partner rank: where retrieval finds the partner first, and where it fails."""
+        bins = ((1, "rank 1", (80, 200, 120)), (10, "rank 2–10", (200, 210, 80)),
+                (100, "rank 11–100", (240, 150, 60)), (float("inf"), "rank > 100", (220, 70, 70)))
+        grey = pg.mkBrush(150, 150, 150, 120)
+        ranks = self.session.partner_ranks
+        ids = self.session.embedding_ids or []
+        if ranks is None or len(ranks) != len(ids):
+            return [grey] * (3 * self.n), []
+        rank_of = dict(zip(ids, ranks))
+        brushes = [pg.mkBrush(*c, 200) for _hi, _name, c in bins]
+        per = []
+        for sid in self.ids:
+            r = rank_of.get(sid)
+            per.append(grey if r is None else next(b for (hi, _n, _c), b in zip(bins, brushes) if r <= hi))
+        return per * 3, [(name, c) for _hi, name, c in bins]
+
     def _refresh_points(self) -> None:
         if self.coords is None or self.n == 0:
             return
-        brushes, legend = self._colors()
+        brushes, legend = self._rank_colors() if self.color_by.currentIndex() == 3 else self._colors()
         mask = np.zeros(3 * self.n, dtype=bool)
         for k, m in enumerate(MODALITIES):
             if self.show_mod[m].isChecked():
@@ -343,6 +433,23 @@ class MapView(QWidget):
             self.legend.addItem(item, name)
             self._legend_items.append(item)
         self._draw_selection()
+        self._draw_highlight()
+
+    def _draw_highlight(self) -> None:
+        """Ring the visible points of the samples the library's filter text matches."""
+        ids = self.session.highlight
+        if self.coords is None or not ids or self.visible_mask is None:
+            self.highlighted = []
+            self.highlight_item.clear()
+            return
+        rows = [self.row_of[sid] for sid in ids if sid in self.row_of]
+        pts = [k * self.n + r for k in range(3) for r in rows if self.visible_mask[k * self.n + r]]
+        self.highlighted = pts
+        if pts:
+            a = self.coords[pts]
+            self.highlight_item.setData(x=a[:, 0], y=a[:, 1])
+        else:
+            self.highlight_item.clear()
 
     def _clear_selection_items(self) -> None:
         self.sel_item.clear()
@@ -415,8 +522,8 @@ class MapView(QWidget):
         s = self.session.sample(sid)
         if s is None:
             return
-        self.plot.setToolTip(f"<b>{html.escape(s.title or s.song_id)}</b> · {mod} · {s.split}<br>"
-                             f"<i>{html.escape(s.lyrics_text)}</i>")
+        self.plot.setToolTip(f"<b>{html.escape(sample_label(s))}</b> · {mod} · {s.split}<br>"
+                             f"<i>{html.escape(s.lyrics_text)}</i><br><small>{html.escape(sid)}</small>")
 
     def _on_box_mode(self, on: bool) -> None:
         self.vb.box_mode = on
@@ -436,6 +543,42 @@ class MapView(QWidget):
     def box_select(self, rect: QRectF) -> None:
         """Programmatic box selection (tests, scripting)."""
         self._on_box(rect)
+
+    # ---- export ----------------------------------------------------------------------------------
+    def map_rows(self) -> list[dict[str, Any]]:
+        """The map as ``ugaar map`` writes it (:func:`model.map_export.map_rows`)."""
+        from model.map_export import map_rows
+        ranks = self.session.partner_ranks
+        ids = self.session.embedding_ids or []
+        if ranks is not None and len(ranks) == len(ids) and ids == self.ids:
+            per = list(ranks)
+        else:
+            per = None
+        return map_rows(self.coords, self.ids, sample_of=self.session.sample, splits=self.splits(self.ids),
+                        partner_ranks=per)
+
+    def export_csv(self, path: str) -> Optional[str]:
+        """Write the shown layout with metadata as CSV; a message either way."""
+        from model.map_export import write_map_csv
+        if self.coords is None:
+            self.session.notify("warning", "No map to export yet.")
+            return None
+        try:
+            out = write_map_csv(path, self.map_rows())
+        except Exception as exc:  # noqa: BLE001
+            self.session.notify("error", f"Map export failed: {exc}")
+            return None
+        self.session.notify("info", f"Wrote the {self.view()} map ({3 * self.n} points) to {out}")
+        return str(out)
+
+    def _export_dialog(self) -> None:
+        from pathlib import Path
+
+        from PySide6.QtWidgets import QFileDialog
+        path, _ = QFileDialog.getSaveFileName(self, "Export the map as CSV",
+                                              str(Path.home() / f"ugaar-map-{self.view()}.csv"), "CSV (*.csv)")
+        if path:
+            self.export_csv(path)
 
     def point_pos(self, sample_id: str, modality: str = "audio") -> QPointF:
         i = MODALITIES.index(modality) * self.n + self.row_of[sample_id]

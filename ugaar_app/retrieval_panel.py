@@ -21,7 +21,8 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFrame, QHBoxLayout, QHe
 
 from .bridge import SessionBridge
 from .controller import AppController
-from .embedding_map import MODALITIES
+from model.embedding_map import MODALITIES
+from model.labels import is_placeholder_title, lyrics_label, sample_label
 from .theme import MODALITY_COLORS
 
 PARTNER_MARK = "✔ partner"
@@ -109,6 +110,16 @@ class RetrievalPanel(QWidget):
         self.k.setPrefix("top ")
         self.lyrics = QLineEdit(placeholderText="Type a lyrics line and press Enter")
         self.lyrics_btn = QPushButton("Search")
+        # example lines (resources/example_queries.json): a first query without having to think of one
+        self.examples = QComboBox()
+        self.examples.addItem("Examples…", "")
+        try:
+            from resources import example_queries
+            for line in example_queries():
+                self.examples.addItem(line if len(line) <= 40 else line[:39] + "…", line)
+        except ImportError:  # a stripped install without the assets: the box just has no examples
+            pass
+        self.examples.setToolTip("Example lyrics lines to query with")
         self.drop = DropZone()
         self.drop.setMaximumHeight(44)
         self.header = QLabel("")
@@ -127,6 +138,7 @@ class RetrievalPanel(QWidget):
         second.addStretch(1)
         lrow = QHBoxLayout()
         lrow.addWidget(self.lyrics, 1)
+        lrow.addWidget(self.examples)
         lrow.addWidget(self.lyrics_btn)
 
         self.lists: dict[str, QTreeWidget] = {}
@@ -167,6 +179,7 @@ class RetrievalPanel(QWidget):
         self.k.valueChanged.connect(lambda _v: self.refresh())
         self.lyrics.returnPressed.connect(self.query_lyrics)
         self.lyrics_btn.clicked.connect(self.query_lyrics)
+        self.examples.activated.connect(self._on_example)
         self.drop.dropped.connect(self.query_file)
         bridge.selection_changed.connect(self._on_selection)
         controller.run_loading.connect(lambda _d: self.refresh())
@@ -180,6 +193,7 @@ class RetrievalPanel(QWidget):
         lyr = self.mode_lyrics.isChecked()
         self.lyrics.setVisible(lyr)
         self.lyrics_btn.setVisible(lyr)
+        self.examples.setVisible(lyr and self.examples.count() > 1)
         self.drop.setVisible(self.mode_file.isChecked())
         self.source.setEnabled(not lyr)
         self.refresh()
@@ -250,7 +264,7 @@ class RetrievalPanel(QWidget):
             self.header.setText(f"{sid} is not in the active run's index (it may be outside the run's samples).")
             return
         s = self.session.sample(sid)
-        self.query_label = f"{src} of “{s.title if s else sid}”"
+        self.query_label = f"{src} of “{sample_label(s) if s else sid}”"
         self._show(results, partner=sid)
         self.last_latency_ms = (time.perf_counter() - t0) * 1000
         self.header.setText(f"Query: {html.escape(self.query_label)} · {self.last_latency_ms:.1f} ms")
@@ -273,6 +287,13 @@ class RetrievalPanel(QWidget):
         if not text or self.session.index is None:
             return
         self._embed_in_background(f"typed lyrics “{text}”", lambda emb: {"lyrics": emb.lyrics(text)})
+
+    def _on_example(self, i: int) -> None:
+        line = self.examples.itemData(i)
+        self.examples.setCurrentIndex(0)
+        if line:
+            self.lyrics.setText(line)
+            self.query_lyrics()
 
     def query_file(self, path: str) -> None:
         self.mode_file.setChecked(True)
@@ -350,9 +371,13 @@ class RetrievalPanel(QWidget):
             items = []
             for rank, (rid, dist) in enumerate(results.get(tgt, []), start=1):
                 s = self.session.sample(rid)
-                title = (s.title or s.song_id) if s is not None else rid
-                words = " ".join(s.words[:7]) if s is not None else ""
-                item = QTreeWidgetItem([str(rank), f"{title} · {words}", f"{dist:.3f}",
+                if s is None:
+                    text = rid
+                elif is_placeholder_title(s.title, s.song_id):  # the label is the lyrics already
+                    text = lyrics_label(s.words, 10)
+                else:
+                    text = f"{sample_label(s)} · {' '.join(s.words[:7])}"
+                item = QTreeWidgetItem([str(rank), text, f"{dist:.3f}",
                                         PARTNER_MARK if rid == partner else ""])
                 item.setData(0, Qt.UserRole, rid)
                 item.setToolTip(1, f"{rid}\n{s.lyrics_text if s is not None else ''}")

@@ -62,7 +62,8 @@ class SampleView(QWidget):
             self.lyrics.set_sample(None)
             self.times = []
             return
-        self.header.setText(sample.title or sample.song_id)
+        from model.labels import sample_label
+        self.header.setText(sample_label(sample))
         self.meta.setText(f"{sample.sample_id} · {sample.split} split · {sample.source} · "
                           f"notes {sample.start + 1}–{sample.start + len(sample.notes)}")
         self.times = note_times([n.onset for n in sample.notes])

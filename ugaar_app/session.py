@@ -74,6 +74,10 @@ class Session:
     - ``selection_changed(sample_id, origin)`` — ``origin`` names the widget
       that made the selection so it can avoid echoing it back
     - ``map_selection_changed(ids)`` — box selection in the embedding map
+    - ``highlight_changed(ids)`` — samples matching the library's text filter
+      (the map rings them)
+    - ``partner_ranks_changed(ranks)`` — the active run's per-sample partner
+      rank (median of the six directions, aligned with ``embedding_ids``), or None
     - ``playback_changed(state)``
     - ``message(level, text)``  — ``level`` in info, warning, error
     - ``runs_changed()``        — a run finished or was added
@@ -89,6 +93,10 @@ class Session:
         self.index: Any = None
         self.selected: Optional[str] = None
         self.map_selection: list[str] = []
+        self.map_view = "shared"  # the map's view: "shared" (modality offsets removed) or "modality"
+        self.highlight: list[str] = []
+        self.partner_ranks: Any = None       # (N,) median rank per sample of the active run
+        self.partner_rank_table: Any = None  # {(source, target): (N,) ranks}
         self.playback = PlaybackState()
         self.messages: list[tuple[str, str]] = []
         self.dataset_changed = Event("dataset_changed")
@@ -96,6 +104,8 @@ class Session:
         self.run_changed = Event("run_changed")
         self.selection_changed = Event("selection_changed")
         self.map_selection_changed = Event("map_selection_changed")
+        self.highlight_changed = Event("highlight_changed")
+        self.partner_ranks_changed = Event("partner_ranks_changed")
         self.playback_changed = Event("playback_changed")
         self.message = Event("message")
         self.runs_changed = Event("runs_changed")
@@ -112,10 +122,15 @@ class Session:
         self.index = None
         self.selected = None
         self.map_selection = []
+        self.highlight = []
+        self.partner_ranks = None
+        self.partner_rank_table = None
         self.dataset_changed.emit(dataset)
         self.features_changed.emit(None)
         self.run_changed.emit(None)
         self.map_selection_changed.emit([])
+        self.highlight_changed.emit([])
+        self.partner_ranks_changed.emit(None)
         self.selection_changed.emit(None, "session")
 
     def set_features(self, features: Any) -> None:
@@ -130,7 +145,16 @@ class Session:
         self.embeddings = embeddings
         self.embedding_ids = list(sample_ids) if sample_ids is not None else None
         self.index = index
+        self.partner_ranks = None
+        self.partner_rank_table = None
         self.run_changed.emit(run)
+        self.partner_ranks_changed.emit(None)
+
+    def set_partner_ranks(self, ranks: Any, table: Any = None) -> None:
+        """The active run's per-sample partner ranks (computed on a worker after ``set_run``)."""
+        self.partner_ranks = ranks
+        self.partner_rank_table = table
+        self.partner_ranks_changed.emit(ranks)
 
     def notify_runs_changed(self) -> None:
         self.runs_changed.emit()
@@ -158,6 +182,13 @@ class Session:
     def set_map_selection(self, ids: list[str]) -> None:
         self.map_selection = list(ids)
         self.map_selection_changed.emit(self.map_selection)
+
+    def set_highlight(self, ids: list[str]) -> None:
+        """Samples to highlight in the map (the library's text matches; empty clears)."""
+        ids = list(ids)
+        if ids != self.highlight:
+            self.highlight = ids
+            self.highlight_changed.emit(ids)
 
     # ---- playback -------------------------------------------------------------
     def set_playback(self, **changes: Any) -> None:

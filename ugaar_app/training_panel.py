@@ -380,7 +380,7 @@ class TrainingPanel(QWidget):
         mode, config, features = job
 
         def work(progress, cancel):
-            from .embedding_map import server
+            from model.embedding_map import server
             from .train_job import run_in_child
             # RunConfig is built in the child: its package imports torch, and an import on
             # this thread would hold the GIL (and so the event loop) for a few hundred ms.

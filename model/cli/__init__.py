@@ -21,6 +21,7 @@ COMMANDS = [
     ("train", "model.cli.train_cmd", "train UGAAR or a baseline"),
     ("evaluate", "model.cli.evaluate_cmd", "print the paper's Tables I and II for runs"),
     ("query", "model.cli.query_cmd", "retrieve partners of a sample, a lyrics line, a MIDI or a WAV"),
+    ("map", "model.cli.map_cmd", "write a run's embedding map (shared or per-modality view) as CSV"),
 ]
 
 

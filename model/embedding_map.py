@@ -1,10 +1,24 @@
-"""UMAP of a run's common space, computed in a child process and cached per run.
+"""The embedding map's layout: UMAP of a run's common space, shared by the window and ``ugaar map``.
 
-Plain Python (no Qt).  UMAP (numba) can hold the GIL for long stretches, so
-it runs in a separate Python process: the window's event loop never stalls
-and cancelling kills the process.  Progress comes from UMAP's verbose lines.
-The 2-D layout of all three modalities is cached in ``run_dir/umap-<key>.npz``
-keyed by a hash of the embeddings and the parameters.
+Plain Python (no Qt).  Two views of the same embeddings:
+
+- ``shared`` (default): each modality's offset is removed before UMAP.
+  Contrastive training leaves every modality in its own region of the
+  common space (the "modality gap": on LMD-full, partners are about 1.14
+  apart on unit vectors while a modality's own points sit closer to each
+  other), so UMAP draws three islands and a sample's three points never
+  meet.  Subtracting each modality's mean, computed on the training split
+  only (no test information leaks into the picture), and re-normalising the
+  rows puts paired points together.  Only the picture changes: retrieval
+  keeps the raw embeddings (``model.retrieval.RetrievalIndex``).
+- ``modality``: the raw embeddings, as before (three islands).
+
+UMAP (numba) can hold the GIL for long stretches, so the window runs it in a
+separate Python process (``model.umap_job``): its event loop never stalls and
+cancelling kills the process.  Progress comes from UMAP's verbose lines.  The
+2-D layout of all three modalities is cached in ``run_dir/umap-<key>.npz``,
+keyed by a hash of the embeddings, the parameters and the view; the CLI reads
+and writes the same cache, so both show the same layout.
 """
 from __future__ import annotations
 
@@ -31,15 +45,70 @@ MIN_UMAP_POINTS = 150
 
 DEFAULT_PARAMS = {"n_neighbors": 15, "min_dist": 0.1, "metric": "cosine", "seed": 0, "n_epochs": 200}
 
+#: ``shared``: modality offsets removed (partners land together); ``modality``: raw embeddings.
+VIEWS = ("shared", "modality")
+DEFAULT_VIEW = "shared"
 
-def map_key(embeddings: dict[str, np.ndarray], params: dict[str, Any]) -> str:
+
+def map_key(embeddings: dict[str, np.ndarray], params: dict[str, Any], view: str = "modality",
+            train_mask: Optional[np.ndarray] = None) -> str:
+    """Cache key of a layout.
+
+    The ``modality`` view keeps the key it always had, so maps cached before
+    the shared view existed stay valid; the ``shared`` view also hashes the
+    training mask its offsets are computed on.
+    """
     h = hashlib.sha1(json.dumps(params, sort_keys=True).encode())
     for m in MODALITIES:
         arr = np.ascontiguousarray(embeddings[m], dtype=np.float32)
         h.update(m.encode())
         h.update(str(arr.shape).encode())
         h.update(arr.tobytes())
+    if view != "modality":
+        h.update(view.encode())
+        if train_mask is not None:
+            h.update(np.packbits(np.asarray(train_mask, dtype=bool)).tobytes())
     return h.hexdigest()[:16]
+
+
+def remove_modality_offsets(embeddings: dict[str, np.ndarray],
+                            train_mask: Optional[np.ndarray] = None) -> dict[str, np.ndarray]:
+    """Each modality minus its mean over the training rows, rows re-normalised to unit length.
+
+    Returns new arrays; the inputs (which the retrieval index uses) are not
+    touched.  The mean comes from ``train_mask`` rows only, so the picture of
+    the test split is not fitted to the test split; with no training rows
+    (e.g. a run on a test-only feature set) every row is used.
+    """
+    out = {}
+    for m in MODALITIES:
+        v = np.array(embeddings[m], dtype=np.float32)  # a copy: never centre the caller's array
+        rows = v
+        if train_mask is not None:
+            mask = np.asarray(train_mask, dtype=bool)
+            if mask.shape == (len(v),) and mask.any():
+                rows = v[mask]
+        v -= rows.mean(axis=0, keepdims=True)
+        v /= np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+        out[m] = v
+    return out
+
+
+def train_mask_of(splits: Optional[Any]) -> Optional[np.ndarray]:
+    """Boolean mask of the ``train`` rows of ``splits`` (None when unknown)."""
+    if splits is None:
+        return None
+    return np.asarray([str(s) == "train" for s in splits], dtype=bool)
+
+
+def layout_input(embeddings: dict[str, np.ndarray], view: str = DEFAULT_VIEW,
+                 train_mask: Optional[np.ndarray] = None) -> np.ndarray:
+    """The (3N, E) rows UMAP lays out for ``view``: audio, then sheet, then lyrics."""
+    if view not in VIEWS:
+        raise ValueError(f"unknown map view {view!r}; expected one of {VIEWS}")
+    if view == "shared":
+        return stack(remove_modality_offsets(embeddings, train_mask))
+    return stack(embeddings)
 
 
 def stack(embeddings: dict[str, np.ndarray]) -> np.ndarray:
@@ -81,17 +150,34 @@ def pca_2d(x: np.ndarray) -> np.ndarray:
 _EPOCH_RE = re.compile(r"completed\s+(\d+)\s*/\s*(\d+)\s+epochs")
 
 
-def compute_map(embeddings: dict[str, np.ndarray], *, cache_dir: Optional[Path] = None,
-                params: Optional[dict[str, Any]] = None, progress: Optional[ProgressCallback] = None,
-                cancel: Optional[CancelToken] = None, in_process: bool = False) -> tuple[np.ndarray, bool]:
-    """2-D coordinates (3N × 2) for all modalities; returns ``(coords, from_cache)``."""
+def compute_map(embeddings: dict[str, np.ndarray], *, view: str = DEFAULT_VIEW, splits: Optional[Any] = None,
+                cache_dir: Optional[Path] = None, params: Optional[dict[str, Any]] = None,
+                progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None,
+                in_process: bool = False) -> tuple[np.ndarray, bool]:
+    """2-D coordinates (3N × 2) for all modalities; returns ``(coords, from_cache)``.
+
+    Parameters
+    ----------
+    embeddings : dict
+        ``{"audio", "sheet", "lyrics"}`` → (N, E) arrays of one common space.
+    view : ``shared`` or ``modality``
+        See the module docstring.
+    splits : (N,) sequence of str, optional
+        Each sample's split; the ``shared`` view removes offsets computed on
+        the ``train`` rows (all rows when None).
+    cache_dir : Path, optional
+        The run folder: layouts are cached there as ``umap-<key>.npz``.
+    in_process : bool
+        Run UMAP in this process (the CLI) instead of the window's child process.
+    """
     params = {**DEFAULT_PARAMS, **(params or {})}
-    key = map_key(embeddings, params)
+    mask = train_mask_of(splits) if view == "shared" else None
+    key = map_key(embeddings, params, view, mask)
     cached = load_cached(cache_dir, key)
-    if cached is not None:
+    if cached is not None and len(cached) == 3 * len(embeddings[MODALITIES[0]]):
         report(progress, "umap", 1, 1, "from cache")
         return cached, True
-    x = stack(embeddings)
+    x = layout_input(embeddings, view, mask)
     n = len(x)
     if n < MIN_UMAP_POINTS:
         coords = pca_2d(x)
@@ -141,7 +227,7 @@ class UmapServer:
         env.setdefault("NUMBA_NUM_THREADS", "1")
         env["PYTHONUNBUFFERED"] = "1"
         self._lines = queue.Queue()
-        self.proc = subprocess.Popen([sys.executable, "-m", "ugaar_app.umap_job", "--serve"],
+        self.proc = subprocess.Popen([sys.executable, "-m", "model.umap_job", "--serve"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, env=env, bufsize=1)
         lines, proc = self._lines, self.proc
