@@ -48,6 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     refcount_guard.install()
     app.setApplicationName("UGAAR Explorer")
     app.setOrganizationName("ugaar")
+    try:
+        from PySide6.QtGui import QIcon
+
+        from resources import resource_path
+        app.setWindowIcon(QIcon(str(resource_path("icon.svg"))))
+    except (ImportError, FileNotFoundError):
+        pass  # no icon is no reason not to start
     apply_theme(app)
     window = MainWindow()
     if args.size:
