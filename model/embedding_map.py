@@ -2,15 +2,26 @@
 
 Plain Python (no Qt).  Two views of the same embeddings:
 
-- ``shared`` (default): each modality's offset is removed before UMAP.
+- ``shared`` (default): the layout shows the alignment between modalities.
   Contrastive training leaves every modality in its own region of the
   common space (the "modality gap": on LMD-full, partners are about 1.14
   apart on unit vectors while a modality's own points sit closer to each
   other), so UMAP draws three islands and a sample's three points never
-  meet.  Subtracting each modality's mean, computed on the training split
-  only (no test information leaks into the picture), and re-normalising the
-  rows puts paired points together.  Only the picture changes: retrieval
-  keeps the raw embeddings (``model.retrieval.RetrievalIndex``).
+  meet.  Two steps undo that for the picture:
+
+  1. each modality's mean, computed on the training split only (no test
+     information leaks into the picture), is subtracted and the rows are
+     re-normalised (:func:`remove_modality_offsets`);
+  2. UMAP's neighbour graph is *balanced* (:func:`balanced_knn`): each point
+     gets its ``n_neighbors // 3`` nearest points in each modality, each
+     modality's nearest counting as near.  Centring alone is not enough:
+     on the music21 default set 97 % of a point's 15 nearest neighbours
+     were still of its own modality after it (near-duplicate windows of a
+     song are closer to each other than any partner), and the map kept its
+     islands (docs/benchmarks.md, "Embedding map").
+
+  Only the picture changes: retrieval keeps the raw embeddings
+  (``model.retrieval.RetrievalIndex``).
 - ``modality``: the raw embeddings, as before (three islands).
 
 UMAP (numba) can hold the GIL for long stretches, so the window runs it in a
@@ -48,6 +59,8 @@ DEFAULT_PARAMS = {"n_neighbors": 15, "min_dist": 0.1, "metric": "cosine", "seed"
 #: ``shared``: modality offsets removed (partners land together); ``modality``: raw embeddings.
 VIEWS = ("shared", "modality")
 DEFAULT_VIEW = "shared"
+#: How the shared view builds UMAP's neighbour graph; part of its cache key.
+SHARED_GRAPH = "centred+balanced-knn"
 
 
 def map_key(embeddings: dict[str, np.ndarray], params: dict[str, Any], view: str = "modality",
@@ -66,6 +79,7 @@ def map_key(embeddings: dict[str, np.ndarray], params: dict[str, Any], view: str
         h.update(arr.tobytes())
     if view != "modality":
         h.update(view.encode())
+        h.update(SHARED_GRAPH.encode())
         if train_mask is not None:
             h.update(np.packbits(np.asarray(train_mask, dtype=bool)).tobytes())
     return h.hexdigest()[:16]
@@ -99,6 +113,60 @@ def train_mask_of(splits: Optional[Any]) -> Optional[np.ndarray]:
     if splits is None:
         return None
     return np.asarray([str(s) == "train" for s in splits], dtype=bool)
+
+
+def balanced_knn(x: np.ndarray, n: int, per: int, batch: int = 1024,
+                 cancel: Optional[CancelToken] = None) -> tuple[np.ndarray, np.ndarray]:
+    """A neighbour graph with ``per`` neighbours from each modality, for UMAP's ``precomputed_knn``.
+
+    Parameters
+    ----------
+    x : (3N, E) array
+        Rows audio, sheet, lyrics (N each), unit length (cosine distance).
+    n : int
+        N.
+    per : int
+        Neighbours taken in each modality (the point itself excluded).
+
+    Returns
+    -------
+    (indices, distances) : (3N, 1 + 3·per) arrays
+        Column 0 is the point itself at distance 0.  Within each modality the
+        distances are shifted so that its nearest point is at 0: UMAP
+        calibrates each point's edge weights from its nearest distance, and
+        unshifted, the own modality's far smaller distances would take all the
+        weight and redraw the islands.
+    """
+    total = len(x)
+    per = int(max(1, min(per, n - 1)))
+    k = 1 + 3 * per
+    idx = np.empty((total, k), dtype=np.int64)
+    dst = np.empty((total, k), dtype=np.float32)
+    idx[:, 0] = np.arange(total)
+    dst[:, 0] = 0.0
+    blocks = [np.ascontiguousarray(x[b * n:(b + 1) * n], dtype=np.float32) for b in range(3)]
+    for a in range(0, total, batch):
+        if cancel is not None and cancel.is_set:
+            raise Cancelled("map cancelled")
+        q = np.asarray(x[a:a + batch], dtype=np.float32)
+        rows = np.arange(a, a + len(q))
+        cols_i, cols_d = [], []
+        for b, block in enumerate(blocks):
+            d = 1.0 - q @ block.T
+            mine = (rows >= b * n) & (rows < (b + 1) * n)
+            d[np.nonzero(mine)[0], rows[mine] - b * n] = np.inf  # the point itself is column 0
+            j = np.argpartition(d, per - 1, axis=1)[:, :per]
+            dj = np.take_along_axis(d, j, axis=1)
+            order = np.argsort(dj, axis=1)
+            j, dj = np.take_along_axis(j, order, axis=1), np.take_along_axis(dj, order, axis=1)
+            cols_i.append(j + b * n)
+            cols_d.append(dj - dj[:, :1])
+        ii, dd = np.concatenate(cols_i, axis=1), np.concatenate(cols_d, axis=1)
+        order = np.argsort(dd, axis=1, kind="stable")
+        idx[a:a + len(q), 1:] = np.take_along_axis(ii, order, axis=1)
+        # + a hair: UMAP treats a zero distance to another point as a duplicate of it
+        dst[a:a + len(q), 1:] = np.take_along_axis(dd, order, axis=1) + 1e-6
+    return idx, dst
 
 
 def layout_input(embeddings: dict[str, np.ndarray], view: str = DEFAULT_VIEW,
@@ -185,22 +253,38 @@ def compute_map(embeddings: dict[str, np.ndarray], *, view: str = DEFAULT_VIEW, 
         report(progress, "umap", 1, 1, f"PCA layout ({n} points are too few for UMAP)")
         return coords, False
     params["n_neighbors"] = int(min(params["n_neighbors"], max(2, n - 1)))
+    knn = None
+    if view == "shared":
+        report(progress, "umap", 0, 0, "finding each modality's nearest neighbours")
+        knn = balanced_knn(x, n // 3, max(1, params["n_neighbors"] // 3), cancel=cancel)
     if in_process:
-        coords = _umap(x, params)
+        coords = _umap(x, params, knn=knn)
     else:
-        coords = _umap_subprocess(x, params, progress, cancel)
+        coords = _umap_subprocess(x, params, progress, cancel, knn)
     save_cache(cache_dir, key, coords)
     report(progress, "umap", 1, 1, "done")
     return coords, False
 
 
-def _umap(x: np.ndarray, params: dict[str, Any], verbose: bool = False) -> np.ndarray:
+def _umap(x: np.ndarray, params: dict[str, Any], verbose: bool = False,
+          knn: Optional[tuple[np.ndarray, np.ndarray]] = None) -> np.ndarray:
+    """UMAP of ``x``; with ``knn`` = (indices, distances), on that neighbour graph instead of its own."""
+    import warnings
+
     import umap
-    reducer = umap.UMAP(n_neighbors=params["n_neighbors"], min_dist=params["min_dist"],
+    extra: dict[str, Any] = {}
+    n_neighbors = params["n_neighbors"]
+    if knn is not None:
+        extra["precomputed_knn"] = (np.asarray(knn[0]), np.asarray(knn[1]), None)
+        n_neighbors = int(knn[0].shape[1])
+    reducer = umap.UMAP(n_neighbors=n_neighbors, min_dist=params["min_dist"],
                         metric=params["metric"], random_state=params["seed"], verbose=verbose,
                         n_epochs=params.get("n_epochs"),
-                        low_memory=True, n_jobs=1)
-    return reducer.fit_transform(x).astype(np.float32)
+                        low_memory=True, n_jobs=1, **extra)
+    with warnings.catch_warnings():
+        # without a search index UMAP warns that transform() is unavailable: the map never calls it
+        warnings.simplefilter("ignore", UserWarning)
+        return reducer.fit_transform(x).astype(np.float32)
 
 
 class UmapServer:
@@ -254,11 +338,12 @@ class UmapServer:
                 pass
 
     def run(self, x: np.ndarray, params: dict[str, Any], progress: Optional[ProgressCallback],
-            cancel: Optional[CancelToken]) -> np.ndarray:
+            cancel: Optional[CancelToken], knn: Optional[tuple[np.ndarray, np.ndarray]] = None) -> np.ndarray:
         with self._lock, tempfile.TemporaryDirectory(prefix="ugaar-umap-") as tmp:
             src = Path(tmp) / "in.npz"
             dst = Path(tmp) / "out.npz"
-            np.savez(src, x=x, params=np.array(json.dumps(params)))
+            arrays = {"knn_indices": knn[0], "knn_dists": knn[1]} if knn is not None else {}
+            np.savez(src, x=x, params=np.array(json.dumps(params)), **arrays)
             proc = self._spawn()
             report(progress, "umap", 0, 0, "starting UMAP")
             assert proc.stdin is not None
@@ -313,8 +398,9 @@ def server() -> UmapServer:
 
 
 def _umap_subprocess(x: np.ndarray, params: dict[str, Any], progress: Optional[ProgressCallback],
-                     cancel: Optional[CancelToken]) -> np.ndarray:
-    return server().run(x, params, progress, cancel)
+                     cancel: Optional[CancelToken],
+                     knn: Optional[tuple[np.ndarray, np.ndarray]] = None) -> np.ndarray:
+    return server().run(x, params, progress, cancel, knn)
 
 
 def _parse_progress(line: str, progress: Optional[ProgressCallback]) -> None:

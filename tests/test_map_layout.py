@@ -168,3 +168,19 @@ def test_shared_view_does_not_change_retrieval(tmp_path):
         row = index.row(sid)
         assert ranks_before[("audio", "sheet")][row] == index.rank_of(sid, "audio", "sheet")
         assert ranks_before[("lyrics", "audio")][row] == index.rank_of(sid, "lyrics", "audio")
+
+
+def test_balanced_knn_takes_neighbours_from_every_modality():
+    from model.embedding_map import balanced_knn, stack
+    emb = remove_modality_offsets(_gapped(n=30))
+    x = stack(emb)
+    idx, dst = balanced_knn(x, 30, per=5, batch=7)
+    assert idx.shape == dst.shape == (90, 16)
+    assert np.array_equal(idx[:, 0], np.arange(90)) and np.all(dst[:, 0] == 0)
+    for i in range(90):
+        others = idx[i, 1:]
+        assert i not in others
+        assert np.bincount(others // 30, minlength=3).tolist() == [5, 5, 5]
+        assert np.all(np.diff(dst[i]) >= 0)
+    # each modality's nearest is shifted to (almost) zero: as near as the own modality's nearest
+    assert np.sum(dst[0, 1:] < 1e-5) == 3
