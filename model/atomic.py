@@ -3,15 +3,32 @@
 Every cache, manifest and checkpoint in the project is written through these
 helpers: write to a temporary file in the same folder, flush and fsync, then
 ``os.replace`` (atomic on POSIX and Windows).
+
+A write that fails because of the machine (disk full, read-only folder,
+permission denied) raises :class:`model.errors.WriteError` naming the file
+being written, never the temporary one, and leaves the previous version of
+the file in place.
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
+
+from model.errors import WriteError
+
+# What each OS error means for a write, in a user's words, and what to do.
+_WRITE_PROBLEMS = {
+    errno.ENOSPC: ("disk full", "free some disk space"),
+    errno.EDQUOT: ("disk quota exceeded", "free some space or ask for a larger quota"),
+    errno.EROFS: ("read-only file system", "write to another folder"),
+    errno.EACCES: ("permission denied", "make the folder writable, or write to another folder"),
+    errno.EPERM: ("permission denied", "make the folder writable, or write to another folder"),
+}
 
 
 def _read_umask() -> int:
@@ -25,30 +42,79 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
+def write_error(path: str | os.PathLike[str], exc: OSError,
+                then: str = "run the command again; files already written are kept") -> WriteError:
+    """The :class:`WriteError` for ``exc`` raised while writing ``path``.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The file being written (what the message names).
+    exc : OSError
+        The failure.
+    then : str
+        What to do once the cause is fixed (a command to re-run, a run to resume).
+    """
+    detail = exc.strerror or type(exc).__name__
+    what, action = _WRITE_PROBLEMS.get(exc.errno or 0, (None, "check the disk and the folder"))
+    problem = f"cannot be written: {what} ({detail})" if what else f"cannot be written ({detail})"
+    return WriteError(str(path), problem, f"{action}, then {then}", errno=exc.errno)
+
+
+def _failed_writing(exc: OSError, tmp: Path) -> bool:
+    """Whether an error raised by a writer is about the file it writes.
+
+    A writer's ``write()`` on a full disk raises without a file name; one
+    that opens the temporary file names it.  An error naming another file
+    (an input the writer reads) is not a write failure and passes unchanged.
+    """
+    if isinstance(exc, WriteError):
+        return False
+    return exc.filename is None or Path(exc.filename) == tmp
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
 
     Use this for writers that want a file name (numpy, soundfile, torch.save,
     LilyPond output).  ``suffix`` keeps an extension some writers insist on.
+
+    Raises
+    ------
+    WriteError
+        The folder cannot be created or written, or the disk is full; the
+        previous ``path``, if any, is untouched.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}",
-                                    dir=target.parent)
-    os.close(fd)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}",
+                                        dir=target.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise write_error(target, exc) from exc
     tmp = Path(tmp_name)
     try:
-        yield tmp
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        # mkstemp creates 0600 files; give the result the mode a plain open()
-        # would (0666 less the umask) so other users and tools can read it.
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, target)
+        try:
+            yield tmp
+        except OSError as exc:
+            if _failed_writing(exc, tmp):
+                raise write_error(target, exc) from exc
+            raise
+        try:
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+            # mkstemp creates 0600 files; give the result the mode a plain open()
+            # would (0666 less the umask) so other users and tools can read it.
+            os.chmod(tmp, 0o666 & ~_UMASK)
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise write_error(target, exc) from exc
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        with contextlib.suppress(OSError):  # on a read-only folder the leftover cannot go either
+            if tmp.exists():
+                tmp.unlink()
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

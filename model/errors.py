@@ -64,3 +64,26 @@ class CorruptFileError(UgaarError, ValueError):
 
 class BadInputError(UgaarError, ValueError):
     """A command-line value (a query, a count) that cannot be used."""
+
+
+class WriteError(UgaarError, OSError):
+    """A file could not be written: the disk is full, the folder is read-only or not ours.
+
+    Also an ``OSError``, so callers that already tolerate a failed write (a
+    cache that is only an optimisation) keep doing so.  ``errno`` and
+    ``filename`` are those of the failure; ``filename`` is the file that was
+    being written, not the temporary file the atomic writer used.
+    """
+
+    def __init__(self, subject: str, problem: str | None = None, fix: str = "", *,
+                 errno: int | None = None) -> None:
+        super().__init__(subject, problem, fix)
+        self.errno = errno
+        self.filename = str(subject) if problem is not None else None
+
+    def __str__(self) -> str:  # OSError's own would print "[Errno 28] None: 'file'"
+        return str(self.args[0]) if self.args else ""
+
+    def __reduce__(self):  # keep errno and filename when sent back from a worker process
+        return (type(self), (str(self),), {"errno": self.errno, "filename": self.filename,
+                                           "subject": self.subject, "problem": self.problem, "fix": self.fix})

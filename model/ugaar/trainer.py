@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from model.atomic import atomic_path, write_json
+from model.atomic import atomic_path, write_error, write_json
+from model.errors import WriteError
 from model.evaluation import retrieval_metrics, validation_score
 from model.events import EpochEvent, EventCallback, RunEvent, StepEvent, TrainingEvent, event_to_json
 from model.feature_set import FeatureSet
@@ -159,8 +160,12 @@ class Trainer:
 
     # -------------------------------------------------------------- events
     def _emit(self, event: TrainingEvent) -> None:
-        with open(self.run_dir / "events.jsonl", "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(event_to_json(event), ensure_ascii=False) + "\n")
+        path = self.run_dir / "events.jsonl"
+        try:
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(event_to_json(event), ensure_ascii=False) + "\n")
+        except OSError as exc:  # a full disk raises without a file name; say which file
+            raise write_error(path, exc) from exc
         self.n_events += 1
         if self.on_event is not None:
             self.on_event(event)
@@ -184,8 +189,10 @@ class Trainer:
         return st
 
     def _save(self, name: str, state: dict[str, Any]) -> None:
-        with atomic_path(self.run_dir / name, suffix=".pt") as tmp:
-            torch.save(state, tmp)
+        # through a Python file: on a full disk torch.save(path) raises an opaque
+        # RuntimeError ("unexpected pos"), a file object raises OSError(ENOSPC)
+        with atomic_path(self.run_dir / name, suffix=".pt") as tmp, open(tmp, "wb") as handle:
+            torch.save(state, handle)
 
     def _save_checkpoint(self) -> None:
         self._save(CHECKPOINT, self._checkpoint_state())
@@ -428,6 +435,15 @@ class Trainer:
                 if self._stop.is_set() and self.epoch < self.total_epochs:
                     return self._finish("stopped", f"stopped after epoch {self.epoch}; resume with "
                                                    f"`ugaar train --resume {self.run_dir}`")
+        except WriteError as exc:  # disk full, read-only folder: the last checkpoint is intact
+            cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+            failure = write_error(exc.filename, cause, then=f"resume with `ugaar train --resume {self.run_dir}` "
+                                                            "(the last checkpoint is kept)")
+            try:
+                self._status("failed", str(failure))
+            except OSError:
+                pass  # the same full disk: status.json keeps its last state
+            raise failure from exc
         except NonFiniteLoss as exc:
             ckpt = _load_torch(self.run_dir / CHECKPOINT)
             message = (f"{exc} at epoch {self.epoch + 1}, step {self.global_step + 1}: training stopped; "
