@@ -17,6 +17,7 @@ import json
 import math
 import os
 import pickle
+import struct
 import typing
 import zipfile
 import zlib
@@ -123,7 +124,10 @@ def load_checkpoint(path: str | Path, keys: Sequence[str] = ("method",)) -> dict
     except pickle.UnpicklingError:
         raise CorruptFileError(str(p), "holds objects other than tensors and plain values, which UGAAR "
                                "never writes; it is not a UGAAR checkpoint") from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
+    # torch's legacy (non-zip) reader unpickles what it finds: damaged bytes raise
+    # whatever the pickle machine trips on, not only RuntimeError
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, IndexError, KeyError, TypeError,
+            AttributeError, struct.error, UnicodeDecodeError, MemoryError, RecursionError) as exc:
         kind = file_kind(p)
         what = f"is {kind}, not a checkpoint" if kind and kind != "a zip archive" else \
             f"is truncated or not a checkpoint ({type(exc).__name__})"

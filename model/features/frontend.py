@@ -146,8 +146,24 @@ def load_grey(path: str | Path) -> np.ndarray:
     """A PNG as a float32 ``(H, W)`` array in [0, 1] with ink = 1, paper = 0.
 
     Transparent pixels count as paper (the image is composed over white).
+    A file Pillow cannot decode raises :class:`model.errors.CorruptFileError`
+    naming it (Pillow raises OSError, ValueError, SyntaxError, ... by format).
     """
     from PIL import Image
+
+    from model.errors import CorruptFileError
+    try:
+        return _grey_of(Image, path)
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        raise
+    except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, Image.DecompressionBombError) as exc:
+        detail = "not an image Pillow recognises" if isinstance(exc, Image.UnidentifiedImageError) \
+            else f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+        raise CorruptFileError(str(path), f"is not a readable PNG image ({detail})",
+                               "render the sheet again") from None
+
+
+def _grey_of(Image, path: str | Path) -> np.ndarray:
     with Image.open(path) as img:
         img.load()
         if img.mode == "P":

@@ -21,6 +21,7 @@ import os
 import pickle
 import struct
 import tarfile
+import tokenize
 from pathlib import Path
 from typing import Any
 
@@ -93,8 +94,12 @@ def load_object_array(path: str | os.PathLike[str]) -> np.ndarray:
                     shape, _fortran, dtype = npy_format.read_array_header_1_0(handle)
                 else:
                     shape, _fortran, dtype = npy_format.read_array_header_2_0(handle)
-            except ValueError as exc:
-                reason = "empty file" if os.path.getsize(path) == 0 else f"not a .npy file ({exc})"
+            # numpy parses the header as a Python literal: a damaged one raises
+            # tokenize's and ast's errors as well as ValueError
+            except (ValueError, SyntaxError, tokenize.TokenError, TypeError, KeyError, struct.error,
+                    RecursionError, MemoryError, UnicodeDecodeError) as exc:
+                detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                reason = "empty file" if os.path.getsize(path) == 0 else f"not a .npy file ({detail})"
                 raise SourceError(path, reason) from None
             if dtype != np.dtype(object):
                 raise SourceError(path, f"expected an object array, found dtype {dtype}")
