@@ -12,11 +12,15 @@ Measures, on real data with the real core:
 3. click-to-results latency of retrieval (goal ≤ 50 ms): a real mouse click on
    a library row until both result lists are filled, on the LMD-full dataset;
 4. first launch to a usable map (goal ≤ 3 min): a fresh app home, the app run
-   with ``--first-launch auto`` (build the quick default, extract, train, map).
+   with ``--first-launch auto`` (build the quick default, extract, train, map);
+5. the largest GUI-thread stall while panning and zooming a synthetic
+   300k-point map (goal ≤ 100 ms), with pyqtgraph's own scatter alone and with
+   the map's draw budget (``--only mapscale``, no dataset needed, ~1 min).
 
 Usage::
 
     python benchmarks/gui.py --dataset DIR --run RUN [--lmd DIR --lmd-run RUN] [--first-launch]
+    python benchmarks/gui.py --only mapscale [--map-points 300000]
 
 Prints a Markdown table for docs/benchmarks.md.
 """
@@ -233,6 +237,75 @@ def bench_click_to_results(dataset: str, run: str, clicks: int = 40) -> None:
     w.close()
 
 
+# ---------------------------------------------------------------- map at scale
+def bench_map_scale(points: int = 300_000, seconds: float = 8.0) -> None:
+    """Largest stall while a timer pans and zooms a ``points``-point map (all three modalities).
+
+    Two passes over the same synthetic layout: pyqtgraph's ScatterPlotItem
+    painting as configured for large maps (pxMode, ``useCache``, no
+    antialiasing: every point scanned and every point in view drawn), then the
+    map's :class:`~ugaar_app.map_view.LodScatter` (only the view's x-band
+    scanned, at most ``DRAW_BUDGET`` points drawn).  A 30 ms timer alternates a pan
+    step and a zoom step (in, then back out), each followed by the repaint
+    it causes; the stall meter's 10 ms timer records how late it fires.
+    """
+    print(f"map at scale ({points:,} points)")
+    import numpy as np
+    from PySide6.QtCore import Qt, QTimer
+    from PySide6.QtWidgets import QApplication
+    from ugaar_app.bridge import SessionBridge
+    from ugaar_app.map_view import DRAW_BUDGET, MapView
+    from ugaar_app.session import Session
+    from ugaar_app.workers import TaskManager
+    app = QApplication.instance() or QApplication([])
+    session = Session()
+    mv = MapView(SessionBridge(session), TaskManager())
+    mv.resize(1300, 850)
+    mv.show()
+    n = points // 3
+    rng = np.random.default_rng(0)
+    # clusters of different spread, like a UMAP layout
+    centres = rng.uniform(-20, 20, size=(60, 2))
+    coords = (centres[rng.integers(0, 60, 3 * n)] + rng.normal(scale=rng.uniform(0.3, 2.0, (3 * n, 1)),
+                                                                  size=(3 * n, 2))).astype(np.float32)
+    t0 = time.perf_counter()
+    mv.set_coords(coords, [f"s{i}" for i in range(n)])
+    mv.plot.viewport().repaint()
+    record(f"map: draw a {3 * n:,}-point layout (set_coords + first paint, one-off)",
+           f"{time.perf_counter() - t0:.2f} s", "—")
+    _wait(app, lambda: False, 1.0)
+    vb = mv.vb
+    for label, lod in (("pyqtgraph's ScatterPlotItem alone (pxMode, useCache, no antialiasing)", False),
+                       (f"the map's LodScatter (view's x-band, ≤ {DRAW_BUDGET:,} points a frame)", True)):
+        mv.scatter.lod = lod
+        mv.plot.autoRange()
+        _wait(app, lambda: False, 0.5)
+        step = {"k": 0}
+
+        def move() -> None:
+            k = step["k"]
+            step["k"] += 1
+            phase = (k // 20) % 2  # 20 steps zooming in (and panning), 20 back out
+            if k % 2:
+                vb.translateBy(x=0.4 * (1 if phase == 0 else -1), y=0.2)
+            else:
+                vb.scaleBy((0.93, 0.93) if phase == 0 else (1 / 0.93, 1 / 0.93))
+
+        timer = QTimer()
+        timer.setTimerType(Qt.PreciseTimer)
+        timer.setInterval(30)
+        timer.timeout.connect(move)
+        meter = StallMeter()
+        meter.start()
+        timer.start()
+        _wait(app, lambda: False, seconds)
+        timer.stop()
+        meter.stop()
+        record(f"stall panning/zooming {3 * n:,} points: {label} ({step['k']} steps)", meter.summary(),
+               "≤ 100 ms")
+    mv.close()
+
+
 # ---------------------------------------------------------------- first launch
 def bench_first_launch(timeout: float) -> None:
     print("first launch (fresh home, --first-launch auto)")
@@ -255,9 +328,10 @@ def main() -> int:
     p.add_argument("--first-launch-timeout", type=float, default=900)
     p.add_argument("--train-seconds", type=float, default=30)
     p.add_argument("--epochs", type=int, default=200)
-    p.add_argument("--only", choices=["cold", "stalls", "click", "first"], action="append")
+    p.add_argument("--only", choices=["cold", "stalls", "click", "first", "mapscale"], action="append")
+    p.add_argument("--map-points", type=int, default=300_000)
     a = p.parse_args()
-    only = set(a.only or ["cold", "stalls", "click", "first"])
+    only = set(a.only or ["cold", "stalls", "click", "first", "mapscale"])
     if a.dataset and a.run and "cold" in only:
         bench_cold_start(a.dataset, a.run)
     if a.dataset and "stalls" in only:
@@ -268,6 +342,8 @@ def main() -> int:
         bench_click_to_results(a.dataset, a.run)
     if a.first_launch and "first" in only:
         bench_first_launch(a.first_launch_timeout)
+    if "mapscale" in only:
+        bench_map_scale(a.map_points)
     print("\n| measure | result | goal |\n|---|---|---|")
     for name, value, goal in RESULTS:
         print(f"| {name} | {value} | {goal} |")

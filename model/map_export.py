@@ -1,9 +1,13 @@
-"""The embedding map as a table: one CSV row per point, written by ``ugaar map`` and the window.
+"""The embedding map as a table: one CSV (or Parquet) row per point, written by ``ugaar map`` and the window.
 
 Columns: ``sample_id, modality, x, y, song_id, split, label, partner_rank,
 lyrics``.  ``song_id``, ``label`` and ``lyrics`` are empty when the run's
 dataset cannot be read; ``partner_rank`` is empty when it was not computed
 (see :func:`model.partner_rank.median_partner_ranks`).
+
+Parquet (:func:`write_map_parquet`, needs ``pyarrow``) keeps the same
+columns with types: ``x``/``y`` float32 (the layout's own values),
+``partner_rank`` float64 with null where CSV has an empty cell.
 """
 from __future__ import annotations
 
@@ -92,3 +96,44 @@ def read_map_csv(path: str | Path) -> list[dict[str, Any]]:
     for r in rows:
         r["x"], r["y"] = float(r["x"]), float(r["y"])
     return rows
+
+
+def _parquet_schema() -> "Any":
+    import pyarrow as pa
+    types = {"x": pa.float32(), "y": pa.float32(), "partner_rank": pa.float64()}
+    return pa.schema([(c, types.get(c, pa.string())) for c in MAP_COLUMNS])
+
+
+def write_map_parquet(path: str | Path, rows: list[dict[str, Any]]) -> Path:
+    """Write ``rows`` (from :func:`map_rows`) atomically as Parquet (typed columns, see the module docstring)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from model.atomic import atomic_path
+    cols: dict[str, list[Any]] = {c: [r[c] for r in rows] for c in MAP_COLUMNS}
+    cols["partner_rank"] = [None if r["partner_rank"] in ("", None) else float(r["partner_rank"]) for r in rows]
+    table = pa.table(cols, schema=_parquet_schema())
+    path = Path(path)
+    if path.parent != Path(""):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, suffix=".parquet") as tmp:
+        pq.write_table(table, tmp)
+    return path
+
+
+def read_map_parquet(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a map Parquet file, as :func:`read_map_csv` gives them (``partner_rank`` as text, "" for null)."""
+    import pyarrow.parquet as pq
+    rows = pq.read_table(path).to_pylist()
+    for r in rows:
+        r["x"], r["y"] = float(r["x"]), float(r["y"])
+        rank = r["partner_rank"]
+        r["partner_rank"] = "" if rank is None else f"{rank:g}"
+    return rows
+
+
+def write_map_table(path: str | Path, rows: list[dict[str, Any]]) -> Path:
+    """CSV or Parquet by the file's suffix (``.parquet``/``.pq`` → Parquet)."""
+    if Path(path).suffix.lower() in (".parquet", ".pq"):
+        return write_map_parquet(path, rows)
+    return write_map_csv(path, rows)

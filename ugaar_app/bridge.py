@@ -21,6 +21,7 @@ class SessionBridge(QObject):
     highlight_changed = Signal(list)
     partner_ranks_changed = Signal(object)
     playback_changed = Signal(object)
+    playback_requested = Signal(str, str)
     message = Signal(str, str)
     runs_changed = Signal()
 
@@ -35,5 +36,6 @@ class SessionBridge(QObject):
         session.highlight_changed.connect(lambda ids: self.highlight_changed.emit(list(ids)))
         session.partner_ranks_changed.connect(self.partner_ranks_changed.emit)
         session.playback_changed.connect(self.playback_changed.emit)
+        session.playback_requested.connect(lambda sid, origin: self.playback_requested.emit(sid, origin or ""))
         session.message.connect(self.message.emit)
         session.runs_changed.connect(self.runs_changed.emit)

@@ -49,6 +49,7 @@ class SampleView(QWidget):
         self.times: list[float] = []
         bridge.selection_changed.connect(self._on_selection)
         bridge.playback_changed.connect(self._on_playback)
+        bridge.playback_requested.connect(self._on_play_request)
         bridge.dataset_changed.connect(lambda _d: self._on_selection(None, "session"))
 
     def _on_selection(self, sample_id: Optional[str], _origin: str) -> None:
@@ -72,6 +73,12 @@ class SampleView(QWidget):
         self.sheet.set_sample(dataset.sheet_path(sample.sample_id), display,
                               dataset.note_x(sample.sample_id), self.times)
         self.lyrics.set_sample(sample)
+
+    def _on_play_request(self, sample_id: str, origin: str) -> None:
+        """Select ``sample_id`` (announced as ``origin``) and play it."""
+        self.session.select(sample_id, origin=origin)
+        if self.session.selected == sample_id and self.player.sample_id == sample_id:
+            self.player.play()
 
     def _on_playback(self, state: Any) -> None:
         if state.sample_id != self.session.selected or not self.times:

@@ -79,6 +79,8 @@ class Session:
     - ``partner_ranks_changed(ranks)`` — the active run's per-sample partner
       rank (median of the six directions, aligned with ``embedding_ids``), or None
     - ``playback_changed(state)``
+    - ``playback_requested(sample_id, origin)`` — something (the map's
+      auto-play on hover) asks the player to select and play a sample
     - ``message(level, text)``  — ``level`` in info, warning, error
     - ``runs_changed()``        — a run finished or was added
     """
@@ -107,6 +109,7 @@ class Session:
         self.highlight_changed = Event("highlight_changed")
         self.partner_ranks_changed = Event("partner_ranks_changed")
         self.playback_changed = Event("playback_changed")
+        self.playback_requested = Event("playback_requested")
         self.message = Event("message")
         self.runs_changed = Event("runs_changed")
 
@@ -196,6 +199,12 @@ class Session:
         if new != self.playback:
             self.playback = new
             self.playback_changed.emit(new)
+
+    def request_playback(self, sample_id: str, origin: str = "") -> None:
+        """Ask the player to play ``sample_id`` (the sample view selects it first)."""
+        if self.sample(sample_id) is None:
+            return
+        self.playback_requested.emit(sample_id, origin)
 
     # ---- messages -------------------------------------------------------------
     def notify(self, level: str, text: str) -> None:

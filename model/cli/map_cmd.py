@@ -63,7 +63,7 @@ def run_map(run_dir: str | Path, view: str = "shared", split: str = "all", progr
 
 def run(args: argparse.Namespace) -> int:
     from model.map_alignment import format_alignment
-    from model.map_export import write_map_csv
+    from model.map_export import write_map_table
 
     from .progress_bar import StageBar
 
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         result = run_map(args.run, args.view, args.split, progress=bar)
     finally:
         bar.close()
-    out = write_map_csv(args.out, result["rows"])
+    out = write_map_table(args.out, result["rows"])
     n_points = len(result["rows"])
     print(f"{args.view} view of {args.run}: {len(result['ids'])} samples × 3 modalities"
           + (" (layout from the run's cache)" if result["from_cache"] else ""))
@@ -92,6 +92,6 @@ def add_parser(subparsers, name: str = "map",
                         "modality: the raw space (one island per modality)")
     p.add_argument("--split", choices=SPLITS, default="all",
                    help="write and measure only this split's points (the layout is always the whole map's)")
-    p.add_argument("--out", default="map.csv", help="CSV path (default ./map.csv)")
+    p.add_argument("--out", default="map.csv", help="CSV path (default ./map.csv); a .parquet path writes Parquet")
     p.set_defaults(func=run)
     return p
