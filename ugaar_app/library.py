@@ -1,6 +1,6 @@
 """Library: the table of samples with text and split filters.
 
-Selecting a row selects the sample everywhere; a box selection in the
+Selecting a row selects the sample everywhere; a box or lasso selection in the
 embedding map restricts the table to the boxed samples until cleared.
 Songs are named by :func:`model.labels.sample_label` (first words of the
 lyrics for hash-named LMD songs); the sample id keeps a column of its own.
@@ -170,7 +170,7 @@ class LibraryWidget(QWidget):
         self.count_label.setWordWrap(True)
         self.map_sel_label = QLabel()
         self.clear_map_sel = QPushButton("Show all")
-        self.clear_map_sel.setToolTip("Clear the map's box selection")
+        self.clear_map_sel.setToolTip("Clear the map's box or lasso selection")
         self.map_sel_bar = QWidget()
         mb = QHBoxLayout(self.map_sel_bar)
         mb.setContentsMargins(0, 0, 0, 0)
@@ -271,7 +271,7 @@ class LibraryWidget(QWidget):
     def _on_map_selection(self, ids: list[str]) -> None:
         self.proxy.set_ids(ids or None)
         if ids:
-            self.map_sel_label.setText(f"<b>{len(ids)}</b> samples boxed in the map")
+            self.map_sel_label.setText(f"<b>{len(ids)}</b> samples selected in the map")
             self.map_sel_bar.show()
         else:
             self.map_sel_bar.hide()
