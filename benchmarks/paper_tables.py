@@ -8,10 +8,13 @@ Hyper-parameters are the ones selected on the validation split
 (docs/training.md); the test split is only read here.
 
     python benchmarks/paper_tables.py [--features PATH.npz | --dataset DIR]
-        [--seeds 0 1 2] [--methods random cca baseline baseline-gan ugaar]
+        [--inputs aligned paper] [--seeds 0 1 2] [--methods random cca baseline baseline-gan ugaar]
         [--workers 2] [--runs-dir ~/.cache/ugaar/paper_runs] [--md docs/results.md]
 
-Each run uses one torch thread; ``--workers`` runs that many in parallel.
+``--inputs`` names the input kinds to tabulate (RunConfig.inputs): ``aligned``
+(per-position sequences, sequence encoders) and ``paper`` (the paper's
+mean-pooled features); the Markdown file gets one part per kind.  Each run
+uses one torch thread; ``--workers`` runs that many in parallel.
 """
 from __future__ import annotations
 
@@ -33,18 +36,28 @@ from model.evaluation import (DIRECTION_NAMES, PAPER_POOL, PAPER_TABLE_ONE, code
 DEFAULT_DATASET = Path.home() / ".cache" / "ugaar" / "bench" / "lmd-full"
 METHODS = ["random", "cca", "baseline", "baseline-gan", "ugaar"]
 
-# Selected on the validation split (docs/training.md, "Hyper-parameters").
-TUNED: dict[str, dict] = {
-    "random": {},
-    "cca": {},
-    "baseline": {"epochs": 80, "margin_alpha": 16.0},
-    "baseline-gan": {"epochs": 80, "margin_alpha": 16.0, "w_bce": 0.1, "w_margin": 0.1},
-    "ugaar": {"epochs": 80, "temperature_align": 0.05, "w_align": 2.0, "w_kl": 0.1, "w_policy": 0.1},
+# Selected on the validation split (docs/training.md, "Hyper-parameters" and
+# "Syllable-level alignment"); the presets of RunConfig.for_method hold the rest.
+TUNED: dict[str, dict[str, dict]] = {
+    "paper": {
+        "random": {},
+        "cca": {},
+        "baseline": {"epochs": 80, "margin_alpha": 16.0},
+        "baseline-gan": {"epochs": 80, "margin_alpha": 16.0, "w_bce": 0.1, "w_margin": 0.1},
+        "ugaar": {"epochs": 80, "temperature_align": 0.05, "w_align": 2.0, "w_kl": 0.1, "w_policy": 0.1},
+    },
+    "aligned": {
+        "random": {},
+        "cca": {},
+        "baseline": {"epochs": 20},
+        "baseline-gan": {"epochs": 20},
+        "ugaar": {"epochs": 20},
+    },
 }
 
 
-def _one(job: tuple[str, int, str, str]) -> dict:
-    method, seed, features_path, runs_dir = job
+def _one(job: tuple[str, str, int, str, str]) -> dict:
+    inputs, method, seed, features_path, runs_dir = job
     import torch
 
     torch.set_num_threads(1)
@@ -53,19 +66,19 @@ def _one(job: tuple[str, int, str, str]) -> dict:
 
     fs = FeatureSet.load(features_path)
     cfg = RunConfig.for_method(method, seed=seed, threads=1, features_path=features_path, log_every=10,
-                               **TUNED[method])
+                               inputs=inputs, **TUNED[inputs][method])
     t0 = time.perf_counter()
-    run = train(cfg, fs, Path(runs_dir) / f"{method}-s{seed}")
+    run = train(cfg, fs, Path(runs_dir) / inputs / f"{method}-s{seed}")
     seconds = time.perf_counter() - t0
     if run.status != "finished":
         raise RuntimeError(f"{method} seed {seed}: {run.status}: {run.message}")
-    return {"method": method, "seed": seed, "split": "test", "metrics": run.metrics["test"],
+    return {"inputs": inputs, "method": method, "seed": seed, "split": "test", "metrics": run.metrics["test"],
             "val": run.metrics.get("val"), "config": cfg.to_dict(), "run_dir": str(run.run_dir),
             "dataset_hash": str(fs.meta.get("dataset_hash", "")), "seconds": seconds,
             "selected_epoch": run.metrics.get("selected_epoch")}
 
 
-def _targets(records: list[dict]) -> str:
+def _targets(records: list[dict], inputs: str) -> str:
     by: dict[str, list] = {}
     for r in records:
         by.setdefault(r["method"], []).append(r["metrics"])
@@ -73,7 +86,8 @@ def _targets(records: list[dict]) -> str:
     def mean(method: str, d: str, k: str) -> float:
         return float(np.mean([m[d][k] for m in by[method]]))
 
-    lines = ["## Targets (issue 4)", "", "| target | measured (UGAAR, test, mean over seeds) | met |", "|---|---|---|"]
+    lines = [f"## Targets ({'issue 9' if inputs == 'aligned' else 'issue 4'})", "",
+             "| target | measured (UGAAR, test, mean over seeds) | met |", "|---|---|---|"]
     if "ugaar" in by:
         for d in ("audio→sheet", "sheet→audio"):
             v = mean("ugaar", d, "R@1")
@@ -84,6 +98,10 @@ def _targets(records: list[dict]) -> str:
             ok = v < paper
             lines.append(f"| {d} MedR/N < paper's {paper:.3f} | {v:.3f} | "
                          f"{'yes' if ok else f'no ({v / paper:.1f}× the paper)'} |")
+            if inputs == "aligned":  # issue 9's bars: MedR ≤ 0.03 N and R@10 ≥ 40 %
+                r10 = mean("ugaar", d, "R@10")
+                lines.append(f"| {d} MedR/N ≤ 0.03 and R@10 ≥ 40 % | {v:.3f}, {r10:.1f} % | "
+                             f"{'yes' if v <= 0.03 and r10 >= 40 else 'no'} |")
     order = [m for m in ("baseline", "baseline-gan", "ugaar") if m in by]
     if len(order) == 3:
         score = {m: float(np.mean([np.mean([r[d]["MedR/N"] for d in DIRECTION_NAMES]) for r in by[m]]))
@@ -104,6 +122,7 @@ def main() -> None:
     parser.add_argument("--dataset", default=str(DEFAULT_DATASET))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
+    parser.add_argument("--inputs", nargs="+", default=["aligned", "paper"], choices=list(TUNED))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--runs-dir", default=str(Path.home() / ".cache" / "ugaar" / "paper_runs"))
     parser.add_argument("--md", default=str(REPO / "docs" / "results.md"))
@@ -116,49 +135,66 @@ def main() -> None:
         if not caches:
             raise SystemExit(f"no cached features under {args.dataset}/features; run `ugaar features extract` first")
         features_path = caches[-1]
-    jobs = [(m, s if m != "cca" else 0, str(features_path), args.runs_dir)
+    from model.feature_set import FeatureSet
+
+    fs = FeatureSet.load(features_path)
+    meta = fs.meta
+    n = {s: int((fs.splits == s).sum()) for s in ("train", "val", "test")}
+    version = code_version(REPO)
+    parts = []
+    for inputs in args.inputs:
+        parts.append(_tables_for(inputs, args, features_path, fs, meta, n, version))
+    header = ("# UGAAR and baselines on the LMD-full benchmark (test split)\n\n"
+              "One part per input kind (RunConfig.inputs): **aligned** — per-position sequences "
+              "(syllables, audio onsets, sheet notes) read by sequence encoders, the default since issue 9 — "
+              "and **paper** — the paper's mean-pooled features, kept for the replication. "
+              "Produced by `python benchmarks/paper_tables.py`.\n")
+    from model.atomic import write_text
+    write_text(args.md, header + "\n".join(parts))
+    print(f"wrote {args.md}")
+
+
+def _tables_for(inputs: str, args, features_path: Path, fs, meta: dict, n: dict, version: str) -> str:
+    """Run every method and seed on one input kind; the Markdown part for it."""
+    jobs = [(inputs, m, s if m != "cca" else 0, str(features_path), args.runs_dir)
             for m in args.methods for s in (args.seeds if m != "cca" else [0])]
     # longest first, so the two workers finish together
     weight = {"ugaar": 4, "baseline-gan": 3, "baseline": 2, "cca": 1, "random": 0}
-    jobs.sort(key=lambda j: -weight[j[0]])
+    jobs.sort(key=lambda j: -weight[j[1]])
     t0 = time.perf_counter()
-    print(f"{len(jobs)} runs on {features_path} with {args.workers} workers", flush=True)
+    print(f"{inputs}: {len(jobs)} runs on {features_path} with {args.workers} workers", flush=True)
     records = []
     with mp.get_context("spawn").Pool(args.workers) as pool:
         for rec in pool.imap_unordered(_one, jobs):
-            print(f"  {rec['method']:>12} seed {rec['seed']}: {rec['seconds']:.0f}s, "
+            print(f"  {inputs} {rec['method']:>12} seed {rec['seed']}: {rec['seconds']:.0f}s, "
                   f"a→s R@1 {rec['metrics']['audio→sheet']['R@1']:.1f}, "
                   f"l→a MedR/N {rec['metrics']['lyrics→audio']['MedR/N']:.3f}", flush=True)
             records.append(rec)
     total = time.perf_counter() - t0
     records.sort(key=lambda r: (METHODS.index(r["method"]), r["seed"]))
-    version = code_version(REPO)
     for r in records:
         r["code_version"] = version
-    from model.feature_set import FeatureSet
-
-    meta = FeatureSet.load(features_path).meta
-    fs = FeatureSet.load(features_path)
-    n = {s: int((fs.splits == s).sum()) for s in ("train", "val", "test")}
     timing = "\n".join(f"| {m} | {len([r for r in records if r['method'] == m])} | "
                        f"{np.mean([r['seconds'] for r in records if r['method'] == m]):.0f} |"
                        for m in args.methods)
     notes = "\n".join([
-        "Produced by `python benchmarks/paper_tables.py`; every figure is on the **test** split "
+        f"Input kind: **{inputs}**. Every figure is on the **test** split "
         f"(N = {n['test']}; train {n['train']}, val {n['val']}), hyper-parameters and epochs selected on "
         "validation only (docs/training.md). The paper's pool was ≈ 14,600 items, so raw MedR/MeanR are not "
         "comparable: use MedR/N. CCA is deterministic (one run).",
-        "What was tried to reach the targets, with validation figures: docs/training.md "
-        "(section \"Hyper-parameters\").",
         "", f"- features: `{features_path.name}` (encoders {meta.get('checkpoint_hash', '?')}, "
         f"lyrics dim {fs.lyrics.shape[1]})",
         f"- wall time: {total / 60:.1f} min for {len(records)} runs, {args.workers} workers × 1 thread",
-        "", "| method | runs | seconds per run |", "|---|---:|---:|", timing, "", _targets(records)])
-    csv_path = Path(args.runs_dir) / "results.csv"
-    write_results(csv_path, args.md, records, title="UGAAR and baselines on the LMD-full benchmark (test split)",
-                  notes=notes)
-    (Path(args.runs_dir) / "records.json").write_text(json.dumps(records, indent=1, default=str))
-    print(f"wrote {args.md} and {csv_path} in {total / 60:.1f} min")
+        "", "| method | runs | seconds per run |", "|---|---:|---:|", timing, "", _targets(records, inputs)])
+    runs_dir = Path(args.runs_dir) / inputs
+    csv_path = runs_dir / "results.csv"
+    part_md = runs_dir / "results.md"
+    write_results(csv_path, part_md, records, title=f"Part: {inputs} inputs", notes=notes)
+    (runs_dir / "records.json").write_text(json.dumps(records, indent=1, default=str))
+    print(f"{inputs}: {csv_path} in {total / 60:.1f} min", flush=True)
+    # one level down, so each part's sections sit under its title
+    return "\n".join("#" + line if line.startswith("#") else line
+                     for line in part_md.read_text(encoding="utf-8").splitlines()) + "\n"
 
 
 if __name__ == "__main__":

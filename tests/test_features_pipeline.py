@@ -202,3 +202,62 @@ def test_cli_extract_prints_cache_path_and_figures(tiny_dataset, extracted, caps
     out = capsys.readouterr().out
     assert fs.meta["cache_path"] in out and "val  audio→sheet" in out and "lyrics→audio" in out
     assert main(["features", "extract", str(tiny_dataset.root / "missing"), "--quiet"]) == 2
+
+
+def test_sequences_are_extracted_for_every_modality(tiny_dataset, extracted):
+    from model.features.sequences import AUDIO_SCALARS, SHEET_SCALARS, lyrics_token_dim
+    fs, _enc, stages = extracted
+    n = len(tiny_dataset)
+    assert "sequences" in stages and fs.has_sequences
+    assert fs.tokens["audio"].shape == (n, TINY.sequence_max_len, 128 + len(AUDIO_SCALARS))
+    assert fs.tokens["sheet"].shape == (n, TINY.sequence_max_len, 128 + len(SHEET_SCALARS))
+    assert fs.tokens["lyrics"].shape == (n, TINY.sequence_max_len, lyrics_token_dim(16))
+    notes = np.array([len(s.notes) for s in tiny_dataset.samples])
+    # one token per syllable, per engraved note (x-positions known), and about one per audio onset
+    assert np.array_equal(fs.lengths["lyrics"], notes)
+    with_x = np.array([tiny_dataset.note_x(s.sample_id) is not None for s in tiny_dataset.samples])
+    assert with_x.mean() > 0.9 and np.array_equal(fs.lengths["sheet"][with_x], notes[with_x])
+    assert np.median(np.abs(fs.lengths["audio"] - notes)) <= 3
+    for m in fs.tokens:  # padding is zero
+        mask = np.arange(fs.tokens[m].shape[1])[None, :] < fs.lengths[m][:, None]
+        assert np.all(fs.tokens[m][~mask] == 0) and np.isfinite(fs.tokens[m].astype(np.float32)).all()
+
+
+def test_embedder_sequences_match_the_dataset_rows(tiny_dataset, extracted):
+    fs, enc, _ = extracted
+    emb = load_embedder(enc)
+    sample = tiny_dataset.samples[1]
+    i = 1
+
+    def same(seq, m, atol):
+        k = int(seq.lengths[0])
+        assert k == int(fs.lengths[m][i]), m
+        assert np.allclose(seq.tokens[0, :k].astype(np.float32), fs.tokens[m][i, :k].astype(np.float32), atol=atol)
+
+    same(emb.lyrics_syllables_sequence(sample.syllables, [n.word_start for n in sample.notes]), "lyrics", 1e-3)
+    wave_, sr = tiny_dataset.load_audio(sample.sample_id)
+    same(emb.audio_sequence(wave_, sr), "audio", 2e-2)
+    same(emb.sheet_sequence(tiny_dataset.sheet_path(sample.sample_id), tiny_dataset.note_x(sample.sample_id)),
+         "sheet", 2e-2)
+    # a typed line goes through the syllabifier; a line without letters gives one zero token
+    typed = emb.lyrics_sequence("Yesterday, all my troubles seemed so far away")
+    assert typed.lengths.tolist() == [12] and typed.tokens.shape == (1, TINY.sequence_max_len, fs.tokens["lyrics"].shape[2])
+    assert emb.lyrics_sequence("...").lengths.tolist() == [1]
+    # a sheet image without note positions still gives windows
+    assert emb.sheet_sequence(tiny_dataset.sheet_path(sample.sample_id)).lengths[0] >= 2
+
+
+def test_query_lyrics_through_an_aligned_run(tiny_dataset, extracted, tmp_path, capsys):
+    from model.cli import main
+    from model.ugaar import Run
+    fs, _enc, _ = extracted
+    path = fs.meta["cache_path"]
+    assert main(["train", path, "--method", "baseline", "--epochs", "1", "--out", str(tmp_path / "run"),
+                 "--set", "seq_width=16", "--set", "seq_heads=2", "--set", "seq_layers=1"]) == 0
+    run = Run.open(tmp_path / "run")
+    assert run.config.inputs == "aligned"  # the default when the features have sequences
+    capsys.readouterr()
+    assert main(["query", str(tmp_path / "run"), "--lyrics", "yesterday all my troubles", "--k", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "lyrics → audio" in out and "lyrics → sheet" in out
+    assert len([line for line in out.splitlines() if line.strip().startswith(("1.", "2.", "3."))]) == 6

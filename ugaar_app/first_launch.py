@@ -24,7 +24,7 @@ STEPS = [("build", "Build the embedded default dataset",
          ("train", "Train a first model", "UGAAR on the extracted features, validation every epoch"),
          ("map", "Compute the embedding map", "UMAP of the common space, cached with the run")]
 
-FIRST_RUN = {"method": "ugaar", "epochs": 15}
+FIRST_RUN = {"method": "ugaar", "epochs": 15, "inputs": "aligned"}
 #: Works of the corpus the quick start reads (sorted order); the full corpus has ~430.
 QUICK_LIMIT = 60
 

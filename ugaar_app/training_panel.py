@@ -127,6 +127,12 @@ class TrainingPanel(QWidget):
         self.method = QComboBox()
         for key, label in METHOD_LABELS:
             self.method.addItem(label, key)
+        self.inputs = QComboBox()
+        self.inputs.addItem("Aligned sequences (syllable ↔ note)", "aligned")
+        self.inputs.addItem("Paper features (mean-pooled)", "paper")
+        self.inputs.setToolTip("Aligned: each modality keeps one token per syllable, audio onset or engraved "
+                               "note, read by a small transformer (lyrics ↔ music retrieval needs it). "
+                               "Paper: the mean-pooled features of the paper, for replication.")
         self.epochs = QSpinBox()
         self.epochs.setRange(1, 1000)
         self.epochs.setValue(20)
@@ -151,6 +157,7 @@ class TrainingPanel(QWidget):
         cfg_box = QGroupBox("New run")
         form = QFormLayout(cfg_box)
         form.addRow("Method", self.method)
+        form.addRow("Inputs", self.inputs)
         form.addRow("Epochs", self.epochs)
         form.addRow("Seed", self.seed)
         form.addRow("Batch size", self.batch)
@@ -296,6 +303,11 @@ class TrainingPanel(QWidget):
         running = self.task is not None and not self.task.done
         ok = ds is not None and fs is not None and not running
         self.start_btn.setEnabled(ok)
+        # Features cached before sequence inputs existed can only train the paper's inputs.
+        has_sequences = bool(getattr(fs, "has_sequences", False))
+        self.inputs.model().item(0).setEnabled(has_sequences or fs is None)
+        if fs is not None and not has_sequences:
+            self.inputs.setCurrentIndex(self.inputs.findData("paper"))
         if ds is None:
             self.placeholder.setText("Open or build a dataset first (Datasets tab or Get started).")
         elif fs is None:
@@ -318,7 +330,7 @@ class TrainingPanel(QWidget):
         kw: dict[str, Any] = dict(method=self.method.currentData(), seed=self.seed.value(),
                                   epochs=self.epochs.value(), batch_size=self.batch.value(),
                                   lr_g=self.lr_g.value(), lr_d=self.lr_d.value(),
-                                  temperature_g=self.temp_g.value())
+                                  temperature_g=self.temp_g.value(), inputs=self.inputs.currentData())
         kw.update(overrides)
         return kw
 
@@ -546,6 +558,8 @@ class TrainingPanel(QWidget):
                                     str(status or ""), "" if r1 is None else f"{r1:.1f} %"])
             item.setData(0, Qt.UserRole, r["run_dir"])
             item.setToolTip(0, r["run_dir"])
+            if r.get("problem"):  # a damaged run folder: why, on its "corrupt" status
+                item.setToolTip(3, r["problem"])
             self.runs.addTopLevelItem(item)
         self._mark_active()
         return runs

@@ -21,6 +21,23 @@ def _lyrics_lookup(run):
     return {s.sample_id: " ".join(s.syllables) for s in ds.samples}
 
 
+def query_inputs(embedder, args, aligned: bool) -> dict:
+    """The query item's inputs per modality: sequences for an aligned run, pooled vectors otherwise."""
+    if aligned:
+        if args.lyrics is not None:
+            return {"lyrics": embedder.lyrics_sequence(args.lyrics)}
+        if args.audio:
+            return {"audio": embedder.audio_file_sequence(args.audio)}
+        return embedder.midi_file_sequence(args.midi)
+    if args.lyrics is not None:
+        raw = {"lyrics": embedder.lyrics(args.lyrics)}
+    elif args.audio:
+        raw = {"audio": embedder.audio_file(args.audio)}
+    else:
+        raw = embedder.midi_file(args.midi)
+    return {s: np.asarray(v, np.float32)[None, :] for s, v in raw.items()}
+
+
 def query_results(run, index, args) -> list[tuple[str, str, list[tuple[str, float]]]]:
     """[(source, target, hits)] for the query described by ``args``."""
     out = []
@@ -37,16 +54,11 @@ def query_results(run, index, args) -> list[tuple[str, str, list[tuple[str, floa
     from model.features import load_embedder
 
     embedder = load_embedder(encoders)
-    if args.lyrics is not None:
-        raw = {"lyrics": embedder.lyrics(args.lyrics)}
-    elif args.audio:
-        raw = {"audio": embedder.audio_file(args.audio)}
-    else:
-        raw = embedder.midi_file(args.midi)
+    raw = query_inputs(embedder, args, aligned=run.config.inputs == "aligned")
     for s, v in raw.items():
         for t in MODALITIES:
             if t != s and (not args.target or t == args.target):
-                vec = run.embed_query(s, np.asarray(v, np.float32)[None, :], target=t)[0]
+                vec = run.embed_query(s, v, target=t)[0]
                 out.append((s, t, index.query(vec, t, args.k, source=s)))
     return out
 

@@ -126,6 +126,11 @@ def run(args: argparse.Namespace) -> int:
             if value is not None:
                 overrides[name] = value
         overrides["features_path"] = str(Path(fpath).resolve()) if str(fpath) else ""
+        overrides["inputs"] = args.inputs or ("aligned" if features.has_sequences else "paper")
+        if args.inputs is None and not features.has_sequences:
+            print("these features have no per-position sequences: training on the paper's mean-pooled "
+                  "inputs (re-extract with `ugaar features extract DATASET --force` for aligned inputs)",
+                  file=sys.stderr)
         config = RunConfig.for_method(args.method, **overrides)
         out = Path(args.out) if args.out else DEFAULT_RUNS / f"{config.method}-s{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
         trainer = Trainer(config, features, out, on_event=printer)
@@ -157,6 +162,9 @@ def add_parser(subparsers, name: str = "train", help_text: str = "train UGAAR or
                               "with --set key=value (see docs/training.md).")
     p.add_argument("features", nargs="?", help="FeatureSet .npz, or a dataset folder (its newest cached features)")
     p.add_argument("--method", choices=METHODS, default="ugaar")
+    p.add_argument("--inputs", choices=["aligned", "paper"], default=None,
+                   help="aligned: per-syllable/onset/note sequences into sequence encoders (default when the "
+                        "features have them); paper: the paper's mean-pooled features")
     p.add_argument("--seed", type=int)
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", dest="batch_size", type=int)

@@ -14,10 +14,14 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from model.feature_set import SequenceInput, pad_sequences
 from model.song import Note
 
 from .extract import Encoders, audio_input, load_encoders, sheet_input
 from .encoders import mean_by_sample
+from .frontend import load_grey
+from .prosody import syllabify_text
+from .sequences import (audio_rows, audio_segments, lyrics_tokens, sheet_segments, tokens_from_segments)
 
 MAX_NOTES = 20
 
@@ -86,6 +90,82 @@ class Embedder:
         """An engraved one-staff image (no lyrics) → ``(128,)``."""
         return self._embed(self.encoders.model.sheet, sheet_input(path, self.config))
 
+    # -- sequence inputs (runs with inputs="aligned") ----------------------
+    def _sequence(self, pooled: np.ndarray, tokens: np.ndarray) -> SequenceInput:
+        padded, lengths = pad_sequences([tokens], self.config.sequence_max_len, tokens.shape[1])
+        return SequenceInput(np.asarray(pooled, np.float32)[None, :], padded, lengths)
+
+    @torch.no_grad()
+    def _cnn_tokens(self, encoder: Any, segments: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        model = self.encoders.model
+        was_training = model.training
+        model.eval()
+        try:
+            return tokens_from_segments(encoder, [segments], self.device)[0]
+        finally:
+            model.train(was_training)
+
+    def lyrics_sequence(self, text: str) -> SequenceInput:
+        """A typed lyrics line → pooled vector and per-syllable tokens (one item).
+
+        Syllables come from :func:`model.features.prosody.syllabify_text`
+        (orthographic split, CMUdict syllable counts); the pooled vector is
+        :meth:`lyrics`, as for runs on the paper's inputs.
+        """
+        syllables, starts = syllabify_text(text or "")
+        return self._sequence(self.lyrics(text), lyrics_tokens(self.encoders.lyrics, syllables, starts))
+
+    def lyrics_syllables_sequence(self, syllables: Sequence[str],
+                                  word_starts: Sequence[bool] | None = None) -> SequenceInput:
+        starts = list(word_starts) if word_starts is not None else [True] * len(syllables)
+        return self._sequence(self.lyrics_syllables(syllables, starts),
+                              lyrics_tokens(self.encoders.lyrics, list(syllables), starts))
+
+    def audio_sequence(self, wave: np.ndarray, sample_rate: int) -> SequenceInput:
+        """A waveform → pooled vector and per-onset tokens (onsets found in the audio itself)."""
+        wave = np.asarray(wave, dtype=np.float32)
+        if wave.size == 0:
+            raise ValueError("empty audio")
+        patches = audio_input(wave, int(sample_rate), self.config)
+        pooled = self._embed(self.encoders.model.audio.forward_pooled, patches)
+        segments = audio_segments(audio_rows(patches), self.config)
+        return self._sequence(pooled, self._cnn_tokens(self.encoders.model.audio.forward_pooled, segments))
+
+    def audio_file_sequence(self, path: str | Path) -> SequenceInput:
+        import soundfile
+        data, sr = soundfile.read(str(path), dtype="float32", always_2d=True)
+        return self.audio_sequence(data.mean(axis=1), sr)
+
+    def sheet_sequence(self, path: str | Path, note_x: Sequence[float] | None = None) -> SequenceInput:
+        """An engraved staff → pooled vector and per-note tokens (windows every half width without ``note_x``)."""
+        segments = sheet_segments(load_grey(path), note_x, self.config)
+        return self._sequence(self.sheet_png(path), self._cnn_tokens(self.encoders.model.sheet, segments))
+
+    def notes_sequence(self, notes: Sequence[Note]) -> dict[str, SequenceInput]:
+        """Render notes on the fly → ``{"audio", "sheet", "lyrics"}`` sequence inputs."""
+        notes = tuple(notes)
+        if not notes:
+            raise ValueError("no notes to embed")
+        from model.render.sheet import SheetJob, SheetRenderer
+        if self._sheet_renderer is None:
+            self._sheet_renderer = SheetRenderer()
+        with tempfile.TemporaryDirectory(prefix="ugaar-embed-") as tmp:
+            png = Path(tmp) / "query.png"
+            result = self._sheet_renderer.render_batch([SheetJob(png, notes)])[0]
+            if not result.ok:
+                raise ValueError(f"LilyPond could not engrave these notes: {result.error}")
+            sheet = self.sheet_sequence(png, result.note_x)
+        if self._audio_renderer is None:
+            from model.render.audio import make_audio_renderer
+            self._audio_renderer = make_audio_renderer(self.audio_renderer_kind, self.config.sample_rate)
+        audio = self.audio_sequence(self._audio_renderer.render(notes), self.config.sample_rate)
+        return {"audio": audio, "sheet": sheet,
+                "lyrics": self.lyrics_syllables_sequence([n.syllable for n in notes], [n.word_start for n in notes])}
+
+    def midi_file_sequence(self, path: str | Path, max_notes: int = MAX_NOTES) -> dict[str, SequenceInput]:
+        """A MIDI/KAR file with lyric events: sequence inputs of its first ``max_notes`` cleaned notes."""
+        return self.notes_sequence(self._midi_notes(path, max_notes))
+
     # -- notes and MIDI ---------------------------------------------------
     def notes(self, notes: Sequence[Note]) -> dict[str, np.ndarray]:
         """Render notes to audio and a sheet on the fly → ``{"audio", "sheet", "lyrics"}``."""
@@ -114,12 +194,16 @@ class Embedder:
 
     def midi_file(self, path: str | Path, max_notes: int = MAX_NOTES) -> dict[str, np.ndarray]:
         """A MIDI/KAR file with lyric events: its first ``max_notes`` cleaned notes."""
+        return self.notes(self._midi_notes(path, max_notes))
+
+    @staticmethod
+    def _midi_notes(path: str | Path, max_notes: int) -> tuple[Note, ...]:
         from model.cleaning import CleaningConfig, CleaningReport, clean_song
         from model.sources.midi_file import read_song
         song = clean_song(read_song(str(path)), CleaningConfig(), CleaningReport())
         if not song.notes:
             raise ValueError(f"{path}: no notes left after cleaning")
-        return self.notes(song.notes[:max_notes])
+        return tuple(song.notes[:max_notes])
 
 
 def load_embedder(encoders_dir: str | Path, device: str = "cpu", audio_renderer: str | None = None) -> Embedder:

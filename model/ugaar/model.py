@@ -139,6 +139,10 @@ class SequenceEncoder(nn.Module):
                                  batch.mask.reshape(-1, batch.mask.shape[-1]))
             out = self.forward(flat)
             return out.reshape(*lead, out.shape[-1])
+        # Positions past the longest item of the batch are padding everywhere: skip them (cost ∝ T).
+        t = max(1, int(batch.mask.sum(1).max()))
+        if t < batch.tokens.shape[1]:
+            batch = SequenceBatch(batch.pooled, batch.tokens[:, :t], batch.mask[:, :t])
         h = self.token_states(batch)
         local = self.per_position(h) * batch.mask.unsqueeze(-1).to(h.dtype)
         if local.shape[1] < self.spec.max_len:

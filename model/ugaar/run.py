@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from model.events import TrainingEvent, event_from_json
-from model.feature_set import FeatureSet
+from model.feature_set import FeatureSet, SequenceInput
 from model.validate import load_checkpoint, load_npz, load_run_config, read_json_object
 
 from .config import RunConfig
@@ -112,6 +112,17 @@ class Run:
     def splits(self) -> np.ndarray:
         return self._saved["splits"]
 
-    def embed_query(self, modality: str, features: np.ndarray, target: str | None = None) -> np.ndarray:
-        """Map raw features (n, D) of one modality to the retrieval space of ``target``."""
-        return self.method().embed_modality(modality, np.atleast_2d(features), partner=target)
+    def embed_query(self, modality: str, features: "np.ndarray | SequenceInput",
+                    target: str | None = None) -> np.ndarray:
+        """Map raw features of one modality to the retrieval space of ``target``.
+
+        ``features``: pooled ``(n, D)`` vectors for a run on the paper's
+        inputs, a ``SequenceInput`` for a run on aligned inputs (a
+        ``SequenceInput`` given to a paper run is reduced to its pooled part).
+        """
+        if isinstance(features, SequenceInput):
+            if self.config.inputs == "paper":
+                features = features.pooled
+        else:
+            features = np.atleast_2d(features)
+        return self.method().embed_modality(modality, features, partner=target)

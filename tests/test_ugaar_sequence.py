@@ -1,0 +1,120 @@
+"""Sequence inputs (inputs="aligned"): padding and masks, the sequence encoder, the synthetic stress set."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from model.feature_set import FeatureSet, SequenceInput, pad_sequences
+from model.ugaar import RunConfig
+from model.ugaar.factory import build_method, method_from_state
+from model.ugaar.model import SequenceBatch, SequenceEncoder, SequenceSpec, masked_mean
+from model.ugaar.synthetic import synthetic_stress_features
+from model.ugaar.trainer import Trainer
+
+torch.set_num_threads(1)
+
+GOLDEN = [0.22569, 0.04264, 0.48422, 0.09179, 0.2505, 0.16081, 0.06604, 0.08154, -0.34241, 0.13393, 0.34605,
+          -0.2681]
+
+
+def _golden_encoder() -> tuple[SequenceEncoder, SequenceBatch]:
+    torch.manual_seed(0)
+    enc = SequenceEncoder(6, SequenceSpec(5, 8, width=16, layers=1, heads=2, position_dim=4), 12, (32,), 0.0,
+                          True).eval()
+    g = torch.Generator().manual_seed(123)
+    pooled, tokens = torch.randn(3, 6, generator=g), torch.randn(3, 8, 5, generator=g)
+    mask = torch.arange(8)[None, :] < torch.tensor([[8], [5], [1]])
+    return enc, SequenceBatch(pooled, tokens * mask[..., None], mask)
+
+
+def test_golden_output_of_the_sequence_encoder():
+    enc, batch = _golden_encoder()
+    with torch.no_grad():
+        out = enc(batch)
+    assert out.shape == (3, 12) and out.dtype == torch.float32
+    assert torch.allclose(out.norm(dim=1), torch.ones(3), atol=1e-5)  # normalised like F, G, H
+    assert np.allclose(out[:, :4].flatten().numpy(), GOLDEN, atol=2e-4)
+
+
+def test_padding_content_and_length_do_not_change_the_output():
+    enc, batch = _golden_encoder()
+    noisy = batch.tokens.clone()
+    noisy[~batch.mask] = 99.0  # whatever sits in the padding is ignored
+    shorter = SequenceBatch(batch.pooled, noisy[:, :6], batch.mask[:, :6])  # less padding is the same item…
+    with torch.no_grad():
+        ref = enc(batch)
+        assert torch.allclose(enc(SequenceBatch(batch.pooled, noisy, batch.mask)), ref, atol=1e-5)
+        # …for items that fit: rows 1 (5 tokens) and 2 (1 token)
+        assert torch.allclose(enc(shorter)[1:], ref[1:], atol=1e-5)
+
+
+def test_leading_dimensions_are_encoded_item_by_item():
+    enc, batch = _golden_encoder()
+    idx = torch.tensor([[0, 2], [1, 1]])
+    with torch.no_grad():
+        out = enc(batch[idx])
+        assert out.shape == (2, 2, 12)
+        assert torch.allclose(out[0, 1], enc(batch)[2], atol=1e-5)
+
+
+def test_masked_mean_ignores_padding():
+    h = torch.tensor([[[1.0], [3.0], [100.0]], [[2.0], [5.0], [7.0]]])
+    mask = torch.tensor([[True, True, False], [True, True, True]])
+    assert torch.allclose(masked_mean(h, mask), torch.tensor([[2.0], [14.0 / 3]]))
+
+
+def test_pad_sequences_truncates_and_never_leaves_an_empty_mask():
+    items = [np.ones((3, 2)), np.zeros((0, 2)), np.arange(10, dtype=float).reshape(5, 2)]
+    tokens, lengths = pad_sequences(items, 4, 2)
+    assert tokens.shape == (3, 4, 2) and tokens.dtype == np.float16
+    assert lengths.tolist() == [3, 1, 4]
+    assert tokens[0, 3].tolist() == [0, 0] and tokens[2, 3].tolist() == [6, 7]
+    seq = SequenceInput(np.zeros((3, 1)), tokens, lengths)
+    assert seq.mask.sum(1).tolist() == [3, 1, 4]
+    assert seq[1:].mask.shape == (2, 4)
+
+
+def test_feature_set_round_trip_with_sequences(tmp_path):
+    fs = synthetic_stress_features(40, seed=3)
+    fs.save(tmp_path / "fs.npz")
+    back = FeatureSet.load(tmp_path / "fs.npz")
+    assert back.has_sequences and set(back.tokens) == {"audio", "sheet", "lyrics"}
+    for m in back.tokens:
+        assert np.array_equal(back.tokens[m], fs.tokens[m]) and np.array_equal(back.lengths[m], fs.lengths[m])
+    sub = back.split("train")
+    assert len(sub.tokens["audio"]) == len(sub)
+    with pytest.raises(ValueError, match="no per-position sequences"):
+        FeatureSet(fs.sample_ids, fs.song_ids, fs.splits, fs.audio, fs.sheet, fs.lyrics).input_of("audio", "aligned")
+
+
+@pytest.mark.parametrize("method", ["baseline", "ugaar", "cca"])
+def test_aligned_method_state_round_trip(method, tmp_path):
+    fs = synthetic_stress_features(60, seed=1)
+    cfg = RunConfig.for_method(method, inputs="aligned", epochs=1, batch_size=16, seq_width=16, seq_heads=2,
+                               seq_layers=1, g_hidden=(32,), candidates=32)
+    run = Trainer(cfg, fs, tmp_path / method).run()
+    assert run.status == "finished"
+    method_obj = run.method()
+    again = method_from_state(cfg, {k: v for k, v in torch.load(tmp_path / method / "best.pt",
+                                                                  weights_only=True)["method"].items()})
+    x = fs.input_of("lyrics", "aligned")
+    assert np.allclose(method_obj.embed_modality("lyrics", x), again.embed_modality("lyrics", x), atol=1e-5)
+    assert np.allclose(run.embeddings()["lyrics"], method_obj.embed_modality("lyrics", x), atol=1e-4)
+    with pytest.raises(ValueError, match="sequences"):
+        build_method(cfg, fs).embed_modality("lyrics", fs.lyrics)  # pooled vectors alone are not enough
+
+
+def test_sequence_model_sees_what_mean_pooling_cannot(tmp_path):
+    """Lyric stress decides note lengths; every sample has the same share of stressed syllables."""
+    fs = synthetic_stress_features(300, seed=0)
+    medr = {}
+    for inputs in ("paper", "aligned"):
+        cfg = RunConfig.for_method("baseline", inputs=inputs, epochs=6, batch_size=32, seq_width=32,
+                                   seq_heads=2, seq_layers=1, seed=0)
+        trainer = Trainer(cfg, fs, tmp_path / inputs)
+        run = trainer.run()
+        medr[inputs] = run.metrics["test"]["lyrics→audio"]["MedR/N"]
+    # the pooled inputs carry no lyrics↔music signal: chance is 0.5
+    assert medr["paper"] > 0.25
+    assert medr["aligned"] < 0.1 and medr["aligned"] < medr["paper"] / 3
