@@ -409,3 +409,32 @@ def test_a_pickled_object_is_refused_not_run():
     with pytest.raises(UgaarError, match="checkpoint.pt"):
         read_checkpoint(path)
     assert not marker.exists()
+
+
+def test_npy_memo_index_that_exhausted_memory():
+    """A damaged LMD .npy the fuzzer found, which once ended the Python process.
+
+    One byte turns a MEMOIZE into a LONG_BINPUT whose index is the next four
+    bytes (about 1.2e9): the C unpickler sized its memo table for it, asked
+    for about 10 GB and the OOM killer ended the run.  Read in a child with a
+    memory cap, so a regression fails this test (a MemoryError) instead of the run.
+    """
+    import subprocess
+    import sys
+
+    valid = _npy_song()
+    at = valid.index(b"\x8c\x01|\x94")  # the object dtype's byte order, then MEMOIZE
+    path = write("crash.npy", valid[:at + 3] + b"r" + valid[at + 4:])
+    code = ("import resource\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))\n"
+            "from model.sources import SourceError\n"
+            "from model.sources.npy_release import load_object_array\n"
+            "try:\n"
+            f"    load_object_array({str(path)!r})\n"
+            "except SourceError as exc:\n"
+            "    print(exc)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith(f"{path}: corrupt or truncated pickle"), out.stdout
+    assert "MemoryError" not in out.stdout

@@ -19,6 +19,7 @@ import lzma
 import math
 import os
 import pickle
+import re
 import struct
 import tarfile
 import tokenize
@@ -47,26 +48,127 @@ def _latin1_encode(text: Any, encoding: str = "latin1") -> bytes:
     return text.encode("latin1")
 
 
+_DTYPE_NAME = re.compile(r"[<>|=]?[a-zA-Z]\d{0,4}")
+
+
+class _DtypeStub:
+    """Stand-in for ``numpy.dtype`` while unpickling.
+
+    numpy's own ``dtype.__setstate__`` trusts its argument: a damaged state
+    tuple (wrong flags, wrong item size) crashes the interpreter (found by
+    tests/test_fuzz_loaders.py).  The stub builds the dtype from its name
+    with the Python API and takes only the byte order from the state.
+    """
+
+    def __init__(self, spec: Any, align: Any = False, copy: Any = True) -> None:
+        if not isinstance(spec, str):
+            raise pickle.UnpicklingError(f"dtype spec is a {type(spec).__name__}, not a name")
+        if not _DTYPE_NAME.fullmatch(spec):  # numpy would parse "f8,i4" and friends as Python literals
+            raise pickle.UnpicklingError(f"unsupported dtype {spec[:20]!r}")
+        try:
+            self.dtype = np.dtype(spec)
+        except TypeError:
+            raise pickle.UnpicklingError(f"unknown dtype {spec!r}") from None
+        if self.dtype.fields is not None or self.dtype.subdtype is not None:
+            raise pickle.UnpicklingError(f"structured dtype {spec!r}")
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, tuple) or len(state) < 4 or state[1] not in ("<", ">", "|", "=") \
+                or state[3] is not None:
+            raise pickle.UnpicklingError("malformed dtype state")
+        if state[1] in ("<", ">") and self.dtype.itemsize > 1 and not self.dtype.hasobject:
+            self.dtype = self.dtype.newbyteorder(state[1])
+
+
+class _ArrayStub:
+    """Stand-in for an ``ndarray`` being unpickled; :func:`_materialise` checks and builds it."""
+
+    state: Any = None
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+def _reconstruct(cls: Any, shape: Any, typecode: Any) -> _ArrayStub:
+    if cls is not np.ndarray:
+        raise pickle.UnpicklingError("_reconstruct of something other than an ndarray")
+    return _ArrayStub()
+
+
+def _scalar(dtype: Any, data: Any = None) -> Any:
+    """A numpy scalar from its raw bytes (what ``numpy.core.multiarray.scalar`` pickles)."""
+    if not isinstance(dtype, _DtypeStub) or dtype.dtype.hasobject:
+        raise pickle.UnpicklingError("scalar of an unsupported dtype")
+    if not isinstance(data, bytes) or len(data) != dtype.dtype.itemsize:
+        raise pickle.UnpicklingError("scalar bytes do not match its dtype")
+    return np.frombuffer(data, dtype=dtype.dtype)[0]
+
+
+def _array_from(state: Any, depth: int) -> np.ndarray:
+    """An ndarray from a checked ``__setstate__`` tuple ``(version, shape, dtype, fortran, data)``."""
+    if not isinstance(state, tuple) or len(state) != 5:
+        raise pickle.UnpicklingError("malformed array state")
+    _version, shape, dtype, fortran, data = state
+    if not isinstance(shape, tuple) or not all(isinstance(d, int) and 0 <= d < 2**31 for d in shape) \
+            or not isinstance(dtype, _DtypeStub) or not isinstance(fortran, bool):
+        raise pickle.UnpicklingError("malformed array state")
+    n = math.prod(shape)
+    order = "F" if fortran else "C"
+    if dtype.dtype.hasobject:
+        if not isinstance(data, list) or len(data) != n:
+            raise pickle.UnpicklingError("object array data does not match its shape")
+        flat = np.empty(n, dtype=object)
+        for i, item in enumerate(data):  # one by one: numpy would broadcast nested lists
+            flat[i] = _materialise(item, depth + 1)
+        return flat.reshape(shape, order=order)
+    if not isinstance(data, bytes) or len(data) != n * dtype.dtype.itemsize:
+        raise pickle.UnpicklingError("array bytes do not match its shape and dtype")
+    return np.frombuffer(data, dtype=dtype.dtype).reshape(shape, order=order).copy()
+
+
+def _materialise(obj: Any, depth: int = 0) -> Any:
+    """``obj`` with every stand-in replaced by the real (checked) numpy object."""
+    if depth > 64:
+        raise pickle.UnpicklingError("nesting too deep")
+    if isinstance(obj, _ArrayStub):
+        return _array_from(obj.state, depth)
+    if isinstance(obj, _DtypeStub):
+        return obj.dtype
+    if isinstance(obj, list):
+        return [_materialise(x, depth + 1) for x in obj]
+    if isinstance(obj, tuple):
+        return tuple(_materialise(x, depth + 1) for x in obj)
+    if isinstance(obj, dict):
+        return {k: _materialise(v, depth + 1) for k, v in obj.items()}
+    return obj
+
+
 def _allowed_globals() -> dict[tuple[str, str], Any]:
-    reconstruct = np._core.multiarray._reconstruct  # numpy >= 2 location
-    scalar = np._core.multiarray.scalar
     return {
-        ("numpy.core.multiarray", "_reconstruct"): reconstruct,
-        ("numpy._core.multiarray", "_reconstruct"): reconstruct,
-        ("numpy.core.multiarray", "scalar"): scalar,
-        ("numpy._core.multiarray", "scalar"): scalar,
+        ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy.core.multiarray", "scalar"): _scalar,
+        ("numpy._core.multiarray", "scalar"): _scalar,
         ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
+        ("numpy", "dtype"): _DtypeStub,
         ("_codecs", "encode"): _latin1_encode,
     }
 
 
-class RestrictedUnpickler(pickle.Unpickler):
+class RestrictedUnpickler(pickle._Unpickler):
     """Unpickler that refuses every global but numpy's array reconstruction.
 
     Lists, floats, ints and strs need no globals at all, so any other
     ``module.name`` in the stream (``os.system``, ``builtins.eval``, ...) means
     the file is not a plain data array and is rejected before it can run.
+    numpy's arrays and dtypes are unpickled into stand-ins and built from
+    checked parts afterwards (:func:`_materialise`), never by numpy's own
+    ``__setstate__``, which crashes on damaged input.
+
+    It is pickle's pure-Python unpickler: the C one sizes its memo table from
+    the stream, so one damaged ``LONG_BINPUT`` index asks for gigabytes and
+    the process is killed; here the memo is a dict.  Payloads are small
+    (``MAX_PAYLOAD_BYTES``), so the slower reader costs milliseconds.
     """
 
     def find_class(self, module: str, name: str) -> Any:
@@ -74,6 +176,9 @@ class RestrictedUnpickler(pickle.Unpickler):
         if (module, name) not in allowed:
             raise pickle.UnpicklingError(f"pickle references {module}.{name}")
         return allowed[(module, name)]
+
+    def load(self) -> Any:
+        return _materialise(super().load())
 
 
 def load_object_array(path: str | os.PathLike[str]) -> np.ndarray:
@@ -114,7 +219,7 @@ def load_object_array(path: str | os.PathLike[str]) -> np.ndarray:
             raise SourceError(path, f"rejected: {message}") from None
         raise SourceError(path, f"corrupt or truncated pickle ({message})") from None
     except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError,
-            MemoryError, UnicodeDecodeError, struct.error) as exc:
+            MemoryError, UnicodeDecodeError, struct.error, OverflowError, RecursionError) as exc:
         raise SourceError(path, f"corrupt or truncated pickle ({type(exc).__name__}: {exc})") from None
     if not isinstance(array, np.ndarray):
         raise SourceError(path, f"pickle holds a {type(array).__name__}, not an array")
