@@ -6,8 +6,9 @@ the first-launch flow call these; nothing here draws.
 """
 from __future__ import annotations
 
-import json
 import time
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -56,7 +57,14 @@ def find_cached_features(dataset: Any) -> Any:
 
 
 def list_runs(dataset: Any) -> list[dict[str, Any]]:
-    """Run folders of ``dataset`` (newest first) with method, seed, status, test R@1."""
+    """Run folders of ``dataset`` (newest first) with method, seed, status, validation R@1.
+
+    A run whose ``config.json``, ``status.json`` or ``metrics.json`` is damaged
+    is listed with status ``corrupt`` and the reason in ``problem`` (the message
+    ``Run.open`` would raise), so one bad folder never hides the others.
+    """
+    from model.errors import UgaarError
+
     root = runs_dir_for(dataset)
     runs: list[dict[str, Any]] = []
     if not root.is_dir():
@@ -67,33 +75,43 @@ def list_runs(dataset: Any) -> list[dict[str, Any]]:
             continue
         info: dict[str, Any] = {"run_dir": str(d), "name": d.name, "mtime": d.stat().st_mtime}
         try:
-            data = json.loads(cfg.read_text())
-            data = data.get("config", data)
-            info["method"] = data.get("method", "?")
-            info["seed"] = data.get("seed", "?")
-            info["epochs"] = data.get("epochs", "?")
-        except (OSError, json.JSONDecodeError):
-            info["method"] = "?"
-        mp = d / "metrics.json"
-        if mp.is_file():
-            try:
-                val = json.loads(mp.read_text()).get("val") or {}
-                r1 = [v["R@1"] for v in val.values() if isinstance(v, dict) and "R@1" in v]
-                if r1:
-                    info["val_r1"] = sum(r1) / len(r1)  # percent
-            except (OSError, json.JSONDecodeError, TypeError, KeyError):
-                pass
-        for name in ("status.json", "state.json"):
-            p = d / name
-            if p.is_file():
-                try:
-                    st = json.loads(p.read_text())
-                    info["status"] = st.get("status", st) if isinstance(st, dict) else st
-                except (OSError, json.JSONDecodeError):
-                    pass
+            info.update(_run_summary(d))
+        except UgaarError as exc:
+            info.update(method="?", seed="", status="corrupt", problem=str(exc))
         runs.append(info)
     runs.sort(key=lambda r: r["mtime"], reverse=True)
     return runs
+
+
+def _run_summary(run_dir: Path) -> dict[str, Any]:
+    """Method, seed, epochs, status and mean validation R@1 of a run folder.
+
+    Reads the JSON files with ``model.validate`` (plain json: no torch on the
+    GUI thread); raises :class:`model.errors.CorruptFileError` naming a damaged one.
+    """
+    from model.errors import CorruptFileError
+    from model.validate import read_json_object
+
+    config_path = run_dir / "config.json"
+    data = read_json_object(config_path)
+    data = data.get("config", data)
+    if not isinstance(data, dict) or not isinstance(data.get("method", ""), str):
+        raise CorruptFileError(str(config_path), "is not a run configuration (no method name)")
+    info: dict[str, Any] = {"method": data.get("method", "?"), "seed": data.get("seed", "?"),
+                            "epochs": data.get("epochs", "?")}
+    metrics_path = run_dir / "metrics.json"
+    if metrics_path.is_file():
+        val = read_json_object(metrics_path).get("val") or {}
+        r1 = [v["R@1"] for v in val.values() if isinstance(v, dict) and isinstance(v.get("R@1"), (int, float))] \
+            if isinstance(val, dict) else []
+        if r1:
+            info["val_r1"] = sum(r1) / len(r1)  # percent
+    for name in ("status.json", "state.json"):
+        path = run_dir / name
+        if path.is_file():
+            status = read_json_object(path).get("status")
+            info["status"] = status if isinstance(status, str) else "unknown"
+    return info
 
 
 def load_run(run_dir: str | Path, features: Any = None) -> dict[str, Any]:
@@ -130,8 +148,8 @@ def map_preview(run_dir: str | Path, view: str = "shared") -> Optional[dict[str,
             emb = {m: data[m] for m in MODALITIES}
             ids = [str(i) for i in data["sample_ids"]]
             splits = [str(s) for s in data["splits"]] if "splits" in data.files else None
-    except (OSError, KeyError, ValueError):
-        return None
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error):
+        return None  # a damaged file: opening the run reports it
     mask = train_mask_of(splits) if view == "shared" else None
     coords = load_cached(Path(run_dir), map_key(emb, dict(DEFAULT_PARAMS), view, mask))
     if coords is None or len(coords) != 3 * len(ids):

@@ -21,6 +21,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import zipfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,8 +114,9 @@ def load_or_compute_inputs(dataset: Any, config: FeatureConfig, workers: int = 2
                     report(progress, "frontend", len(ids), len(ids), "front-end inputs from cache")
                     return (Ragged(data["audio"], data["audio_offsets"]),
                             Ragged(data["sheet"], data["sheet_offsets"]))
-        except (OSError, KeyError, ValueError):
-            pass  # unreadable cache: recompute
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error):
+            # a truncated or foreign cache (an interrupted copy): never trusted, rebuilt below
+            report(progress, "frontend", 0, len(ids), f"front-end inputs cache {path} is damaged; recomputing")
     audio, sheet = compute_inputs(dataset, ids, config, workers, progress, cancel)
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, sample_ids=np.array(ids, dtype=str), audio=audio.data, audio_offsets=audio.offsets,
@@ -320,10 +323,16 @@ def extract_features(dataset: Any, config: FeatureConfig | None = None, *,
         key = cache_key(dataset.content_hash, config, encoders.checkpoint_hash)
         path = features_dir / f"{key}.npz"
         if path.exists() and not force:
-            report(progress, "cache", 1, 1, f"features from cache {path}")
-            fs = FeatureSet.load(path)
-            fs.meta["cache_path"] = str(path)
-            return fs
+            from model.errors import UgaarError
+            from model.validate import load_feature_set
+            try:
+                fs = load_feature_set(path)
+            except UgaarError as exc:  # a truncated or foreign cache: say so, then rebuild it
+                report(progress, "cache", 0, 1, f"{exc}; recomputing the features")
+            else:
+                report(progress, "cache", 1, 1, f"features from cache {path}")
+                fs.meta["cache_path"] = str(path)
+                return fs
 
     inputs = load_or_compute_inputs(dataset, config, workers, progress, cancel)
     if encoders is None:
