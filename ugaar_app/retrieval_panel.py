@@ -304,8 +304,12 @@ class RetrievalPanel(QWidget):
             return
 
         def features(emb: Any) -> dict[str, np.ndarray]:
+            # the CLI's checks first: a file that is not music gets the same one-line message
+            from model.validate import check_audio_query, check_midi_query
             if p.suffix.lower() in (".mid", ".midi", ".kar"):
+                check_midi_query(p, "dropped file")
                 return emb.midi_file(str(p))
+            check_audio_query(p, "dropped file")
             return {"audio": emb.audio_file(str(p))}
 
         self.drop.label.setText(f"{p.name} — embedding …")
@@ -343,6 +347,7 @@ class RetrievalPanel(QWidget):
             self.embedded.emit()
 
         def failed(msg):
+            msg = msg.removeprefix("Embed query failed: ")  # the message below already says so
             self.header.setText(html.escape(msg))
             self.session.notify("error", f"Cannot use {label} as a query: {msg}")
             if self.mode_file.isChecked():
