@@ -1,5 +1,6 @@
 """Feature-extractor benchmark: front-end rate, pre-training time per epoch,
-extraction rate, end-to-end time, and quality (audio↔sheet, plain CCA).
+extraction rate (pooled and per-position sequences), end-to-end time, and
+quality (audio↔sheet, plain CCA).
 
 Usage::
 
@@ -101,12 +102,19 @@ def main(argv: list[str] | None = None) -> int:
         enc.lyrics.encode_sample(s.syllables, [nt.word_start for nt in s.notes])
     ly_s = time.perf_counter() - t0
     out["extract_samples_per_s"] = n / (ex_s + ly_s)
+    # per-position sequences (onsets, note windows, syllables): PNGs read again, audio from the cache
+    from model.features.sequences import dataset_sequences
+    t0 = time.perf_counter()
+    dataset_sequences(ds, enc, audio_in, enc.config, args.device, workers=args.threads)
+    seq_s = time.perf_counter() - t0
+    out["sequences_s"] = seq_s
+    out["sequences_samples_per_s"] = n / seq_s
     out["audio_patches_per_sample"] = float(np.mean(audio_in.counts))
     out["sheet_windows_per_sample"] = float(np.mean(sheet_in.counts))
 
     # 4. end to end for this dataset (front end + skip-gram + pre-training + extraction)
     out["end_to_end_s_sum_of_parts"] = (n / out["frontend_samples_per_s"] + (out["skipgram_s"] or 0)
-                                        + (out["pretrain_s_total"] or 0) + ex_s + ly_s)
+                                        + (out["pretrain_s_total"] or 0) + ex_s + ly_s + seq_s)
     out["end_to_end_s_measured"] = wall
 
     # 5. quality

@@ -46,13 +46,7 @@ TUNED: dict[str, dict[str, dict]] = {
         "baseline-gan": {"epochs": 80, "margin_alpha": 16.0, "w_bce": 0.1, "w_margin": 0.1},
         "ugaar": {"epochs": 80, "temperature_align": 0.05, "w_align": 2.0, "w_kl": 0.1, "w_policy": 0.1},
     },
-    "aligned": {
-        "random": {},
-        "cca": {},
-        "baseline": {"epochs": 20},
-        "baseline-gan": {"epochs": 20},
-        "ugaar": {"epochs": 20},
-    },
+    "aligned": {m: {} for m in METHODS},  # RunConfig's ALIGNED_PRESET holds the selected values
 }
 
 

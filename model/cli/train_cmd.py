@@ -128,9 +128,10 @@ def run(args: argparse.Namespace) -> int:
         overrides["features_path"] = str(Path(fpath).resolve()) if str(fpath) else ""
         overrides["inputs"] = args.inputs or ("aligned" if features.has_sequences else "paper")
         if args.inputs is None and not features.has_sequences:
-            print("these features have no per-position sequences: training on the paper's mean-pooled "
-                  "inputs (re-extract with `ugaar features extract DATASET --force` for aligned inputs)",
-                  file=sys.stderr)
+            # stdout: a note, not an error (stderr carries the one-line error contract)
+            print("note: these features have no per-position sequences, so this run trains on the paper's "
+                  "mean-pooled inputs (re-extract with `ugaar features extract DATASET --force` for aligned "
+                  "inputs)")
         config = RunConfig.for_method(args.method, **overrides)
         out = Path(args.out) if args.out else DEFAULT_RUNS / f"{config.method}-s{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
         trainer = Trainer(config, features, out, on_event=printer)

@@ -350,7 +350,7 @@ def extract_features(dataset: Any, config: FeatureConfig | None = None, *,
                            for s in dataset.samples]) if n else np.zeros((0, encoders.lyrics.dim), np.float32)
     if cancel is not None:
         cancel.raise_if_set()
-    from .sequences import dataset_sequences
+    from .sequences import STRUCTURE_DIMS, dataset_sequences
     tokens, lengths = dataset_sequences(dataset, encoders, audio_in, config, device, workers, progress, cancel)
     extract_s = time.perf_counter() - t0
 
@@ -367,7 +367,7 @@ def extract_features(dataset: Any, config: FeatureConfig | None = None, *,
         "lyrics_dim": int(encoders.lyrics.dim), "audio_renderer": getattr(dataset, "renderers", {}).get("audio"),
         "audio_sheet_figures": figures, "pretrain": {k: encoders.report.get(k) for k in
                                                      ("best_epoch", "val", "pretrain_seconds", "dataset_hash")},
-        "extract_seconds": extract_s, "device": device,
+        "extract_seconds": extract_s, "device": device, "structure_dims": STRUCTURE_DIMS,
     }
     fs = FeatureSet(np.array([s.sample_id for s in dataset.samples], dtype=str),
                     np.array([s.song_id for s in dataset.samples], dtype=str), splits,

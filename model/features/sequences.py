@@ -41,6 +41,10 @@ from .prosody import N_PROSODY, syllable_features
 SEQUENCE_VERSION = 1
 AUDIO_SCALARS = ("log_ioi", "sounding", "loudness", "centroid")
 SHEET_SCALARS = ("log_spacing", "height")
+#: The last this-many columns of each modality's token describe *structure*
+#: (timing, spacing, stress, word position) rather than content embeddings;
+#: CCA's lyrics pairs read only these (docs/training.md, "Syllable-level alignment").
+STRUCTURE_DIMS = {"audio": len(AUDIO_SCALARS), "sheet": len(SHEET_SCALARS), "lyrics": N_PROSODY}
 
 
 # -- lyrics ----------------------------------------------------------------------

@@ -19,6 +19,18 @@ from typing import Any
 
 METHODS = ("random", "cca", "baseline", "baseline-gan", "ugaar")
 
+# Changes to a method's preset when it reads sequences (inputs="aligned"),
+# selected on the validation split (docs/training.md, "Syllable-level alignment").
+ALIGNED_PRESET: dict[str, dict[str, Any]] = {
+    "cca": {"cca_reg": 1e-2},
+    "baseline": {"lr_d": 3e-3, "epochs": 10},
+    # the adversarial methods encode G's candidates and D's samples too: a smaller pool keeps
+    # an epoch near a minute on 2 CPU cores
+    "baseline-gan": {"lr_d": 3e-3, "lr_g": 3e-3, "candidates": 64, "n_samples": 2, "epochs": 5},
+    "ugaar": {"lr_d": 3e-3, "lr_g": 3e-3, "candidates": 64, "n_samples": 2, "w_gen_nll": 4.0,
+              "gen_nll_symmetric": True, "epochs": 5},
+}
+
 # Loss terms of the generator (G: mapping networks F, G, H) and of the
 # discriminator (D: projections Θ_a, Θ_s, Θ_l and the bias b0).
 G_TERMS = ("kl", "policy", "gen_nll", "align")
@@ -45,6 +57,9 @@ class RunConfig:
     cca_positions : int
         Positions of each sequence flattened into the CCA baseline's input
         (``inputs="aligned"``).
+    cca_reg : float
+        Ridge of the CCA baseline's covariances, relative to their mean
+        diagonal (flattened sequences need more than pooled vectors).
     seed : int
         Seeds torch, numpy and Python's ``random`` (per step, so a resumed run
         continues the same curve).
@@ -135,6 +150,7 @@ class RunConfig:
     seq_heads: int = 4
     seq_position_dim: int = 8
     cca_positions: int = 20
+    cca_reg: float = 1e-4
     seed: int = 0
     epochs: int = 40
     batch_size: int = 64
@@ -249,6 +265,8 @@ class RunConfig:
                           use_align=True, use_bce=True, use_margin=True, use_triplet=False,
                           retrieval_space="generator", temperature_align=0.05, w_align=2.0,
                           w_kl=0.1, w_policy=0.1)
+        if overrides.get("inputs") == "aligned":
+            preset.update(ALIGNED_PRESET.get(method, {}))
         preset.update(overrides)
         return cls(**preset)
 

@@ -95,9 +95,10 @@ class SequenceEncoder(nn.Module):
     Tokens are projected to ``width``, given learned position embeddings and
     encoded by ``layers`` pre-norm transformer layers (padding masked).  Two
     summaries leave the sequence: the masked mean (what the item contains)
-    and a per-position projection to ``position_dim`` flattened over the
-    positions (what happens *where*: "the 3rd syllable is stressed and its
-    note is long" survives, which a mean cannot keep).  With the pooled
+    and per-position projections to ``position_dim`` of the contextual states
+    and of the raw tokens, flattened over the positions (what happens
+    *where*: "the 3rd syllable is stressed and its note is long" survives,
+    which a mean cannot keep).  With the pooled
     paper feature they feed a :class:`MappingNetwork` head.
 
     Parameters
@@ -120,7 +121,11 @@ class SequenceEncoder(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, spec.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(spec.width)
         self.per_position = nn.Linear(spec.width, spec.position_dim)
-        self.head = MappingNetwork(pooled_dim + spec.width + spec.max_len * spec.position_dim, out_dim,
+        # A direct linear read of each raw token, beside the contextual one: the position-wise
+        # structure (stress ↔ long note) is linear, and CCA finds it (docs/training.md); this path
+        # lets the network start from there instead of digging it out through attention.
+        self.direct = nn.Linear(spec.token_dim, spec.position_dim)
+        self.head = MappingNetwork(pooled_dim + spec.width + 2 * spec.max_len * spec.position_dim, out_dim,
                                    hidden, dropout, normalize, skip)
 
     def token_states(self, batch: SequenceBatch) -> torch.Tensor:
@@ -144,7 +149,8 @@ class SequenceEncoder(nn.Module):
         if t < batch.tokens.shape[1]:
             batch = SequenceBatch(batch.pooled, batch.tokens[:, :t], batch.mask[:, :t])
         h = self.token_states(batch)
-        local = self.per_position(h) * batch.mask.unsqueeze(-1).to(h.dtype)
+        keep = batch.mask.unsqueeze(-1).to(h.dtype)
+        local = torch.cat([self.per_position(h), self.direct(batch.tokens)], dim=-1) * keep
         if local.shape[1] < self.spec.max_len:
             local = F.pad(local, (0, 0, 0, self.spec.max_len - local.shape[1]))
         summary = torch.cat([batch.pooled, masked_mean(h, batch.mask), local.flatten(1)], dim=-1)

@@ -116,6 +116,7 @@ def synthetic_stress_features(n: int = 400, seed: int = 0, length: int = 20, noi
     lyrics = seq["lyrics"].mean(axis=1) @ rng.standard_normal((4, 16)).astype(np.float32)
     lyrics += 0.1 * rng.standard_normal(lyrics.shape).astype(np.float32)
     return FeatureSet(base.sample_ids, base.song_ids, base.splits, base.audio, base.sheet, lyrics,
-                      {"dataset_hash": f"synthetic-stress-{n}-{seed}", "synthetic": True},
+                      {"dataset_hash": f"synthetic-stress-{n}-{seed}", "synthetic": True,
+                       "structure_dims": {m: v.shape[2] for m, v in seq.items()}},
                       {m: v.astype(np.float16) for m, v in seq.items()},
                       {m: np.full(n, length, dtype=np.int32) for m in seq})
