@@ -100,7 +100,7 @@ def open_tiny(qtbot, window, run_dir=None):
 
 @lru_cache(maxsize=None)
 def tiny_run_path() -> str:
-    """A short real UGAAR run on the tiny dataset's features."""
+    """A short real UGAAR run on the tiny dataset's features (aligned inputs: the product's default)."""
     from model.dataset import Dataset
     from model.ugaar.config import RunConfig
     from model.ugaar.trainer import Trainer
@@ -109,5 +109,5 @@ def tiny_run_path() -> str:
     ds = Dataset.open(tiny_dataset_path())
     fs = find_cached_features(ds)
     run_dir = Path(ds.root) / "runs" / "fixture-ugaar"
-    Trainer(RunConfig.for_method("ugaar", epochs=6, seed=0), fs, run_dir).run()
+    Trainer(RunConfig.for_method("ugaar", inputs="aligned", epochs=6, seed=0), fs, run_dir).run()
     return str(run_dir)

@@ -34,6 +34,8 @@ def test_start_and_stop_real_training(qtbot, window):
     qtbot.wait(50)
     assert panel.last_status == "stopped"
     assert str(panel.run_dir) in panel.run_names()   # the run is listed
+    import json
+    assert json.loads((panel.run_dir / "config.json").read_text())["inputs"] == "aligned"
     assert {"total"} <= set(panel.g_curves.data) and panel.g_curves.checks["total"].isChecked()
     # each term is toggleable
     panel.g_curves.checks["total"].setChecked(False)
@@ -54,6 +56,18 @@ def test_start_and_stop_real_training(qtbot, window):
     qtbot.waitUntil(lambda: task2.done, timeout=60000)
     assert panel.last_status == "stopped"
 
+
+
+def test_training_panel_offers_both_input_kinds(qtbot, window):
+    needs_trainer()
+    open_tiny(qtbot, window)
+    panel = window.training
+    assert window.session.features.has_sequences
+    assert panel.inputs.currentData() == "aligned"  # the default when the features have sequences
+    assert panel.form_settings()["inputs"] == "aligned"
+    panel.inputs.setCurrentIndex(panel.inputs.findData("paper"))
+    config = panel.make_config(epochs=1)
+    assert config.inputs == "paper" and config.epochs == 1
 
 
 def test_diverging_training_shows_failure_and_keeps_the_window_usable(qtbot, window):

@@ -28,9 +28,13 @@ from .theme import MODALITY_COLORS
 PARTNER_MARK = "✔ partner"
 
 
-def embed_query(run: Any, modality: str, features: np.ndarray, target: str) -> np.ndarray:
-    """Map one raw feature vector into the run's retrieval space for ``target``."""
-    x = np.asarray(features, dtype=np.float32).reshape(1, -1)
+def _is_sequence(x: Any) -> bool:
+    return hasattr(x, "tokens") and hasattr(x, "pooled")  # model.feature_set.SequenceInput
+
+
+def embed_query(run: Any, modality: str, features: Any, target: str) -> np.ndarray:
+    """Map one item's raw features (pooled vector, or SequenceInput) into the run's retrieval space."""
+    x = features if _is_sequence(features) else np.asarray(features, dtype=np.float32).reshape(1, -1)
     return np.asarray(run.embed_query(modality, x, target=target), dtype=np.float32).reshape(-1)
 
 
@@ -44,6 +48,10 @@ class _RunMethod:
     def embed_query(self, modality: str, x: np.ndarray, target: str) -> np.ndarray:
         if self._method is None:
             self._method = self.run.method()
+        if _is_sequence(x):
+            if self._method.config.inputs == "paper":
+                x = x.pooled
+            return self._method.embed_modality(modality, x, partner=target)
         return self._method.embed_modality(modality, np.atleast_2d(x), partner=target)
 
 
@@ -286,7 +294,14 @@ class RetrievalPanel(QWidget):
         text = self.lyrics.text().strip()
         if not text or self.session.index is None:
             return
-        self._embed_in_background(f"typed lyrics “{text}”", lambda emb: {"lyrics": emb.lyrics(text)})
+        if self._run_is_aligned():  # per-syllable tokens for a sequence model
+            self._embed_in_background(f"typed lyrics “{text}”", lambda emb: {"lyrics": emb.lyrics_sequence(text)})
+        else:
+            self._embed_in_background(f"typed lyrics “{text}”", lambda emb: {"lyrics": emb.lyrics(text)})
+
+    def _run_is_aligned(self) -> bool:
+        """Whether the active run reads sequence inputs (``RunConfig.inputs == "aligned"``)."""
+        return getattr(getattr(self.session.run, "config", None), "inputs", "paper") == "aligned"
 
     def _on_example(self, i: int) -> None:
         line = self.examples.itemData(i)
@@ -303,14 +318,16 @@ class RetrievalPanel(QWidget):
             self.session.notify("warning", "Make a run active before querying with a file.")
             return
 
-        def features(emb: Any) -> dict[str, np.ndarray]:
+        aligned = self._run_is_aligned()
+
+        def features(emb: Any) -> dict[str, Any]:
             # the CLI's checks first: a file that is not music gets the same one-line message
             from model.validate import check_audio_query, check_midi_query
             if p.suffix.lower() in (".mid", ".midi", ".kar"):
                 check_midi_query(p, "dropped file")
-                return emb.midi_file(str(p))
+                return emb.midi_file_sequence(str(p)) if aligned else emb.midi_file(str(p))
             check_audio_query(p, "dropped file")
-            return {"audio": emb.audio_file(str(p))}
+            return {"audio": emb.audio_file_sequence(str(p)) if aligned else emb.audio_file(str(p))}
 
         self.drop.label.setText(f"{p.name} — embedding …")
         self._embed_in_background(p.name, features)
@@ -323,7 +340,7 @@ class RetrievalPanel(QWidget):
 
         def work(progress, cancel):
             emb = self._ensure_embedder()
-            feats = {m: np.asarray(v) for m, v in features_of(emb).items() if v is not None}
+            feats = {m: v for m, v in features_of(emb).items() if v is not None}
             out = {}
             for src, vec in feats.items():
                 for tgt in MODALITIES:

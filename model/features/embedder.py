@@ -146,20 +146,8 @@ class Embedder:
         notes = tuple(notes)
         if not notes:
             raise ValueError("no notes to embed")
-        from model.render.sheet import SheetJob, SheetRenderer
-        if self._sheet_renderer is None:
-            self._sheet_renderer = SheetRenderer()
-        with tempfile.TemporaryDirectory(prefix="ugaar-embed-") as tmp:
-            png = Path(tmp) / "query.png"
-            result = self._sheet_renderer.render_batch([SheetJob(png, notes)])[0]
-            if not result.ok:
-                raise ValueError(f"LilyPond could not engrave these notes: {result.error}")
-            sheet = self.sheet_sequence(png, result.note_x)
-        if self._audio_renderer is None:
-            from model.render.audio import make_audio_renderer
-            self._audio_renderer = make_audio_renderer(self.audio_renderer_kind, self.config.sample_rate)
-        audio = self.audio_sequence(self._audio_renderer.render(notes), self.config.sample_rate)
-        return {"audio": audio, "sheet": sheet,
+        return {"audio": self.audio_sequence(self._render_audio(notes), self.config.sample_rate),
+                "sheet": self._engraved(notes, self.sheet_sequence),
                 "lyrics": self.lyrics_syllables_sequence([n.syllable for n in notes], [n.word_start for n in notes])}
 
     def midi_file_sequence(self, path: str | Path, max_notes: int = MAX_NOTES) -> dict[str, SequenceInput]:
@@ -172,25 +160,30 @@ class Embedder:
         notes = tuple(notes)
         if not notes:
             raise ValueError("no notes to embed")
-        if self._sheet_renderer is None:
-            from model.render.sheet import SheetRenderer
-            self._sheet_renderer = SheetRenderer()
-        from model.render.sheet import SheetJob
-        with tempfile.TemporaryDirectory(prefix="ugaar-embed-") as tmp:
-            png = Path(tmp) / "query.png"
-            result = self._sheet_renderer.render_batch([SheetJob(png, notes)])[0]
-            if not result.ok:
-                raise ValueError(f"LilyPond could not engrave these notes: {result.error}")
-            sheet = self.sheet_png(png)
-        return {"audio": self.notes_audio(notes), "sheet": sheet,
+        return {"audio": self.notes_audio(notes), "sheet": self._engraved(notes, lambda png, _x: self.sheet_png(png)),
                 "lyrics": self.lyrics_syllables([n.syllable for n in notes], [n.word_start for n in notes])}
 
     def notes_audio(self, notes: Sequence[Note]) -> np.ndarray:
         """Render notes to audio with this embedder's synthesiser → ``(128,)``."""
+        return self.audio(self._render_audio(notes), self.config.sample_rate)
+
+    def _render_audio(self, notes: Sequence[Note]) -> np.ndarray:
         if self._audio_renderer is None:
             from model.render.audio import make_audio_renderer
             self._audio_renderer = make_audio_renderer(self.audio_renderer_kind, self.config.sample_rate)
-        return self.audio(self._audio_renderer.render(tuple(notes)), self.config.sample_rate)
+        return self._audio_renderer.render(tuple(notes))
+
+    def _engraved(self, notes: Sequence[Note], embed: Any) -> Any:
+        """Engrave ``notes`` with LilyPond into a temporary PNG; ``embed(png, note_x)`` of it."""
+        from model.render.sheet import SheetJob, SheetRenderer
+        if self._sheet_renderer is None:
+            self._sheet_renderer = SheetRenderer()
+        with tempfile.TemporaryDirectory(prefix="ugaar-embed-") as tmp:
+            png = Path(tmp) / "query.png"
+            result = self._sheet_renderer.render_batch([SheetJob(png, tuple(notes))])[0]
+            if not result.ok:
+                raise ValueError(f"LilyPond could not engrave these notes: {result.error}")
+            return embed(png, result.note_x)
 
     def midi_file(self, path: str | Path, max_notes: int = MAX_NOTES) -> dict[str, np.ndarray]:
         """A MIDI/KAR file with lyric events: its first ``max_notes`` cleaned notes."""
