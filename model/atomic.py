@@ -128,3 +128,16 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
 
 def write_json(path: str | os.PathLike[str], obj: Any, indent: int | None = 1) -> None:
     write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, sort_keys=False))
+
+
+def write_torch(path: str | os.PathLike[str], state: Any) -> None:
+    """``torch.save(state)`` to ``path`` atomically (checkpoints, encoder weights, resume states).
+
+    Written through a Python file object: on a full disk ``torch.save(path)``
+    raises an opaque ``RuntimeError`` ("unexpected pos"), a file object an
+    ``OSError(ENOSPC)``, which :func:`atomic_path` turns into a ``WriteError``
+    naming ``path``.
+    """
+    import torch
+    with atomic_path(path, suffix=".pt") as tmp, open(tmp, "wb") as handle:
+        torch.save(state, handle)

@@ -31,7 +31,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from model.atomic import atomic_path, write_json
+from model.atomic import atomic_path, write_json, write_torch
 from model.feature_set import FeatureSet
 from model.progress import CancelToken, ProgressCallback, report
 
@@ -161,9 +161,7 @@ class Encoders:
 
 def save_audio_sheet(model: AudioSheetModel, folder: str | Path) -> None:
     """State dicts only (``{"audio": ..., "sheet": ...}``), written atomically."""
-    state = {"audio": model.audio.state_dict(), "sheet": model.sheet.state_dict()}
-    with atomic_path(Path(folder) / WEIGHTS_NAME, suffix=".pt") as tmp:
-        torch.save(state, tmp)
+    write_torch(Path(folder) / WEIGHTS_NAME, {"audio": model.audio.state_dict(), "sheet": model.sheet.state_dict()})
 
 
 def load_encoders(folder: str | Path, device: str = "cpu") -> Encoders:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model.atomic import atomic_path
+from model.atomic import write_torch
 from model.progress import CancelToken, ProgressCallback, report
 
 from .config import FeatureConfig
@@ -312,11 +312,10 @@ def pretrain(train_audio: Ragged, train_sheet: Ragged, val_audio: Ragged, val_sh
         say(f"epoch {epoch + 1}: loss {record['loss']:.4f}"
             + (f", val a↔s R@1 {score:.1f} %" if "val" in record else "")
             + f" ({train_s:.0f} s train)")
-        with atomic_path(resume_path, suffix=".pt") as tmp:
-            torch.save({"config_digest": digest, "epoch": epoch + 1, "model": model.state_dict(),
-                        "optim": optim.state_dict(), "best_model": best_state,
-                        "best_score": best_score, "best_epoch": best_epoch,
-                        "bad_epochs": bad_epochs, "history": history}, tmp)
+        write_torch(resume_path, {"config_digest": digest, "epoch": epoch + 1, "model": model.state_dict(),
+                                  "optim": optim.state_dict(), "best_model": best_state,
+                                  "best_score": best_score, "best_epoch": best_epoch,
+                                  "bad_epochs": bad_epochs, "history": history})
 
     model.load_state_dict(best_state)
     model.eval()

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from model.atomic import atomic_path, write_error, write_json
+from model.atomic import atomic_path, write_error, write_json, write_torch
 from model.errors import WriteError
 from model.evaluation import retrieval_metrics, validation_score
 from model.events import EpochEvent, EventCallback, RunEvent, StepEvent, TrainingEvent, event_to_json
@@ -189,10 +189,7 @@ class Trainer:
         return st
 
     def _save(self, name: str, state: dict[str, Any]) -> None:
-        # through a Python file: on a full disk torch.save(path) raises an opaque
-        # RuntimeError ("unexpected pos"), a file object raises OSError(ENOSPC)
-        with atomic_path(self.run_dir / name, suffix=".pt") as tmp, open(tmp, "wb") as handle:
-            torch.save(state, handle)
+        write_torch(self.run_dir / name, state)
 
     def _save_checkpoint(self) -> None:
         self._save(CHECKPOINT, self._checkpoint_state())
