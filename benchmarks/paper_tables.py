@@ -138,7 +138,8 @@ def main() -> None:
     parts = []
     for inputs in args.inputs:
         parts.append(_tables_for(inputs, args, features_path, fs, meta, n, version))
-    header = ("# UGAAR and baselines on the LMD-full benchmark (test split)\n\n"
+    dataset = Path(str(meta.get("dataset_root", features_path))).name
+    header = (f"# UGAAR and baselines on `{dataset}` (test split)\n\n"
               "One part per input kind (RunConfig.inputs): **aligned** — per-position sequences "
               "(syllables, audio onsets, sheet notes) read by sequence encoders, the default since issue 9 — "
               "and **paper** — the paper's mean-pooled features, kept for the replication. "
