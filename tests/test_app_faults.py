@@ -14,17 +14,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from test_app_fixtures import (app_home, needs_trainer, open_tiny, tiny_run_path,  # noqa: F401
-                               window)
-
-
-@pytest.fixture
-def trained(qtbot, window):
-    needs_trainer()
-    run = tiny_run_path()
-    with qtbot.waitSignal(window.controller.run_opened, timeout=60000):
-        open_tiny(qtbot, window, run_dir=run)
-    return run
+from test_app_fixtures import app_home, needs_trainer, open_tiny, trained, window  # noqa: F401
 
 
 def _still_answers(qtbot, window) -> None:

@@ -111,3 +111,13 @@ def tiny_run_path() -> str:
     run_dir = Path(ds.root) / "runs" / "fixture-ugaar"
     Trainer(RunConfig.for_method("ugaar", inputs="aligned", epochs=6, seed=0), fs, run_dir).run()
     return str(run_dir)
+
+
+@pytest.fixture
+def trained(qtbot, window):
+    """The window with the tiny dataset and its fixture run open."""
+    needs_trainer()
+    run = tiny_run_path()
+    with qtbot.waitSignal(window.controller.run_opened, timeout=60000):
+        open_tiny(qtbot, window, run_dir=run)
+    return run
