@@ -9,20 +9,17 @@ from model.labels import sample_label
 from model.map_alignment import partner_in_neighbourhood
 from model.map_export import MAP_COLUMNS, read_map_csv
 
-from test_app_fixtures import app_home, needs_trainer, open_tiny, tiny_run_path, window  # noqa: F401
+from test_app_fixtures import app_home, trained, window  # noqa: F401
 
 MODS = ("audio", "sheet", "lyrics")
 
 
 @pytest.fixture
-def trained(qtbot, window):
-    needs_trainer()
-    run = tiny_run_path()
-    with qtbot.waitSignal(window.controller.run_opened, timeout=60000):
-        open_tiny(qtbot, window, run_dir=run)
+def mapped(qtbot, window, trained):
+    """The fixture run open, with its map laid out."""
     qtbot.waitUntil(lambda: window.map_view.coords is not None and window.map_view.task is not None
                     and window.map_view.task.done, timeout=120000)
-    return run
+    return trained
 
 
 def _switch_view(qtbot, mv, view):
@@ -31,7 +28,7 @@ def _switch_view(qtbot, mv, view):
     assert mv.view() == view
 
 
-def test_shared_view_is_default_and_keeps_partners_closer(qtbot, window, trained):
+def test_shared_view_is_default_and_keeps_partners_closer(qtbot, window, mapped):
     mv = window.map_view
     assert mv.view() == "shared" and window.session.map_view == "shared"
     shared = partner_in_neighbourhood(mv.coords)
@@ -58,7 +55,7 @@ def test_shared_view_is_default_and_keeps_partners_closer(qtbot, window, trained
     assert np.allclose(mv.coords, shared_coords)  # from the run's cache
 
 
-def test_typed_search_highlights_its_points(qtbot, window, trained):
+def test_typed_search_highlights_its_points(qtbot, window, mapped):
     mv, lib = window.map_view, window.library
     ds = window.session.dataset
     word = ds.samples[0].words[1]
@@ -78,7 +75,7 @@ def test_typed_search_highlights_its_points(qtbot, window, trained):
     assert mv.highlighted == [] and window.session.highlight == []
 
 
-def test_map_export_round_trip_matches_the_cli(qtbot, window, trained, tmp_path, capsys):
+def test_map_export_round_trip_matches_the_cli(qtbot, window, mapped, tmp_path, capsys):
     mv = window.map_view
     qtbot.waitUntil(lambda: window.session.partner_ranks is not None, timeout=60000)
     path = mv.export_csv(str(tmp_path / "map.csv"))
@@ -93,12 +90,12 @@ def test_map_export_round_trip_matches_the_cli(qtbot, window, trained, tmp_path,
     # `ugaar map` writes the same layout, the same rows
     from model.cli import main
     cli_path = tmp_path / "cli.csv"
-    assert main(["map", trained, "--view", "shared", "--out", str(cli_path)]) == 0
+    assert main(["map", mapped, "--view", "shared", "--out", str(cli_path)]) == 0
     capsys.readouterr()
     assert read_map_csv(cli_path) == rows
 
 
-def test_partner_rank_column_sorts_and_colours_the_map(qtbot, window, trained):
+def test_partner_rank_column_sorts_and_colours_the_map(qtbot, window, mapped):
     from ugaar_app.library import RANK
     lib, mv = window.library, window.map_view
     qtbot.waitUntil(lambda: window.session.partner_ranks is not None, timeout=60000)
