@@ -28,14 +28,9 @@ from .theme import MODALITY_COLORS
 PARTNER_MARK = "✔ partner"
 
 
-def _is_sequence(x: Any) -> bool:
-    return hasattr(x, "tokens") and hasattr(x, "pooled")  # model.feature_set.SequenceInput
-
-
 def embed_query(run: Any, modality: str, features: Any, target: str) -> np.ndarray:
     """Map one item's raw features (pooled vector, or SequenceInput) into the run's retrieval space."""
-    x = features if _is_sequence(features) else np.asarray(features, dtype=np.float32).reshape(1, -1)
-    return np.asarray(run.embed_query(modality, x, target=target), dtype=np.float32).reshape(-1)
+    return np.asarray(run.embed_query(modality, features, target=target), dtype=np.float32).reshape(-1)
 
 
 class _RunMethod:
@@ -48,11 +43,7 @@ class _RunMethod:
     def embed_query(self, modality: str, x: np.ndarray, target: str) -> np.ndarray:
         if self._method is None:
             self._method = self.run.method()
-        if _is_sequence(x):
-            if self._method.config.inputs == "paper":
-                x = x.pooled
-            return self._method.embed_modality(modality, x, partner=target)
-        return self._method.embed_modality(modality, np.atleast_2d(x), partner=target)
+        return self._method.embed_modality(modality, x, partner=target)
 
 
 class DropZone(QFrame):

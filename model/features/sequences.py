@@ -103,12 +103,12 @@ def audio_segments(rows: np.ndarray, config: FeatureConfig) -> tuple[np.ndarray,
     row_s = config.stft_hop_s * config.audio_time_pool
     pad = float(np.log(config.log_offset))
     onsets = detect_onsets(rows, config)[: config.sequence_max_len]
-    energy = np.log(np.exp(rows).mean(axis=1) + 1e-9)
+    power = np.exp(rows)  # the rows are log-mel magnitudes
+    energy = np.log(power.mean(axis=1) + 1e-9)
     sounding_rows = energy > energy.max() - config.sounding_db / 4.343  # dB → natural log units
     last = int(np.flatnonzero(sounding_rows)[-1]) + 1 if sounding_rows.any() else len(rows)
     ends = np.append(onsets[1:], max(last, int(onsets[-1]) + 1))
-    weights = np.exp(rows)
-    centroid = (weights * np.arange(rows.shape[1])).sum(1) / np.maximum(weights.sum(1), 1e-9)
+    centroid = (power * np.arange(rows.shape[1])).sum(1) / np.maximum(power.sum(1), 1e-9)
     patches = np.full((len(onsets), r, rows.shape[1]), pad, dtype=np.float32)
     scalars = np.zeros((len(onsets), len(AUDIO_SCALARS)), dtype=np.float32)
     for k, (a, b) in enumerate(zip(onsets, ends)):

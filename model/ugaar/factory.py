@@ -146,11 +146,14 @@ class Method:
         """Map raw features of one modality into the retrieval space, (N, embed_dim).
 
         ``values`` is what ``FeatureSet.input_of(modality, config.inputs)``
-        gives.  ``partner`` matters only for CCA (one space per pair of
+        gives (one pooled vector may be 1-D; a ``SequenceInput`` given to a
+        run on pooled inputs is read as its pooled part).  ``partner`` matters only for CCA (one space per pair of
         modalities): the space ``modality`` shares with ``partner``.
         """
+        if isinstance(values, SequenceInput) and self.config.inputs == "paper":
+            values = values.pooled  # a run on pooled inputs reads only the pooled part of an item
         if not isinstance(values, SequenceInput):
-            values = np.asarray(values, dtype=np.float32)
+            values = np.atleast_2d(np.asarray(values, dtype=np.float32))
             if self.config.inputs == "aligned" and self.config.method not in ("random",):
                 raise ValueError(f"this run reads sequences (inputs='aligned'); {modality} was given as "
                                  "pooled vectors only")

@@ -120,9 +120,4 @@ class Run:
         inputs, a ``SequenceInput`` for a run on aligned inputs (a
         ``SequenceInput`` given to a paper run is reduced to its pooled part).
         """
-        if isinstance(features, SequenceInput):
-            if self.config.inputs == "paper":
-                features = features.pooled
-        else:
-            features = np.atleast_2d(features)
         return self.method().embed_modality(modality, features, partner=target)
