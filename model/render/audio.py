@@ -4,11 +4,14 @@ Two renderers share one small interface (``name``, ``version``,
 ``sample_rate``, ``render(notes)``):
 
 * ``FluidSynthRenderer`` — FluidSynth through pyfluidsynth with pretty_midi's
-  bundled General MIDI SoundFont (``TimGM6mb.sf2``, piano).  One synthesiser
+  bundled General MIDI SoundFont (``TimGM6mb.sf2``, piano) by default, or
+  any SoundFont and General MIDI program the user chooses.  One synthesiser
   is created per renderer and reused for every sample: creating it and
   loading the SoundFont costs far more than rendering 20 notes.
 * ``BuiltinRenderer`` — a few decaying harmonics with an attack/release
-  envelope, in numpy.  It needs nothing installed and is the fallback.
+  envelope, in numpy.  It needs nothing installed and is the fallback.  Its
+  harmonic profile and envelope can be changed (timbre augmentation,
+  ``model.features.augment``).
 
 Every renderer returns float32 audio whose first onset is at t = 0, which
 ends ``RELEASE_S`` after the last note's end, and whose peak is
@@ -33,6 +36,14 @@ PEAK = 0.9
 VELOCITY = 90
 #: Shortest sounding duration; zero-length notes in dirty sources would be silent.
 MIN_DURATION_S = 0.05
+#: Where Debian's ``fluid-soundfont-gm`` puts FluidR3_GM: a sample set other
+#: than pretty_midi's TimGM6mb, used as the held-out timbres of evaluation.
+HELD_OUT_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+
+
+def held_out_soundfont() -> Path | None:
+    """FluidR3_GM when installed (``apt-get install fluid-soundfont-gm``), else None."""
+    return HELD_OUT_SOUNDFONT if HELD_OUT_SOUNDFONT.is_file() else None
 
 
 def _timeline(notes: Sequence[Note]) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
@@ -114,12 +125,18 @@ class BuiltinRenderer(AudioRenderer):
 
     def __init__(self, sample_rate: int = 16000) -> None:
         self.sample_rate = int(sample_rate)
+        #: Optional timbre (augmentation): harmonic amplitudes (index k-1 for
+        #: harmonic k), decay rate of the fundamental (1/s) and attack (s).
+        #: None keeps the canonical 1/k, 1.5 (1 + k) and 10 ms above.
+        self.profile: np.ndarray | None = None
+        self.decay = 1.5
+        self.attack_s = self.ATTACK_S
 
     def _render(self, notes: Sequence[Note]) -> np.ndarray:
         sr = self.sample_rate
         pitches, onsets, ends, total = _timeline(notes)
         out = np.zeros(int(round(total * sr)), dtype=np.float32)
-        attack = max(1, int(self.ATTACK_S * sr))
+        attack = max(1, int(self.attack_s * sr))
         release = max(1, int(RELEASE_S * sr))
         for pitch, onset, end in zip(pitches, onsets, ends):
             start = int(round(onset * sr))
@@ -143,16 +160,17 @@ class BuiltinRenderer(AudioRenderer):
         f0 = 440.0 * 2.0 ** ((pitch - 69) / 12.0)
         x = (2 * np.pi * f0) * t
         two_cos = 2 * np.cos(x)
-        base = np.exp(np.float32(-1.5) * t)  # decay of the fundamental is base**2
+        base = np.exp(np.float32(-self.decay) * t)  # decay of the fundamental is base**2
         sin_prev, sin_k = np.zeros_like(t), np.sin(x)
         decay = base * base
-        tone = sin_k * decay
-        for k in range(2, self.HARMONICS + 1):
+        amps = self.profile  # None: the canonical 1/k, computed as before (bit-identical audio)
+        tone = sin_k * decay if amps is None else sin_k * decay * np.float32(amps[0])
+        for k in range(2, (self.HARMONICS if amps is None else len(amps)) + 1):
             if k * f0 >= sr / 2:  # above Nyquist it would alias
                 break
             sin_prev, sin_k = sin_k, two_cos * sin_k - sin_prev
             decay = decay * base
-            tone += sin_k * decay / k
+            tone += sin_k * decay / k if amps is None else sin_k * decay * np.float32(amps[k - 1])
         env = np.ones(length, dtype=np.float32)
         env[:attack] = np.linspace(0.0, 1.0, attack, endpoint=False)
         if length > held:
@@ -198,40 +216,74 @@ def _fluidsynth_version(module) -> str:
 
 
 class FluidSynthRenderer(AudioRenderer):
-    """FluidSynth with the bundled GM piano; one synthesiser reused per renderer.
+    """FluidSynth with a GM SoundFont (default: the bundled piano); one synthesiser per renderer.
 
     The synthesiser has no audio driver: samples are pulled with
     ``get_samples`` segment by segment between note events, which is
     faster than writing a MIDI file and rendering it offline.  Reverb and
-    chorus are off, so nothing rings over from one sample into the next.
+    chorus are off, so nothing rings over from one sample into the next
+    (``system_reset`` does not empty FluidSynth's reverb: a sample rendered
+    with it on differed by up to 0.05 depending on the one before, measured;
+    augmentation adds a seeded reverb and chorus in numpy instead).
     Not thread-safe: give each worker its own renderer.
+
+    Parameters
+    ----------
+    sample_rate : int
+        Output rate in Hz.
+    soundfont : path, optional
+        A General MIDI SoundFont (.sf2); default pretty_midi's TimGM6mb.
+    program : int
+        General MIDI program 0–127 of bank 0 (0 = acoustic grand piano).
+    velocity : int
+        MIDI velocity of every note.
     """
 
     name = "fluidsynth"
     #: FluidSynth's internal block size (FLUID_BUFSIZE).
     BLOCK = 64
 
-    def __init__(self, sample_rate: int = 16000) -> None:
+    def __init__(self, sample_rate: int = 16000, soundfont: str | os.PathLike[str] | None = None,
+                 program: int = 0, velocity: int = VELOCITY) -> None:
         ok, info = fluidsynth_available()
         if not ok:
             raise RuntimeError(f"FluidSynth renderer unavailable: {info}")
         import fluidsynth
 
+        if not 0 <= int(program) <= 127:
+            raise ValueError(f"General MIDI program must be 0-127, got {program}")
         self.sample_rate = int(sample_rate)
+        self.program, self.velocity = int(program), int(velocity)
         self._synth = fluidsynth.Synth(gain=0.5, samplerate=float(self.sample_rate),
                                        channels=16, **{"synth.reverb.active": 0,
                                                        "synth.chorus.active": 0})
-        sf = _soundfont_path()
+        sf = Path(soundfont) if soundfont is not None else _soundfont_path()
+        if not sf.is_file():
+            raise RuntimeError(f"SoundFont not found: {sf}")
+        self.soundfont = sf
         self._sfid = self._synth.sfload(str(sf))
         if self._sfid < 0:
             raise RuntimeError(f"FluidSynth could not load {sf}")
-        self._synth.program_select(0, self._sfid, 0, 0)  # bank 0, program 0: piano
+        self._synth.program_select(0, self._sfid, 0, self.program)  # bank 0
+        # The canonical renderer keeps its old identity, so existing datasets stay valid.
         self.version = f"fluidsynth {info} + {sf.name}"
+        if self.program:
+            self.version += f" program {self.program}"
+        if self.velocity != VELOCITY:
+            self.version += f" velocity {self.velocity}"
         # A synthesiser's first render differs from every later one by up to
         # 0.07 in amplitude (measured; later renders agree within 0.001), so
         # without this warm-up, one short note per piano key, a sample's audio
         # would depend on whether it was the first one its worker rendered.
         self._render([Note(p, 0.05 * i, 0.05, "") for i, p in enumerate(range(21, 109))])
+
+    def set_voice(self, program: int | None = None, velocity: int | None = None) -> None:
+        """Change the General MIDI program and the velocity of later renders (augmentation)."""
+        if program is not None and int(program) != self.program:
+            self.program = int(program)
+            self._synth.program_select(0, self._sfid, 0, self.program)
+        if velocity is not None:
+            self.velocity = int(np.clip(velocity, 1, 127))
 
     def _pull(self, frames: int, chunks: list[np.ndarray]) -> None:
         if frames > 0:
@@ -254,7 +306,7 @@ class FluidSynthRenderer(AudioRenderer):
             self._pull(frame - now, chunks)
             now = max(now, frame)
             if is_on:
-                self._synth.noteon(0, pitch, VELOCITY)
+                self._synth.noteon(0, pitch, self.velocity)
             else:
                 self._synth.noteoff(0, pitch)
         self._pull(total_frames - now, chunks)
@@ -281,7 +333,8 @@ class FluidSynthRenderer(AudioRenderer):
             pass
 
 
-def make_audio_renderer(kind: str = "auto", sample_rate: int = 16000) -> AudioRenderer:
+def make_audio_renderer(kind: str = "auto", sample_rate: int = 16000,
+                        soundfont: str | os.PathLike[str] | None = None, program: int = 0) -> AudioRenderer:
     """Create an audio renderer.
 
     Parameters
@@ -291,11 +344,18 @@ def make_audio_renderer(kind: str = "auto", sample_rate: int = 16000) -> AudioRe
         synthesiser; ``"fluidsynth"`` raises ``RuntimeError`` when unavailable.
     sample_rate : int
         Output rate in Hz.
+    soundfont, program
+        FluidSynth only: SoundFont file (default TimGM6mb) and General MIDI
+        program (default 0, piano).  Giving either makes ``"auto"`` mean
+        FluidSynth, so a chosen timbre never silently becomes the built-in synth.
     """
+    chosen = soundfont is not None or int(program) != 0
     if kind == "builtin":
+        if chosen:
+            raise ValueError("--soundfont and --program need the fluidsynth renderer")
         return BuiltinRenderer(sample_rate)
-    if kind == "fluidsynth":
-        return FluidSynthRenderer(sample_rate)
+    if kind == "fluidsynth" or (kind == "auto" and chosen):
+        return FluidSynthRenderer(sample_rate, soundfont=soundfont, program=program)
     if kind == "auto":
         if fluidsynth_available()[0]:
             try:
