@@ -141,3 +141,49 @@ def write_torch(path: str | os.PathLike[str], state: Any) -> None:
     import torch
     with atomic_path(path, suffix=".pt") as tmp, open(tmp, "wb") as handle:
         torch.save(state, handle)
+
+
+def link_or_copy(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> str:
+    """Put ``src``'s content at ``dst`` atomically: a hard link, else a copy.
+
+    A hard link costs no space and no time; where one cannot be made (another
+    file system, a file system without links) the file is copied through
+    :func:`atomic_path`.  Either way ``dst`` appears whole or not at all.
+
+    Returns
+    -------
+    str
+        ``"linked"`` or ``"copied"``.
+
+    Raises
+    ------
+    WriteError
+        ``dst`` cannot be written (disk full, read-only folder, permission).
+    FileNotFoundError
+        ``src`` does not exist.
+    """
+    import shutil
+
+    source, target = Path(src), Path(dst)
+    if not source.is_file():
+        raise FileNotFoundError(errno.ENOENT, "no such file", str(source))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(target, exc) from exc
+    # A name like atomic_path's temporaries (".<name>.*.tmp"), so the cleanup
+    # of an interrupted run's leftovers finds it too.
+    tmp = target.parent / f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+    try:
+        os.link(source, tmp)
+        os.replace(tmp, target)
+        return "linked"
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP,
+                             errno.EOPNOTSUPP):
+            raise write_error(target, exc) from exc
+    with atomic_path(target) as tmp_copy:
+        shutil.copyfile(source, tmp_copy)
+    return "copied"

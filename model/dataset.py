@@ -77,6 +77,10 @@ class BuildConfig:
         PNG resolution (dpi) for LilyPond; None = the renderer's default.
     sheet_batch_size : int
         Snippets per LilyPond run.
+    shard : (int, int) or None
+        ``(K, N)``: build only shard K of N (``model.dataset_shards``); None
+        builds every song.  Left out of the JSON when None, so a whole
+        build's manifest is what it was before shards existed.
     """
 
     source: str
@@ -95,11 +99,16 @@ class BuildConfig:
     display_sheets: bool = True
     sheet_resolution: Optional[int] = None
     sheet_batch_size: int = 32
+    shard: Optional[tuple[int, int]] = None
 
     def to_json(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["split_fractions"] = list(self.split_fractions)
         data["cleaning"] = _cleaning_to_json(self.cleaning)
+        if self.shard is None:
+            data.pop("shard")
+        else:
+            data["shard"] = [int(x) for x in self.shard]
         return data
 
     @classmethod
@@ -108,6 +117,8 @@ class BuildConfig:
         kwargs = {k: v for k, v in data.items() if k in known}
         if "split_fractions" in kwargs:
             kwargs["split_fractions"] = tuple(float(x) for x in kwargs["split_fractions"])
+        if kwargs.get("shard") is not None:
+            kwargs["shard"] = tuple(int(x) for x in kwargs["shard"])
         if "cleaning" in kwargs:
             from model.cleaning import CleaningConfig
             raw = kwargs["cleaning"]

@@ -11,6 +11,10 @@ A rendered file counts as done when it exists, is non-empty and the state
 says the same renderer made it; every file is written atomically, so an
 interrupted build run again finishes with the same result as an
 uninterrupted one.
+
+Shards: ``BuildConfig.shard = (K, N)`` builds only the items
+``model.dataset_shards`` assigns to shard K and records in the manifest what
+``model.dataset_merge`` needs to join N shards into the whole build.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 from model.atomic import write_json
 from model.dataset import FORMAT_NAME, FORMAT_VERSION, MANIFEST_NAME, BuildConfig, Dataset
+from model.dataset_shards import SHARD_RECORD, shard_items, shard_record
 from model.progress import CancelToken, ProgressCallback, report
 from model.samples import assign_split, make_windows, sample_id_for
 from model.song import Note, Sample, Song
@@ -266,43 +271,81 @@ def _parse_all(config: BuildConfig, items: list[str], progress: Optional[Progres
     return [r for chunk in out for r in chunk]
 
 
-def _select_songs(parsed: list[dict[str, Any]]) -> tuple[list[Song], dict[str, list[str]],
-                                                         list[dict[str, str]]]:
+def parse_records(parsed: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The plain JSON part of parse results: what :func:`choose_songs` reads.
+
+    ``{"item", "error"}`` for a skipped item, else ``{"item", "song_id",
+    "path", "fingerprints"}``; an ``index`` a result carries is kept.
+    """
+    records = []
+    for r in parsed:
+        rec: dict[str, Any] = {k: r[k] for k in ("index", "item") if k in r}
+        if "error" in r:
+            rec["error"] = r["error"]
+        else:
+            rec.update(song_id=r["song"].song_id, path=r["song"].path,
+                       fingerprints=list(r["fingerprints"]))
+        records.append(rec)
+    return records
+
+
+def choose_songs(records: Sequence[dict[str, Any]]) -> tuple[list[str], dict[str, list[str]],
+                                                              list[dict[str, str]]]:
     """Keep one song per id and per duplicate group.
 
-    Returns the canonical songs (sorted by id), ``{canonical: [merged ids]}``
-    and the skipped items.
+    A plain function of the parse records (see :func:`parse_records`), in
+    item order, so a merge of shards (``model.dataset_merge``) decides from
+    all shards' records exactly as one whole build decides.
+
+    Returns the kept (canonical) song ids, sorted, ``{canonical: [merged
+    ids]}`` and the skipped items.
     """
     from model.cleaning import group_duplicates
     skipped: list[dict[str, str]] = []
-    songs: dict[str, Song] = {}
+    paths: dict[str, str] = {}
     fingerprints: dict[str, Any] = {}
-    for r in parsed:
+    for r in records:
         if "error" in r:
             skipped.append({"path": str(r["item"]), "reason": r["error"]})
             continue
-        song: Song = r["song"]
-        if song.song_id in songs:
+        song_id = r["song_id"]
+        if song_id in paths:
             skipped.append({"path": str(r["item"]),
-                            "reason": f"same song id as {songs[song.song_id].path}"})
+                            "reason": f"same song id as {paths[song_id]}"})
             continue
-        songs[song.song_id] = song
-        fingerprints[song.song_id] = tuple(r["fingerprints"])
+        paths[song_id] = r["path"]
+        fingerprints[song_id] = tuple(r["fingerprints"])
     canonical = group_duplicates(fingerprints)
     merged: dict[str, list[str]] = {}
     for song_id, canon in canonical.items():
         if song_id != canon:
             merged.setdefault(canon, []).append(song_id)
-    kept = [songs[sid] for sid in sorted(songs) if canonical.get(sid, sid) == sid]
+    kept = [sid for sid in sorted(paths) if canonical.get(sid, sid) == sid]
     return kept, {k: sorted(v) for k, v in merged.items()}, skipped
 
 
-def _make_samples(config: BuildConfig, songs: list[Song]) -> tuple[list[Sample], dict[str, int],
-                                                                  dict[str, int]]:
+def _select_songs(parsed: list[dict[str, Any]]) -> tuple[list[Song], dict[str, list[str]],
+                                                         list[dict[str, str]]]:
+    """Keep one song per id and per duplicate group (see :func:`choose_songs`).
+
+    Returns the canonical songs (sorted by id), ``{canonical: [merged ids]}``
+    and the skipped items.
+    """
+    songs: dict[str, Song] = {}
+    for r in parsed:
+        if "error" not in r:
+            songs.setdefault(r["song"].song_id, r["song"])
+    kept, merged, skipped = choose_songs(parse_records(parsed))
+    return [songs[sid] for sid in kept], merged, skipped
+
+
+def _make_samples(config: BuildConfig, songs: list[Song]
+                  ) -> tuple[list[Sample], dict[str, int], dict[str, dict[str, Any]]]:
+    """Windows of every song; the window counts in total and per song (a shard records those)."""
     samples: list[Sample] = []
     dropped_silence = 0
     too_short = 0
-    per_song: dict[str, int] = {}
+    per_song: dict[str, dict[str, Any]] = {}
     for song in songs:
         windows, dropped = make_windows(song, config.window, config.all_windows,
                                         config.max_silence)
@@ -310,7 +353,8 @@ def _make_samples(config: BuildConfig, songs: list[Song]) -> tuple[list[Sample],
         if len(song.notes) < config.window:
             too_short += 1
         split = assign_split(song.song_id, config.split_seed, config.split_fractions)
-        per_song[song.song_id] = len(windows)
+        per_song[song.song_id] = {"windows": len(windows), "dropped_silence": dropped,
+                                  "too_short": len(song.notes) < config.window}
         for start, notes in windows:
             samples.append(Sample(sample_id=sample_id_for(song.song_id, start),
                                   song_id=song.song_id, start=start, notes=notes, split=split,
@@ -488,18 +532,26 @@ def _build(config: BuildConfig, progress: Optional[ProgressCallback],
     timings: dict[str, float] = {}
 
     report(progress, "list", 0, 0)
-    items = _list_items(config)
+    all_items = _list_items(config)
+    # A shard builds its slice of the list; each item keeps its index in the
+    # whole list so a merge reports skipped items in a whole build's order.
+    indexed = (list(enumerate(all_items)) if config.shard is None
+               else shard_items(all_items, config.shard))
+    items = [item for _, item in indexed]
     report(progress, "list", len(items), len(items))
     if cancel is not None:
         cancel.raise_if_set()
 
     t = time.perf_counter()
     parsed = _parse_all(config, items, progress, cancel, cache)
+    for (index, _), result in zip(indexed, parsed):
+        result["index"] = index
     timings["parse_s"] = time.perf_counter() - t
     songs, merged, skipped = _select_songs(parsed)
     cleaning = _merge_cleaning(r["cleaning"] for r in parsed if "cleaning" in r)
     samples, window_stats, per_song = _make_samples(config, songs)
-    if not samples:
+    # One shard of a small source may hold no song at all; the merge checks the whole.
+    if not samples and config.shard is None:
         reasons = "; ".join(f"{s['path']}: {s['reason']}" for s in skipped[:5])
         raise ValueError(f"no samples from {config.source} {config.path or ''}: "
                          f"{len(items)} items, {len(songs)} usable songs"
@@ -562,6 +614,12 @@ def _build(config: BuildConfig, progress: Optional[ProgressCallback],
         "songs": song_rows,
         "samples": [{**s.to_json(), "lyrics": s.lyrics_text} for s in final],
     }
+    if config.shard is not None:
+        song_of = {s.sample_id: s.song_id for s in samples}
+        manifest[SHARD_RECORD] = shard_record(
+            config.shard, all_items, parse_records(parsed), per_song,
+            [{"sample_id": k, "song_id": song_of[k], "reason": v}
+             for k, v in sorted(failures.items())])
     report(progress, "manifest", 0, 1)
     write_json(root / MANIFEST_NAME, manifest, indent=None)
     report(progress, "manifest", 1, 1)
