@@ -14,13 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .augment_config import AugmentConfig
+
 #: Fields that only affect how fast things run, never the numbers produced.
 _RUNTIME_ONLY = ("extract_batch",)
 #: Fields added after encoders were first trained with this class: left out of
 #: the digest while they hold their neutral value, so earlier digests (encoder
 #: folders, feature caches) stay valid.
 _OMIT_IF = {"aux_item_weight": 0.0, "init_encoders": None, "sequence_max_len": 32, "onset_delta": 0.05,
-            "sounding_db": 20.0}
+            "sounding_db": 20.0, "augment": AugmentConfig().to_dict()}
 
 
 @dataclass
@@ -106,6 +108,9 @@ class FeatureConfig:
         A 40 ms audio row "sounds" when its energy is within this many dB of
         the sample's loudest row (the share of an inter-onset interval that
         sounds tells a held note from a note followed by a rest).
+    augment : AugmentConfig
+        Timbre augmentation of the audio branch in pre-training
+        (``model.features.augment_config``); off by default.
     seed : int
         Seed of every random choice (initialisation, batch order, skip-gram).
     extract_batch : int
@@ -155,12 +160,15 @@ class FeatureConfig:
     sequence_max_len: int = 32
     onset_delta: float = 0.05
     sounding_db: float = 20.0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     seed: int = 0
     extract_batch: int = 1024
 
     def __post_init__(self) -> None:
         self.audio_widths = tuple(int(w) for w in self.audio_widths)
         self.sheet_widths = tuple(int(w) for w in self.sheet_widths)
+        if isinstance(self.augment, dict):  # from config.json
+            self.augment = AugmentConfig.from_dict(self.augment)
         if self.loss not in ("infonce", "ranking"):
             raise ValueError(f"loss must be 'infonce' or 'ranking', got {self.loss!r}")
         if self.patch_frames % self.audio_time_pool:
@@ -171,6 +179,7 @@ class FeatureConfig:
         data = dataclasses.asdict(self)
         data["audio_widths"] = list(self.audio_widths)
         data["sheet_widths"] = list(self.sheet_widths)
+        data["augment"] = self.augment.to_dict()
         return data
 
     def to_json(self, path: str | Path | None = None) -> str:

@@ -192,7 +192,9 @@ def pretrain(train_audio: Ragged, train_sheet: Ragged, val_audio: Ragged, val_sh
              progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None,
              log: Optional[Callable[[str], None]] = None,
              train_pitches: Optional[np.ndarray] = None,
-             init_state: Optional[dict[str, dict[str, torch.Tensor]]] = None) -> PretrainResult:
+             init_state: Optional[dict[str, dict[str, torch.Tensor]]] = None,
+             audio_batch: Optional[Callable[[np.ndarray, int, int], tuple[np.ndarray, np.ndarray]]] = None
+             ) -> PretrainResult:
     """Train the two CNNs on the training pairs; early-stop on validation R@1.
 
     Parameters
@@ -213,6 +215,11 @@ def pretrain(train_audio: Ragged, train_sheet: Ragged, val_audio: Ragged, val_sh
         the auxiliary loss when ``config.aux_pitch_weight > 0``.
     init_state : dict, optional
         ``{"audio": state_dict, "sheet": state_dict}`` to start from (warm start).
+    audio_batch : callable, optional
+        ``audio_batch(index, epoch, batch) -> (items, counts)`` replaces
+        ``train_audio.gather(index)``: timbre augmentation
+        (``model.features.augment.OnlineAugment``); seeded by epoch and batch,
+        so a resumed pre-training draws the same.
 
     Returns
     -------
@@ -264,7 +271,7 @@ def pretrain(train_audio: Ragged, train_sheet: Ragged, val_audio: Ragged, val_sh
             step = epoch * n_batches + b
             for group in optim.param_groups:
                 group["lr"] = _lr_at(step, total_steps, config)
-            xa, ca = train_audio.gather(index)
+            xa, ca = train_audio.gather(index) if audio_batch is None else audio_batch(index, epoch, b)
             xs, cs = train_sheet.gather(index)
             items_a = model.audio.forward_pooled(_to_tensor(xa, device))
             items_s = model.sheet(_to_tensor(xs, device))
