@@ -86,7 +86,8 @@ def check_shards(dirs: Sequence[Path], manifests: Sequence[dict[str, Any]]) -> N
     for d in dirs:
         key = d.resolve()
         if key in seen:
-            raise UgaarError(str(d), f"given twice (also as {seen[key]})")
+            also = f" (also as {seen[key]})" if str(seen[key]) != str(d) else ""
+            raise UgaarError(str(d), f"given twice{also}", "pass each shard's folder once")
         seen[key] = d
     first, ref = dirs[0], manifests[0]
     count = ref[SHARD_RECORD]["count"]

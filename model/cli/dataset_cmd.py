@@ -1,4 +1,5 @@
-"""``ugaar dataset build|info``: build a three-modality dataset, print what one holds."""
+"""``ugaar dataset build|info|merge``: build a three-modality dataset (whole or one shard),
+print what one holds, join shards."""
 from __future__ import annotations
 
 import argparse
@@ -34,6 +35,9 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
                        help="skip the display images with lyrics under the notes")
     build.add_argument("--sheet-batch", type=int, default=32,
                        help="snippets per LilyPond run (default 32)")
+    build.add_argument("--shard", default=None, metavar="K/N",
+                       help="build only shard K of N (0 ≤ K < N, e.g. $SLURM_ARRAY_TASK_ID/N); "
+                            "join the N folders with `ugaar dataset merge`")
     build.add_argument("--quiet", action="store_true", help="no progress bar")
     build.set_defaults(func=_build)
 
@@ -42,16 +46,26 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
     info.add_argument("--json", action="store_true", help="print the summary as JSON")
     info.set_defaults(func=_info)
 
+    merge = sub.add_parser("merge", help="join the folders of `dataset build --shard K/N` "
+                                         "into the dataset one whole build makes")
+    merge.add_argument("shard_dirs", nargs="+", metavar="SHARD_DIR",
+                       help="the folders of all N shards, in any order")
+    merge.add_argument("--out", required=True, help="dataset folder to write")
+    merge.add_argument("--quiet", action="store_true", help="no progress bar")
+    merge.set_defaults(func=_merge)
+
 
 def _build(args: argparse.Namespace) -> int:
     from model.dataset import BuildConfig, build_dataset
+    from model.dataset_shards import parse_shard
     if args.source in ("midi", "musicxml") and not args.path:
         raise ValueError(f"--source {args.source} needs a PATH")
     config = BuildConfig(source=args.source, path=args.path, out=args.out, limit=args.limit,
                          workers=max(1, args.workers), all_windows=args.all_windows,
                          audio_renderer=args.audio_renderer, split_seed=args.seed,
                          display_sheets=not args.no_display_sheets,
-                         sheet_batch_size=max(1, args.sheet_batch))
+                         sheet_batch_size=max(1, args.sheet_batch),
+                         shard=parse_shard(args.shard) if args.shard else None)
     bar = None if args.quiet else StageBar()
     t0 = time.perf_counter()
     try:
@@ -60,6 +74,27 @@ def _build(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     print(f"built {args.out} in {time.perf_counter() - t0:.1f} s")
+    _print_summary(dataset.summary())
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from model.dataset_merge import MERGE_REPORT_NAME, merge_shards
+    bar = None if args.quiet else StageBar()
+    t0 = time.perf_counter()
+    try:
+        dataset, merged = merge_shards(args.shard_dirs, args.out, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(f"merged {len(merged['shards'])} shards into {args.out} in "
+          f"{time.perf_counter() - t0:.1f} s ({merged['files']['linked']} files linked, "
+          f"{merged['files']['copied']} copied, {merged['files']['present']} already there)")
+    dropped = merged["dropped_duplicates"]
+    print(f"  songs left out as duplicates of a song in another shard: {len(dropped)}"
+          + (f" (see {MERGE_REPORT_NAME})" if dropped else ""))
+    for d in dropped[:20]:
+        print(f"    {d['song_id']} ({d['dir']}) -> {d['canonical']} ({d['canonical_dir']})")
     _print_summary(dataset.summary())
     return 0
 
