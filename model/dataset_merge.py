@@ -169,6 +169,13 @@ def plan_merge(dirs: Sequence[Path], manifests: Sequence[dict[str, Any]], out: P
     canonical_of = {sid: canon for canon, ids in merged.items() for sid in ids}
 
     rows = [{row["song_id"]: row for row in m["songs"]} for m in manifests]
+    failures_of: list[dict[str, list[dict[str, str]]]] = []
+    for m in manifests:
+        per_song_failures: dict[str, list[dict[str, str]]] = {}
+        for f in m[SHARD_RECORD]["render_failures"]:
+            per_song_failures.setdefault(f["song_id"], []).append(
+                {"sample_id": f["sample_id"], "reason": f["reason"]})
+        failures_of.append(per_song_failures)
     samples_of: list[dict[str, list[dict[str, Any]]]] = []
     for m in manifests:
         per_song: dict[str, list[dict[str, Any]]] = {}
@@ -196,8 +203,7 @@ def plan_merge(dirs: Sequence[Path], manifests: Sequence[dict[str, Any]], out: P
         windows["kept"] += int(w["windows"])
         windows["dropped_silence"] += int(w["dropped_silence"])
         windows["songs_too_short"] += int(bool(w["too_short"]))
-        failures.extend({"sample_id": f["sample_id"], "reason": f["reason"]}
-                        for f in rec["render_failures"] if f["song_id"] == sid)
+        failures.extend(failures_of[pos].get(sid, []))
     kept_set = set(kept)
     dropped = []
     for pos, m in enumerate(manifests):

@@ -301,3 +301,22 @@ def test_lmd_shards_merge_into_the_whole_build(lmd_release, tmp_path):
     assert merged.content_hash == whole.content_hash
     assert _comparable(merged.manifest) == _comparable(whole.manifest)
     assert _files(merged.root) == _files(whole.root)
+
+
+def test_render_failures_follow_the_kept_songs(built, tmp_path):
+    """A shard's failed sample is reported by the merge only when its song is kept."""
+    shards, dups = built["shards"], built["dups"]
+    merged, report = merge_shards([s.root for s in shards], tmp_path / "clean")
+    (dropped,) = report["dropped_duplicates"]
+    kept_song = merged.samples[0].song_id
+    dirs = []
+    for k, s in enumerate(shards):
+        def add_failures(m, k=k):
+            for song_id in (kept_song, dropped["song_id"]):
+                if any(r["song_id"] == song_id for r in m["songs"]):
+                    m["shard"]["render_failures"].append(
+                        {"sample_id": f"zz-{song_id}", "song_id": song_id, "reason": "sheet: x"})
+        dirs.append(_copy(s.root, tmp_path / f"failed{k}", add_failures))
+    again, _ = merge_shards(dirs, tmp_path / "failed")
+    assert again.report["render_failures"] == [
+        {"sample_id": f"zz-{kept_song}", "reason": "sheet: x"}]
