@@ -1,9 +1,18 @@
-"""``ugaar train``: train UGAAR or a baseline on a FeatureSet or a dataset folder."""
+"""``ugaar train``: train UGAAR or a baseline on a FeatureSet or a dataset folder.
+
+With ``--nproc N`` the command starts ``torchrun`` with N copies of itself
+(torch DDP, docs/scaling.md); each copy finds torchrun's environment and
+joins the process group.  The same command under ``torchrun`` or ``srun …
+torchrun`` on a cluster runs one rank.
+"""
 from __future__ import annotations
 
 import argparse
+import os
 import signal
+import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -13,6 +22,10 @@ from model.feature_set import cached_feature_files
 from model.sources.lmd_archive import cache_root
 
 DEFAULT_RUNS = cache_root() / "runs"
+
+#: Created in a run folder to stop a distributed run cleanly (``ugaar train
+#: --nproc``'s Ctrl-C writes it; on a cluster, ``touch RUN/stop.request``).
+STOP_FILE = "stop.request"
 
 
 def resolve_features(path: str | Path, device: str = "cpu"):
@@ -92,15 +105,139 @@ def format_event(event: TrainingEvent, every: int = 50) -> str | None:
     return None
 
 
-def run(args: argparse.Namespace) -> int:
+def default_out(method: str, seed: int) -> Path:
+    """The run folder of a run without ``--out``."""
+    return DEFAULT_RUNS / f"{method}-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def worker_argv(args: argparse.Namespace, out: str) -> list[str]:
+    """``ugaar train`` arguments of one rank: ``args`` without ``--nproc``, with the run folder fixed."""
+    argv = ["train"] + ([args.features] if args.features else [])
+    for flag, name in (("--method", "method"), ("--inputs", "inputs"), ("--seed", "seed"), ("--epochs", "epochs"),
+                       ("--batch-size", "batch_size"), ("--device", "device"), ("--resume", "resume"),
+                       ("--threads", "threads"), ("--print-every", "print_every")):
+        value = getattr(args, name)
+        if value is not None and not (name == "threads" and value == 0):
+            argv += [flag, str(value)]
+    if not args.resume:
+        argv += ["--out", out]
+    for item in args.set or []:
+        argv += ["--set", item]
+    return argv
+
+
+def launch(args: argparse.Namespace) -> int:
+    """Start ``torchrun --standalone --nproc-per-node N`` on this command and wait for it.
+
+    Ctrl-C asks for a clean stop: it writes ``RUN/stop.request``, which rank
+    0 turns into :meth:`Trainer.stop` (every rank then ends after the same
+    step, with a checkpoint).  A second Ctrl-C ends the job at once.  The
+    workers run in their own session, so the terminal's Ctrl-C reaches this
+    process only (torchrun would otherwise kill its workers on the spot).
+    """
     import torch
 
+    from model.errors import BadInputError
+
+    if args.device == "cuda" and args.nproc > torch.cuda.device_count():
+        raise BadInputError("--nproc", f"{args.nproc} processes but {torch.cuda.device_count()} GPUs",
+                            "use at most one process per GPU")
+    if args.resume:
+        run_dir = Path(args.resume)
+    elif args.out:
+        run_dir = Path(args.out)
+    else:
+        from model.ugaar.config import RunConfig
+
+        seed = args.seed if args.seed is not None else RunConfig().seed
+        run_dir = default_out(args.method, seed)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    stop_file = run_dir / STOP_FILE
+    stop_file.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}",
+           "-m", "model", *worker_argv(args, str(run_dir))]
+    print(f"starting {args.nproc} processes: torchrun --standalone --nproc-per-node={args.nproc} -m model "
+          + " ".join(cmd[cmd.index("model") + 1:]), file=sys.stderr, flush=True)
+    env = dict(os.environ)
+    if args.threads:  # torchrun sets OMP_NUM_THREADS=1 unless told
+        env.setdefault("OMP_NUM_THREADS", str(args.threads))
+    child = subprocess.Popen(cmd, env=env, start_new_session=True)
+    previous = signal.getsignal(signal.SIGINT)
+    asked = threading.Event()
+
+    def on_sigint(signum, frame):
+        if not asked.is_set():
+            asked.set()
+            print("stopping every process after this step (Ctrl-C again to abort)…", file=sys.stderr, flush=True)
+            stop_file.touch()
+        else:
+            os.killpg(child.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:  # pragma: no cover - the handler above replaces it
+                continue
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGTERM)
+            child.wait()
+
+
+def _watch_stop_file(path: Path, stop, done: threading.Event, every_s: float = 0.5) -> None:
+    """Call ``stop()`` once ``path`` appears (a file older than the watch is stale), then remove it."""
+    started = time.time()
+    while not done.wait(every_s):
+        try:
+            if path.stat().st_mtime >= started - 1.0:
+                stop()
+                path.unlink(missing_ok=True)
+                return
+        except FileNotFoundError:
+            continue
+
+
+def run(args: argparse.Namespace) -> int:
+    from model import distributed as dist_
+    from model.validate import load_resume_state
+
+    if getattr(args, "nproc", 1) > 1 and dist_.env_world_size() == 1:
+        return launch(args)
+    world = dist_.World()
+    if dist_.env_world_size() > 1:  # a rank of a torchrun job: join the group (gloo or NCCL by device)
+        if args.resume:
+            device = load_resume_state(args.resume)[0].device
+        else:
+            device = args.device or str(parse_overrides(args.set).get("device", "cpu"))
+        world = dist_.init_from_env(device)
+    try:
+        return _run(args, world)
+    finally:
+        dist_.shutdown()
+
+
+def _run(args: argparse.Namespace, world) -> int:
+    import torch
+
+    from model import distributed as dist_
     from model.errors import BadInputError
     from model.ugaar import RunConfig, Trainer
     from model.validate import check_fields, load_resume_state
 
     if args.threads:
         torch.set_num_threads(args.threads)
+
+    def features_first_on_rank_0(path, device):
+        # a dataset folder without cached features gets them extracted: once, by rank 0
+        if not world.is_main:
+            dist_.barrier()
+        result = resolve_features(path, device)
+        if world.is_main:
+            dist_.barrier()
+        return result
 
     def printer(event: TrainingEvent) -> None:
         line = format_event(event, args.print_every)
@@ -111,7 +248,7 @@ def run(args: argparse.Namespace) -> int:
         # config.json and checkpoint.pt checked first: a damaged one is named with its field
         config, _ = load_resume_state(args.resume)
         if args.features:
-            features, _ = resolve_features(args.features, args.device or "cpu")
+            features, _ = features_first_on_rank_0(args.features, args.device or "cpu")
         else:
             features = _recorded_features(config, args.resume)
         trainer = Trainer.resume(args.resume, features, on_event=printer)
@@ -120,22 +257,25 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("give a FeatureSet (.npz) or dataset folder, or --resume RUN")
         overrides = parse_overrides(args.set)
         check_fields(overrides, RunConfig, "--set", BadInputError)  # before features: extraction can take hours
-        features, fpath = resolve_features(args.features, args.device or "cpu")
+        features, fpath = features_first_on_rank_0(args.features, args.device or "cpu")
         for name in ("seed", "epochs", "device", "batch_size"):
             value = getattr(args, name)
             if value is not None:
                 overrides[name] = value
         overrides["features_path"] = str(Path(fpath).resolve()) if str(fpath) else ""
         overrides["inputs"] = args.inputs or ("aligned" if features.has_sequences else "paper")
-        if args.inputs is None and not features.has_sequences:
+        if args.inputs is None and not features.has_sequences and world.is_main:
             # stdout: a note, not an error (stderr carries the one-line error contract)
             print("note: these features have no per-position sequences, so this run trains on the paper's "
                   "mean-pooled inputs (re-extract with `ugaar features extract DATASET --force` for aligned "
                   "inputs)")
         config = RunConfig.for_method(args.method, **overrides)
-        out = Path(args.out) if args.out else DEFAULT_RUNS / f"{config.method}-s{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+        # every rank must write into one folder: rank 0's default name (its clock) is everyone's
+        out = Path(args.out) if args.out else Path(dist_.broadcast_object(str(default_out(config.method, config.seed))))
         trainer = Trainer(config, features, out, on_event=printer)
 
+    if world.distributed:
+        return _run_rank(trainer, world)
     previous = signal.getsignal(signal.SIGINT)
 
     def on_sigint(signum, frame):  # first Ctrl-C: clean stop with a checkpoint; second: abort
@@ -148,6 +288,38 @@ def run(args: argparse.Namespace) -> int:
         result = trainer.run()
     finally:
         signal.signal(signal.SIGINT, previous)
+    return _report(result)
+
+
+def _run_rank(trainer, world) -> int:
+    """Run one rank of a distributed job: clean stops on signals and on ``RUN/stop.request``.
+
+    SIGINT and SIGTERM (torchrun forwards the terminal's Ctrl-C; SLURM sends
+    SIGTERM before a time limit) ask for :meth:`Trainer.stop` on whichever
+    rank gets them; the trainer's per-step vote stops every rank after the
+    same step.  A repeated signal is the same request, not an abort: torchrun
+    sends its own after the terminal's, and kills the workers itself if they
+    take longer than its grace period.
+    """
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in handlers:
+        signal.signal(sig, lambda signum, frame: trainer.stop())
+    done = threading.Event()
+    watcher = None
+    if world.is_main:
+        watcher = threading.Thread(target=_watch_stop_file, args=(trainer.run_dir / STOP_FILE, trainer.stop, done),
+                                   daemon=True)
+        watcher.start()
+    try:
+        result = trainer.run()
+    finally:
+        done.set()
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    return _report(result) if world.is_main else (0 if result.status in ("finished", "stopped") else 1)
+
+
+def _report(result) -> int:
     test = result.metrics.get("test")
     if test:
         print("test:", "; ".join(f"{k} R@1={v['R@1']:.2f} MedR={v['MedR']:g} MedR/N={v['MedR/N']:.4f}"
@@ -175,5 +347,8 @@ def add_parser(subparsers, name: str = "train", help_text: str = "train UGAAR or
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a RunConfig field (repeatable)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--print-every", type=int, default=100, help="print every N-th step")
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="train with N processes under torchrun (torch DDP: gloo on CPU, NCCL with --device "
+                        "cuda, one GPU each); the batch size stays the global batch (docs/scaling.md)")
     p.set_defaults(func=run)
     return p

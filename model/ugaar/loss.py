@@ -85,15 +85,32 @@ def generative_nll(logits: torch.Tensor, true_index: torch.Tensor) -> torch.Tens
     return F.cross_entropy(logits, true_index)
 
 
-def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float = 0.1,
+             rows: slice | None = None) -> torch.Tensor:
     """Symmetric InfoNCE between row-aligned a_i ↔ b_i with the batch as negatives.
 
     Used as the audio–sheet alignment term on F(x), G(y) (a departure from
     the paper, see docs/training.md): logits −‖a_i − b_j‖² / T.
+
+    Parameters
+    ----------
+    a, b : (B, E)
+        The whole batch (under DDP: gathered from every rank, so every rank's
+        rows are each other's negatives).
+    temperature : float
+    rows : slice, optional
+        Only these rows' terms (a rank's share of the batch), both
+        directions: a_i against all b, b_i against all a.  Their mean is
+        returned.  Default: every row.
     """
-    logits = -squared_distances(a, b) / temperature
-    target = torch.arange(a.shape[0], device=a.device)
-    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
+    if rows is None:
+        logits = -squared_distances(a, b) / temperature
+        target = torch.arange(a.shape[0], device=a.device)
+        return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
+    target = torch.arange(a.shape[0], device=a.device)[rows]
+    logits_ab = -squared_distances(a[rows], b) / temperature
+    logits_ba = -squared_distances(b[rows], a) / temperature
+    return 0.5 * (F.cross_entropy(logits_ab, target) + F.cross_entropy(logits_ba, target))
 
 
 def policy_gradient_loss(log_prob: torch.Tensor, reward: torch.Tensor, weight: torch.Tensor | None = None,
@@ -190,13 +207,28 @@ def triplet_loss(anchor: torch.Tensor, positive: torch.Tensor, negatives: torch.
     return torch.clamp(alpha + d_pos - d_neg, min=0.0).mean()
 
 
-def in_batch_triplet(anchor: torch.Tensor, positive: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
-    """:func:`triplet_loss` with every other row of the batch as a negative."""
-    b = anchor.shape[0]
+def in_batch_triplet(anchor: torch.Tensor, positive: torch.Tensor, alpha: float = 1.0,
+                     offset: int = 0) -> torch.Tensor:
+    """:func:`triplet_loss` with every other row of the batch as a negative.
+
+    Parameters
+    ----------
+    anchor : (A, E)
+        Rows ``offset … offset + A`` of the batch (all B rows, or under DDP
+        one rank's share); the mean is over these anchors' terms.
+    positive : (B, E)
+        Every row of the batch (under DDP: gathered from every rank).
+    alpha : float
+    offset : int
+        Batch row of ``anchor[0]``: anchor i's positive is ``positive[offset + i]``.
+    """
+    b = positive.shape[0]
     if b < 2:
         return anchor.new_zeros(())
-    d = squared_distances(anchor, positive)  # (B, B)
-    d_pos = d.diagonal().unsqueeze(1)
-    off = ~torch.eye(b, dtype=torch.bool, device=anchor.device)
+    d = squared_distances(anchor, positive)  # (A, B)
+    own = torch.arange(anchor.shape[0], device=anchor.device)
+    d_pos = d[own, own + offset].unsqueeze(1)
+    off = torch.ones_like(d, dtype=torch.bool)
+    off[own, own + offset] = False
     hinge = torch.clamp(alpha + d_pos - d, min=0.0)
     return hinge[off].mean()

@@ -13,6 +13,15 @@ A run lives in a folder::
 Every file is written atomically (``model.atomic``).  Randomness is derived
 from ``(seed, epoch, step)``, so :meth:`Trainer.resume` after a
 :meth:`Trainer.stop` continues exactly the curve an uninterrupted run draws.
+
+Under ``torchrun`` (``model.distributed``) the same trainer runs on every
+rank.  Each rank draws the same global batch, candidate pool and samples,
+computes the terms of its own rows of the batch (``_Shard``), and gathers
+the embeddings that serve as negatives from all ranks with the gradient
+(``torch.distributed.nn.functional.all_gather``); the ranks' gradients are
+summed before each optimiser step.  The losses are the single-process
+losses of the global batch, up to float rounding (docs/scaling.md).  Rank 0
+alone writes files, emits events and validates.
 """
 from __future__ import annotations
 
@@ -21,12 +30,14 @@ import math
 import random
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from model import distributed as dist_
 from model.atomic import atomic_path, write_error, write_json, write_torch
 from model.errors import WriteError
 from model.evaluation import retrieval_metrics, validation_score
@@ -75,6 +86,53 @@ def _load_torch(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+@dataclass(frozen=True)
+class _Shard:
+    """This rank's rows ``[lo, hi)`` of an ``n``-row global batch.
+
+    A world of one owns every row, and then every method is the identity
+    (no collective), so a single process computes exactly what it always did.
+    """
+
+    n: int
+    lo: int
+    hi: int
+    sizes: tuple[int, ...]
+
+    @classmethod
+    def of(cls, n: int, world: dist_.World) -> "_Shard":
+        lo, hi = dist_.shard_bounds(n, world)
+        return cls(n, lo, hi, tuple(dist_.shard_sizes(n, world.size)))
+
+    @property
+    def distributed(self) -> bool:
+        return len(self.sizes) > 1
+
+    @property
+    def rows(self) -> slice:
+        return slice(self.lo, self.hi)
+
+    def gather(self, local: torch.Tensor) -> torch.Tensor:
+        """Every rank's rows (this shard's layout), with the gradient flowing back to their owners."""
+        return dist_.gather_rows(local, self.sizes)
+
+    def share(self, local_mean: torch.Tensor) -> torch.Tensor:
+        """A mean over this rank's rows turned into its share of the global mean.
+
+        mean_own · n_own / n = Σ_own / n; the ranks' shares sum to the global
+        mean, and the summed gradients to its gradient.
+        """
+        if not self.distributed:
+            return local_mean
+        return local_mean * ((self.hi - self.lo) / self.n)
+
+    def mean(self, local: torch.Tensor) -> torch.Tensor:
+        """The mean of a tensor whose first dimension is this rank's rows, over the global batch."""
+        if not self.distributed:
+            return local.mean()
+        return dist_.all_sum(local.detach().sum().reshape(1))[0] / (self.n * local[0].numel())
+
+
 class Trainer:
     """Train one method on one FeatureSet into ``run_dir``.
 
@@ -100,6 +158,7 @@ class Trainer:
         self.on_event = on_event
         self._stop = threading.Event()
         self.device = torch.device(config.device)
+        self.world = dist_.current()
         self.run_dir.mkdir(parents=True, exist_ok=True)
 
         train_mask = features.splits == "train"
@@ -127,6 +186,10 @@ class Trainer:
             self._init_d_bias()
         n_train = len(self.train)
         self.steps_per_epoch = max(1, math.ceil(n_train / config.batch_size)) if config.trains else 1
+        if config.trains and n_train // self.steps_per_epoch < self.world.size:
+            raise dist_.DistributedError(
+                "--batch-size", f"batches of {n_train // self.steps_per_epoch} samples cannot be split over "
+                f"{self.world.size} processes", "use a larger batch or fewer processes")
         self.epoch = 0            # completed epochs
         self.step_in_epoch = 0    # completed steps of the current epoch
         self.global_step = 0
@@ -160,6 +223,8 @@ class Trainer:
 
     # -------------------------------------------------------------- events
     def _emit(self, event: TrainingEvent) -> None:
+        if not self.world.is_main:  # one event stream per run: rank 0's
+            return
         path = self.run_dir / "events.jsonl"
         try:
             with open(path, "a", encoding="utf-8") as handle:
@@ -171,6 +236,8 @@ class Trainer:
             self.on_event(event)
 
     def _status(self, status: str, message: str = "") -> None:
+        if not self.world.is_main:
+            return
         write_json(self.run_dir / "status.json", {"status": status, "message": message, "epoch": self.epoch,
                                                   "step_in_epoch": self.step_in_epoch,
                                                   "global_step": self.global_step,
@@ -189,6 +256,8 @@ class Trainer:
         return st
 
     def _save(self, name: str, state: dict[str, Any]) -> None:
+        if not self.world.is_main:  # the ranks hold the same networks; one writes them
+            return
         write_torch(self.run_dir / name, state)
 
     def _save_checkpoint(self) -> None:
@@ -230,9 +299,10 @@ class Trainer:
         trainer.history = json.loads(state["history"])
         n_events = int(state["n_events"])
         events_path = run_dir / "events.jsonl"
-        lines = events_path.read_text(encoding="utf-8").splitlines(keepends=True) if events_path.exists() else []
-        with atomic_path(events_path) as tmp:
-            tmp.write_text("".join(lines[:n_events]), encoding="utf-8")
+        if trainer.world.is_main:
+            lines = events_path.read_text(encoding="utf-8").splitlines(keepends=True) if events_path.exists() else []
+            with atomic_path(events_path) as tmp:
+                tmp.write_text("".join(lines[:n_events]), encoding="utf-8")
         trainer.n_events = n_events
         return trainer
 
@@ -241,6 +311,7 @@ class Trainer:
         """Candidate pool of p_θ: the batch's own ground-truth pairs, then random training pairs.
 
         Returns audio and sheet row indices (C,); candidate b < B is a true pair of query b.
+        Drawn from ``gen``, the same on every rank: the pool is the global batch's.
         """
         n = len(self.train)
         extra = max(0, self.config.candidates - len(queries))
@@ -248,41 +319,78 @@ class Trainer:
         col = torch.randint(self.gt.shape[1], (len(audio),), generator=gen).to(self.device)
         return audio, self.gt[audio, col]
 
-    def _g_forward(self, batch: torch.Tensor, pool: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """H(z) of the queries, F(x)/G(y) of the candidate pool, and p_θ's logits (eq. 3–4)."""
+    def _embed_pool(self, modality: str, rows: torch.Tensor, shard: _Shard) -> torch.Tensor:
+        """G's embedding of the whole candidate pool, each rank embedding its share.
+
+        The pool is the global batch's B true pairs, then C − B random pairs.
+        A rank embeds the true pairs of its own queries and its slice of the
+        random ones; the gather (with gradient) puts them back in pool order,
+        so every rank's queries are scored against every rank's candidates.
+        """
+        net, x = self.method.generator, self.x[modality]
+        if not shard.distributed:
+            return net(modality, x[rows])
+        b, world = shard.n, len(shard.sizes)
+        extra_sizes = dist_.shard_sizes(len(rows) - b, world)
+        rank = self.world.rank
+        e_lo = b + sum(extra_sizes[:rank])
+        own = torch.cat([rows[shard.lo:shard.hi], rows[e_lo:e_lo + extra_sizes[rank]]])
+        gathered = dist_.gather_rows(net(modality, x[own]), [s + e for s, e in zip(shard.sizes, extra_sizes)])
+        # gathered: rank 0's (true, random), rank 1's (true, random), …  →  all true, then all random
+        starts = np.cumsum([0] + [s + e for s, e in zip(shard.sizes, extra_sizes)])
+        order = [np.arange(starts[r], starts[r] + shard.sizes[r]) for r in range(world)]
+        order += [np.arange(starts[r] + shard.sizes[r], starts[r + 1]) for r in range(world)]
+        return gathered[torch.from_numpy(np.concatenate(order)).to(gathered.device)]
+
+    def _g_forward(self, batch: torch.Tensor, pool: tuple[torch.Tensor, torch.Tensor],
+                   shard: _Shard) -> dict[str, torch.Tensor]:
+        """H(z) of this rank's queries, F(x)/G(y) of the whole candidate pool, p_θ's logits (eq. 3–4).
+
+        ``logits`` are this rank's query rows against every candidate.
+        """
         cfg, Gn, x = self.config, self.method.generator, self.x
-        out = {"h": Gn("lyrics", x["lyrics"][batch]), "f": Gn("audio", x["audio"][pool[0]]),
-               "g_pool": Gn("sheet", x["sheet"][pool[1]])}
+        own = batch[shard.rows]
+        out = {"h": Gn("lyrics", x["lyrics"][own]), "f": self._embed_pool("audio", pool[0], shard),
+               "g_pool": self._embed_pool("sheet", pool[1], shard)}
         out["logits"] = L.generative_logits(out["h"], L.pair_embedding(out["f"], out["g_pool"]), cfg.temperature_g)
         if cfg.use_kl or cfg.use_align:
-            out["g_own"] = Gn("sheet", x["sheet"][batch])
+            out["g_own"] = Gn("sheet", x["sheet"][own])
         return out
 
+    @staticmethod
+    def _all_logits(logits: torch.Tensor, shard: _Shard) -> torch.Tensor:
+        """Every query's p_θ logits (B, C), detached: what the samplers draw from on every rank."""
+        return shard.gather(logits.detach()).clone()
+
     def _d_step(self, batch: torch.Tensor, true_sheet: torch.Tensor, pool: tuple[torch.Tensor, torch.Tensor] | None,
-                logits: torch.Tensor | None, gen: torch.Generator) -> dict[str, float]:
+                logits: torch.Tensor | None, gen: torch.Generator, shard: _Shard) -> dict[str, float]:
         cfg, D, x = self.config, self.method.discriminator, self.x
         terms: dict[str, torch.Tensor] = {}
-        theta_q = D("lyrics", x["lyrics"][batch])
-        theta_true = D.pair(x["audio"][batch], x["sheet"][true_sheet])
+        own, rows = batch[shard.rows], shard.rows
+        theta_q = D("lyrics", x["lyrics"][own])
+        theta_true = D.pair(x["audio"][own], x["sheet"][true_sheet[rows]])
         if pool is not None and logits is not None and (cfg.use_bce or cfg.use_margin):
-            logits = logits.detach().clone()
+            logits = self._all_logits(logits, shard)
             _check_finite(logits, "G's p_θ logits (sampling D's negatives)")
+            b = shard.n
             if cfg.d_exclude_true:  # a generated pair that is the query's own true pair is no negative
-                logits[torch.arange(len(batch)), torch.arange(len(batch))] = -torch.inf
+                logits[torch.arange(b), torch.arange(b)] = -torch.inf
+            # every rank draws the global batch's samples from the same generator and keeps its rows
             idx = torch.multinomial(torch.softmax(logits, -1).cpu(), cfg.n_samples, replacement=True,
-                                    generator=gen).to(self.device)
+                                    generator=gen).to(self.device)[rows]
             theta_gen = D.pair(x["audio"][pool[0][idx]], x["sheet"][pool[1][idx]])  # (B, S, E)
             if cfg.use_bce:
-                terms["bce"] = L.discriminator_bce(D.score(theta_q, theta_true),
-                                                   D.score(theta_q.unsqueeze(1), theta_gen))
+                terms["bce"] = shard.share(L.discriminator_bce(D.score(theta_q, theta_true),
+                                                               D.score(theta_q.unsqueeze(1), theta_gen)))
             if cfg.use_margin:
-                terms["margin"] = L.margin_loss(theta_q, theta_true, theta_gen, cfg.margin_alpha)
+                terms["margin"] = shard.share(L.margin_loss(theta_q, theta_true, theta_gen, cfg.margin_alpha))
         if cfg.use_triplet:
-            theta_a = D("audio", x["audio"][batch])
-            theta_s = D("sheet", x["sheet"][batch])
-            terms["triplet"] = (L.in_batch_triplet(theta_q, theta_true, cfg.margin_alpha)
-                                + 0.5 * L.in_batch_triplet(theta_a, theta_s, cfg.margin_alpha)
-                                + 0.5 * L.in_batch_triplet(theta_s, theta_a, cfg.margin_alpha))
+            theta_a = D("audio", x["audio"][own])
+            theta_s = D("sheet", x["sheet"][own])
+            a = cfg.margin_alpha
+            terms["triplet"] = shard.share(L.in_batch_triplet(theta_q, shard.gather(theta_true), a, shard.lo)
+                                           + 0.5 * L.in_batch_triplet(theta_a, shard.gather(theta_s), a, shard.lo)
+                                           + 0.5 * L.in_batch_triplet(theta_s, shard.gather(theta_a), a, shard.lo))
         if not terms:
             return {}
         weights = {"bce": cfg.w_bce, "margin": cfg.w_margin, "triplet": cfg.w_triplet}
@@ -290,37 +398,50 @@ class Trainer:
         return self._optimise(self.opt_d, D, total, terms, "D")
 
     def _g_step(self, batch: torch.Tensor, pool: tuple[torch.Tensor, torch.Tensor], fwd: dict[str, torch.Tensor],
-                gen: torch.Generator) -> dict[str, float]:
+                gen: torch.Generator, shard: _Shard) -> dict[str, float]:
         cfg, D, Gn, x = self.config, self.method.discriminator, self.method.generator, self.x
-        b = len(batch)
+        b, rows = shard.n, shard.rows
+        own = batch[rows]
         terms: dict[str, torch.Tensor] = {}
         h, f, logits = fwd["h"], fwd["f"], fwd["logits"]
         g_own = fwd.get("g_own")
         if cfg.use_kl:
-            terms["kl"] = (L.teacher_student_kl(h, f[:b], cfg.temperature_kl, cfg.kl_detach_teacher)
-                           + L.teacher_student_kl(h, g_own, cfg.temperature_kl, cfg.kl_detach_teacher))
+            terms["kl"] = shard.share(L.teacher_student_kl(h, f[rows], cfg.temperature_kl, cfg.kl_detach_teacher)
+                                      + L.teacher_student_kl(h, g_own, cfg.temperature_kl, cfg.kl_detach_teacher))
         if cfg.use_gen_nll:
-            target = torch.arange(b, device=self.device)
+            target = torch.arange(b, device=self.device)[rows]
             terms["gen_nll"] = L.generative_nll(logits, target)
             if cfg.gen_nll_symmetric:  # each true pair picks its lyrics among the batch's
-                terms["gen_nll"] = 0.5 * (terms["gen_nll"] + L.generative_nll(logits[:, :b].t(), target))
+                if shard.distributed:  # this rank's true pairs against every rank's lyrics
+                    own_pairs = L.pair_embedding(f[rows], fwd["g_pool"][rows])
+                    reverse = L.generative_logits(shard.gather(h), own_pairs, cfg.temperature_g).t()
+                else:
+                    reverse = logits[:, :b].t()
+                terms["gen_nll"] = 0.5 * (terms["gen_nll"] + L.generative_nll(reverse, target))
+            terms["gen_nll"] = shard.share(terms["gen_nll"])
         if cfg.use_align:
-            terms["align"] = L.info_nce(f[:b], g_own, cfg.temperature_align)
+            terms["align"] = shard.share(L.info_nce(f[:b], shard.gather(g_own), cfg.temperature_align,
+                                                    rows if shard.distributed else None))
         if cfg.use_policy and cfg.adversarial:
-            _check_finite(logits, "G loss 'policy' (p_θ logits)")
+            all_logits = self._all_logits(logits, shard)
+            _check_finite(all_logits, "G loss 'policy' (p_θ logits)")
             log_p = torch.log_softmax(logits, -1)
-            p = log_p.detach().exp()
+            p = torch.log_softmax(all_logits, -1).exp()
             lam = cfg.importance_mix
             q = (1.0 - lam) * p
             q[torch.arange(b), torch.arange(b)] += lam
             idx = torch.multinomial(q.cpu(), cfg.n_samples, replacement=True, generator=gen).to(self.device)
-            weight = p.gather(1, idx) / q.gather(1, idx)
+            weight = (p.gather(1, idx) / q.gather(1, idx))[rows]
+            idx = idx[rows]
             with torch.no_grad():
-                theta_q = D("lyrics", x["lyrics"][batch]).unsqueeze(1)
+                theta_q = D("lyrics", x["lyrics"][own]).unsqueeze(1)
                 theta_gen = D.pair(x["audio"][pool[0][idx]], x["sheet"][pool[1][idx]])
                 rel = L.relevance_score(theta_q, theta_gen)
                 reward = L.irgan_reward(rel + D.b0) if cfg.reward == "irgan" else L.softplus_reward(rel)
-            terms["policy"] = L.policy_gradient_loss(log_p.gather(1, idx), reward, weight, cfg.reward_baseline)
+            if cfg.reward_baseline:  # the global batch's mean reward, as one process would subtract
+                reward = reward - shard.mean(reward)
+            terms["policy"] = shard.share(L.policy_gradient_loss(log_p.gather(1, idx), reward, weight,
+                                                                 baseline=False))
         if not terms:
             return {}
         weights = {"kl": cfg.w_kl, "policy": cfg.w_policy, "gen_nll": cfg.w_gen_nll, "align": cfg.w_align}
@@ -329,53 +450,68 @@ class Trainer:
 
     def _optimise(self, opt: torch.optim.Optimizer, net: torch.nn.Module, total: torch.Tensor,
                   terms: dict[str, torch.Tensor], who: str) -> dict[str, float]:
-        values = {k: float(v.detach()) for k, v in terms.items()}
-        values["total"] = float(total.detach())
+        """Report the global batch's losses, back-propagate, sum the ranks' gradients, step.
+
+        Under DDP each term is this rank's share of the global term, so the
+        sum over the ranks is the value one process would report; every rank
+        gets it, so a non-finite loss stops every rank at the same step.
+        """
+        names = list(terms) + ["total"]
+        local = torch.stack([v.detach().reshape(()) for v in terms.values()] + [total.detach().reshape(())])
+        values = dict(zip(names, dist_.all_sum(local).tolist()))
         for name, value in values.items():
             if not math.isfinite(value):
                 raise NonFiniteLoss(f"{who} loss '{name}' is {value}")
         opt.zero_grad(set_to_none=True)
         total.backward()
+        dist_.sum_gradients(net.parameters())
         if self.config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(net.parameters(), self.config.grad_clip)
         opt.step()
         return values
 
     def _train_step(self, batch_np: np.ndarray) -> tuple[dict[str, float], dict[str, float]]:
-        """One round: ``d_steps`` D updates, then ``g_steps`` G updates.
+        """One round on one global batch: ``d_steps`` D updates, then ``g_steps`` G updates.
 
         G's forward pass (H, F, G on the candidate pool) is computed once and
-        serves both D's negative sampling and G's first update.
+        serves both D's negative sampling and G's first update.  Under DDP
+        every rank draws the same global batch, pool and samples (``gen`` is
+        seeded alike everywhere) and keeps its own rows; only dropout's masks
+        (the global torch seed) differ per rank.
         """
         cfg = self.config
-        _seed_everything(cfg.seed, self.epoch, self.step_in_epoch, 1)
+        rank = (self.world.rank,) if self.world.distributed else ()
+        _seed_everything(cfg.seed, self.epoch, self.step_in_epoch, 1, *rank)
         gen = torch.Generator().manual_seed(_derive_seed(cfg.seed, self.epoch, self.step_in_epoch, 2))
         batch = torch.from_numpy(batch_np).to(self.device)
+        shard = _Shard.of(len(batch), self.world)
         true_sheet = self.gt[batch, torch.randint(self.gt.shape[1], (len(batch),), generator=gen).to(self.device)]
         d_any = cfg.use_triplet or (cfg.adversarial and (cfg.use_bce or cfg.use_margin))
         g_any = cfg.use_kl or cfg.use_gen_nll or cfg.use_align or (cfg.adversarial and cfg.use_policy)
         pool = self._sample_pairs(gen, batch) if (cfg.adversarial or g_any) else None
-        fwd = self._g_forward(batch, pool) if pool is not None else None
+        fwd = self._g_forward(batch, pool, shard) if pool is not None else None
         d_losses: dict[str, float] = {}
         g_losses: dict[str, float] = {}
         if d_any:
             for i in range(cfg.d_steps):
                 if i > 0 and fwd is not None:
                     with torch.no_grad():
-                        fwd = self._g_forward(batch, pool)
+                        fwd = self._g_forward(batch, pool, shard)
                 d_losses = self._d_step(batch, true_sheet, pool if cfg.adversarial else None,
-                                        fwd["logits"] if fwd is not None else None, gen)
+                                        fwd["logits"] if fwd is not None else None, gen, shard)
         if g_any and pool is not None:
             for i in range(cfg.g_steps):
                 if i > 0 or not fwd["logits"].requires_grad:
-                    fwd = self._g_forward(batch, pool)
-                g_losses = self._g_step(batch, pool, fwd, gen)
+                    fwd = self._g_forward(batch, pool, shard)
+                g_losses = self._g_step(batch, pool, fwd, gen, shard)
         return g_losses, d_losses
 
     def _validate(self) -> dict[str, dict[str, float]]:
         return retrieval_metrics(self.method.embed(self.val), self.config.metric)
 
     def _end_epoch(self, seconds: float, started: float) -> None:
+        if not self.world.is_main:  # validation and selection are rank 0's (the networks are the same)
+            return
         metrics = self._validate()
         score = validation_score(metrics)
         self.history.append({"epoch": self.epoch, "score": score, "seconds": seconds})
@@ -395,8 +531,9 @@ class Trainer:
         cfg = self.config
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
-        write_json(self.run_dir / "config.json", cfg.to_dict())
-        write_json(self.run_dir / "features_meta.json", _jsonable(self.features.meta))
+        if self.world.is_main:
+            write_json(self.run_dir / "config.json", cfg.to_dict())
+            write_json(self.run_dir / "features_meta.json", _jsonable(self.features.meta))
         self._status("running")
         resumed = self.global_step > 0 or self.epoch > 0
         self._emit(RunEvent("started", str(self.run_dir), "resumed" if resumed else ""))
@@ -410,8 +547,9 @@ class Trainer:
                 self._end_epoch(time.perf_counter() - t0, started)
             while cfg.trains and self.epoch < self.total_epochs:
                 t0 = time.perf_counter()
-                order = np.random.default_rng([cfg.seed, self.epoch, 7]).permutation(len(self.train))
-                batches = np.array_split(order, self.steps_per_epoch)
+                # the same global batches on every rank (each rank takes its rows of each)
+                batches = dist_.epoch_batches(len(self.train), self.steps_per_epoch, (cfg.seed, self.epoch, 7))
+                stopping = False
                 while self.step_in_epoch < self.steps_per_epoch:
                     ts = time.perf_counter()
                     g_losses, d_losses = self._train_step(batches[self.step_in_epoch])
@@ -421,15 +559,20 @@ class Trainer:
                         self._emit(StepEvent(self.epoch + 1, self.global_step,
                                              self.total_epochs * self.steps_per_epoch, g_losses, d_losses,
                                              time.perf_counter() - ts))
-                    if self._stop.is_set():
+                    # one decision for all ranks: a stop on any rank (rank 0's Trainer.stop, a
+                    # signal) ends every rank after the same step
+                    stopping = dist_.any_rank(self._stop.is_set(), self.device)
+                    if stopping:
                         break
-                if self._stop.is_set() and self.step_in_epoch < self.steps_per_epoch:
+                if stopping and self.step_in_epoch < self.steps_per_epoch:
                     return self._finish("stopped", f"stopped at epoch {self.epoch + 1}, step {self.global_step}; "
                                                    f"resume with `ugaar train --resume {self.run_dir}`")
                 self.epoch += 1
                 self.step_in_epoch = 0
                 self._end_epoch(time.perf_counter() - t0, started)
-                if self._stop.is_set() and self.epoch < self.total_epochs:
+                # the other ranks wait here while rank 0 validates and writes the checkpoint
+                stopping = dist_.any_rank(stopping or self._stop.is_set(), self.device)
+                if stopping and self.epoch < self.total_epochs:
                     return self._finish("stopped", f"stopped after epoch {self.epoch}; resume with "
                                                    f"`ugaar train --resume {self.run_dir}`")
         except WriteError as exc:  # disk full, read-only folder: the last checkpoint is intact
@@ -441,18 +584,23 @@ class Trainer:
             except OSError:
                 pass  # the same full disk: status.json keeps its last state
             raise failure from exc
-        except NonFiniteLoss as exc:
-            ckpt = _load_torch(self.run_dir / CHECKPOINT)
-            message = (f"{exc} at epoch {self.epoch + 1}, step {self.global_step + 1}: training stopped; "
-                       f"the last good checkpoint (epoch {ckpt['epoch']}, step {ckpt['global_step']}) "
-                       f"is kept in {self.run_dir}")
-            self.method.load_state(ckpt["method"])
+        except NonFiniteLoss as exc:  # every rank sees the same global loss and gets here together
+            message = ""
+            if self.world.is_main:
+                ckpt = _load_torch(self.run_dir / CHECKPOINT)
+                message = (f"{exc} at epoch {self.epoch + 1}, step {self.global_step + 1}: training stopped; "
+                           f"the last good checkpoint (epoch {ckpt['epoch']}, step {ckpt['global_step']}) "
+                           f"is kept in {self.run_dir}")
+                self.method.load_state(ckpt["method"])
             return self._finish("failed", message, save=False)
         return self._finish("finished", f"{self.epoch} epochs; best validation epoch {self.best_epoch}")
 
     def _finish(self, status: str, message: str, save: bool = True) -> "Run":
         from .run import Run
 
+        if not self.world.is_main:  # rank 0 writes the results; the Run is read once they are there
+            dist_.barrier()
+            return Run.open(self.run_dir)
         best_path = self.run_dir / BEST
         if best_path.exists() and self.config.select_on_val:
             method = method_from_state(self.config, _load_torch(best_path)["method"])
@@ -474,6 +622,7 @@ class Trainer:
         self._emit(RunEvent(status, str(self.run_dir), message))
         if save:  # after the final event, so a resumed run keeps it in its history
             self._save_checkpoint()
+        dist_.barrier()
         return Run.open(self.run_dir)
 
 
