@@ -25,6 +25,10 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
     ext.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ext.add_argument("--published-skipgram", metavar="DIR", default=None,
                      help="use Yu et al.'s published 10-d skip-gram encoders from this trusted folder")
+    ext.add_argument("--augment", metavar="PRESET", default=None, choices=("none", "timbre", "timbre-lite"),
+                     help="timbre augmentation of the audio encoder's pre-training: none (default), "
+                          "timbre (4 extra renderings per training sample in other instruments, rooms, "
+                          "noise) or timbre-lite (2); see docs/features.md")
     ext.add_argument("--cca", action="store_true",
                      help="also print plain CCA six-direction figures on the test split")
     ext.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -48,6 +52,9 @@ def _extract(args: argparse.Namespace) -> int:
     config = FeatureConfig.from_json(args.config) if args.config else FeatureConfig()
     if args.published_skipgram:
         config.use_published_skipgram = args.published_skipgram
+    if args.augment is not None:
+        from model.features.augment_config import augment_preset
+        config.augment = augment_preset(args.augment, seed=config.seed)
     bar = None if args.quiet else StageBar()
 
     def log(line: str) -> None:
@@ -67,6 +74,8 @@ def _extract(args: argparse.Namespace) -> int:
     print(f"features: {meta.get('cache_path')}  ({len(fs)} samples, audio {fs.audio.shape[1]}-d, "
           f"sheet {fs.sheet.shape[1]}-d, lyrics {fs.lyrics.shape[1]}-d; {time.perf_counter() - t0:.1f} s)")
     print(f"encoders: {meta.get('encoders_dir')}  (checkpoint {meta.get('checkpoint_hash')})")
+    if meta.get("timbres"):
+        print("audio encoder trained on: " + "; ".join(meta["timbres"]))
     pre = meta.get("pretrain") or {}
     if pre.get("best_epoch"):
         print(f"pre-training: best epoch {pre['best_epoch']}, {pre.get('pretrain_seconds') or 0:.0f} s")

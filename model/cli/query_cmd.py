@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 import numpy as np
 
@@ -38,8 +39,41 @@ def query_inputs(embedder, args, aligned: bool) -> dict:
     return {s: np.asarray(v, np.float32)[None, :] for s, v in raw.items()}
 
 
-def query_results(run, index, args) -> list[tuple[str, str, list[tuple[str, float]]]]:
-    """[(source, target, hits)] for the query described by ``args``."""
+def window_seconds(run) -> float:
+    """Length of the run's dataset samples in seconds (the sliding window of audio queries)."""
+    from model.audio_query import DEFAULT_WINDOW_S, sample_seconds
+    root = run.features_meta.get("dataset_root")
+    try:
+        from model.dataset import Dataset
+        return sample_seconds(Dataset.open(root).samples) if root else DEFAULT_WINDOW_S
+    except Exception:  # the dataset may have moved: the usual sample length still slides
+        return DEFAULT_WINDOW_S
+
+
+def audio_query(run, index, embedder, path, targets, k: int):
+    """Slide sample-long windows over an audio file; the best window's ``AudioMatch`` (results per target)."""
+    from model.audio_query import best_window, load_query_audio
+
+    audio = load_query_audio(path, embedder.config.sample_rate)
+    for warning in audio.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if run.config.inputs == "aligned":
+        embed = embedder.audio_sequence
+    else:
+        def embed(wave, sr):
+            return np.asarray(embedder.audio(wave, sr), np.float32)[None, :]
+    method = run.method()  # Run.embed_query loads the checkpoint on every call: once for all windows
+    return best_window(audio, window_seconds(run), embed,
+                       lambda feats, target: method.embed_modality("audio", feats, partner=target)[0],
+                       lambda vec, target: index.query(vec, target, k, source="audio"),
+                       targets, k=k)
+
+
+def query_results(run, index, args, info: dict | None = None) -> list[tuple[str, str, list[tuple[str, float]]]]:
+    """[(source, target, hits)] for the query described by ``args``.
+
+    For ``--audio``, ``info["match"]`` receives the ``AudioMatch`` (which segment matched).
+    """
     out = []
     if args.sample:
         sources = [args.source] if args.source else list(MODALITIES)
@@ -54,6 +88,12 @@ def query_results(run, index, args) -> list[tuple[str, str, list[tuple[str, floa
     from model.features import load_embedder
 
     embedder = load_embedder(encoders)
+    if args.audio:
+        targets = [t for t in MODALITIES if t != "audio" and (not args.target or t == args.target)]
+        match = audio_query(run, index, embedder, args.audio, targets, args.k)
+        if info is not None:
+            info["match"] = match
+        return [("audio", t, match.results[t]) for t in targets]
     raw = query_inputs(embedder, args, aligned=run.config.inputs == "aligned")
     for s, v in raw.items():
         for t in MODALITIES:
@@ -67,13 +107,14 @@ def check_query_args(args: argparse.Namespace) -> None:
     """Refuse a query that cannot give results: empty or letter-free lyrics, silent or
     non-audio WAVs, MIDI without lyric notes, ``--k 0``, ``--source`` equal to ``--target``."""
     from model.errors import BadInputError
-    from model.validate import check_audio_query, check_count, check_lyrics_query, check_midi_query
+    from model.validate import check_count, check_lyrics_query, check_midi_query
 
     check_count(args.k, "--k")
     if args.lyrics is not None:
         check_lyrics_query(args.lyrics)
     elif args.audio is not None:
-        check_audio_query(args.audio)
+        from model.audio_query import load_query_audio
+        load_query_audio(args.audio)  # no audio, silence, too short: one message before anything loads
     elif args.midi is not None:
         check_midi_query(args.midi)
     if args.sample and args.source and args.source == args.target:
@@ -92,7 +133,11 @@ def run(args: argparse.Namespace) -> int:
     if args.sample is not None:
         check_sample_id(args.sample, index.sample_ids, r.run_dir)
     texts = _lyrics_lookup(r)
-    for source, target, hits in query_results(r, index, args):
+    info: dict = {}
+    results = query_results(r, index, args, info)
+    if "match" in info:
+        print(f"audio segment: {info['match'].describe()}")
+    for source, target, hits in results:
         print(f"{source} → {target}")
         for rank, (sid, dist) in enumerate(hits, 1):
             mark = " *" if args.sample and sid == args.sample else ""
@@ -110,7 +155,9 @@ def add_parser(subparsers, name: str = "query", help_text: str = "retrieve partn
     g.add_argument("--sample", metavar="ID", help="a sample of the run's dataset")
     g.add_argument("--lyrics", metavar="TEXT", help="a typed lyrics line")
     g.add_argument("--midi", metavar="FILE", help="a MIDI/KAR file with lyrics (first 20 notes)")
-    g.add_argument("--audio", metavar="FILE", help="an audio file (WAV/FLAC/OGG)")
+    g.add_argument("--audio", metavar="FILE",
+                   help="an audio file (WAV/FLAC/OGG/MP3, any rate and length: the best-matching "
+                        "sample-long segment is searched and printed)")
     p.add_argument("--source", choices=MODALITIES, help="with --sample: query from this modality only")
     p.add_argument("--target", choices=MODALITIES, help="retrieve this modality only")
     p.add_argument("--k", type=int, default=10)

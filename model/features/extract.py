@@ -229,8 +229,16 @@ def train_encoders(dataset: Any, config: FeatureConfig, folder: str | Path, inpu
     if config.aux_item_weight > 0:
         train_audio.labels, train_sheet.labels = dataset_item_labels(
             dataset, tr, train_audio.counts, train_sheet.counts, config)
+    audio_batch, augment_info = None, {}
+    if config.augment.enabled:  # extra renderings once (cached), then per-step augmentation
+        from .augment import audio_batch_fn
+        from .augment_cache import load_or_render_variants
+        variants, augment_info = load_or_render_variants(dataset, tr, config, progress=progress, cancel=cancel)
+        audio_batch = audio_batch_fn(train_audio, variants, config)
+        t0 = time.perf_counter()  # pretrain_seconds stays the training alone; rendering is reported apart
     result = pretrain(train_audio, train_sheet, audio.subset(va), sheet.subset(va), config,
-                      folder, device, progress, cancel, log, train_pitches=pitches, init_state=init_state)
+                      folder, device, progress, cancel, log, train_pitches=pitches, init_state=init_state,
+                      audio_batch=audio_batch)
     pretrain_s = time.perf_counter() - t0
     save_audio_sheet(result.model.cpu(), folder)
     write_json(folder / REPORT_NAME, {
@@ -240,9 +248,22 @@ def train_encoders(dataset: Any, config: FeatureConfig, folder: str | Path, inpu
         "val": result.val_figures, "history": result.history, "pretrain_seconds": pretrain_s,
         "skipgram_seconds": skipgram_s, "device": device, "resumed_from_epoch": result.resumed_from,
         "lyrics_dim": lyrics.dim, "syllable_vocab": len(lyrics.syllables.index_to_key),
-        "word_vocab": len(lyrics.words.index_to_key)})
+        "word_vocab": len(lyrics.words.index_to_key),
+        "timbres": trained_timbres(getattr(dataset, "renderers", {}).get("audio"), config),
+        "augment": augment_info})
     (folder / "pretrain_resume.pt").unlink(missing_ok=True)
     return load_encoders(folder, device)
+
+
+def trained_timbres(audio_renderer: Any, config: FeatureConfig) -> list[str]:
+    """The timbres the audio encoder hears in pre-training: the dataset's renderer, then the augmentation's.
+
+    ``audio_renderer`` is the training dataset's ``renderers["audio"]`` (as
+    ``pretrain.json`` records it for encoders trained before this list).
+    """
+    audio = audio_renderer if isinstance(audio_renderer, dict) else {}
+    own = f"{audio.get('version') or audio.get('name') or 'unknown renderer'} (the dataset's audio)"
+    return [own] + config.augment.timbres()
 
 
 # -- the API ------------------------------------------------------------------
@@ -366,6 +387,7 @@ def extract_features(dataset: Any, config: FeatureConfig | None = None, *,
         "audio_sheet_figures": figures, "pretrain": {k: encoders.report.get(k) for k in
                                                      ("best_epoch", "val", "pretrain_seconds", "dataset_hash")},
         "extract_seconds": extract_s, "device": device, "structure_dims": STRUCTURE_DIMS,
+        "timbres": encoders.report.get("timbres") or trained_timbres(encoders.report.get("audio_renderer"), config),
     }
     fs = FeatureSet(np.array([s.sample_id for s in dataset.samples], dtype=str),
                     np.array([s.song_id for s in dataset.samples], dtype=str), splits,

@@ -19,7 +19,6 @@ Everything here is numpy and deterministic; the arrays are small enough
 from __future__ import annotations
 
 import functools
-from math import gcd
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +55,7 @@ def mel_matrix(n_mels: int, n_fft_bins: int, sample_rate: int, fmin: float, fmax
 
 
 def resample(wave: np.ndarray, sample_rate: int, target_rate: int) -> np.ndarray:
-    """Mono float32 at ``target_rate`` (polyphase; stereo is averaged)."""
+    """Mono float32 at ``target_rate`` (libsoxr, high quality; stereo is averaged)."""
     wave = np.asarray(wave, dtype=np.float32)
     if wave.ndim == 2:
         # (frames, channels) as soundfile returns, or (channels, frames)
@@ -66,9 +65,8 @@ def resample(wave: np.ndarray, sample_rate: int, target_rate: int) -> np.ndarray
         raise ValueError(f"audio must be 1-D or 2-D, got shape {wave.shape}")
     if int(sample_rate) == int(target_rate):
         return wave
-    from scipy.signal import resample_poly
-    g = gcd(int(sample_rate), int(target_rate))
-    return resample_poly(wave, int(target_rate) // g, int(sample_rate) // g).astype(np.float32)
+    import soxr  # a well-kept resampler for any pair of rates (8 kHz phone audio, 44.1 kHz, 48 kHz)
+    return soxr.resample(wave, int(sample_rate), int(target_rate), quality="HQ").astype(np.float32, copy=False)
 
 
 @functools.lru_cache(maxsize=8)
