@@ -245,6 +245,27 @@ def sum_gradients(params: Iterable[torch.nn.Parameter]) -> None:
         offset += n
 
 
+def average_buffers(module: torch.nn.Module) -> None:
+    """Average every floating-point buffer (batch norm's running statistics) over the ranks.
+
+    Each rank's batch norm sees only its own rows, so its running mean and
+    variance drift apart from the others'; their average is the estimate
+    of the global batch's, and every rank keeps the same model.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    buffers = [b for b in module.buffers() if b.is_floating_point()]
+    if not buffers:
+        return
+    flat = torch.cat([b.reshape(-1) for b in buffers])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= dist.get_world_size()
+    offset = 0
+    for b in buffers:
+        b.copy_(flat[offset:offset + b.numel()].view_as(b))
+        offset += b.numel()
+
+
 def barrier() -> None:
     """Wait for every rank (no-op when not distributed)."""
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:

@@ -1,7 +1,7 @@
 """One rank of the DDP tests, started by torchrun from ``tests/test_ugaar_ddp.py``.
 
 Usage: ``torchrun --nproc-per-node 2 tests/ddp_worker.py FEATURES.npz CONFIG.json RUN_DIR [--resume]
-[--stop-at STEP]``.  Each rank writes ``RUN_DIR/rank<r>.json``: its final
+[--stop-at STEP]``, or ``… tests/ddp_worker.py --pretrain WORK_DIR`` for the feature pre-training.  Each rank writes ``RUN_DIR/rank<r>.json``: its final
 status, step, and a digest of its networks (every rank must end with the
 same networks).
 """
@@ -22,7 +22,36 @@ from model.feature_set import FeatureSet  # noqa: E402
 from model.ugaar import RunConfig, Trainer  # noqa: E402
 
 
+def pretrain_main(work_dir: str) -> int:
+    """Pre-train the audio and sheet CNNs on 24 random pairs (``--pretrain WORK_DIR``)."""
+    import numpy as np
+
+    from model.features.config import FeatureConfig
+    from model.features.pretrain import Ragged, pretrain
+
+    torch.set_num_threads(1)
+    world = dist_.init_from_env("cpu")
+    try:
+        rng = np.random.default_rng(0)
+
+        def ragged(n: int, shape: tuple[int, int]) -> Ragged:
+            return Ragged.from_list([rng.normal(size=(int(k), *shape)) for k in rng.integers(1, 3, n)])
+
+        config = FeatureConfig(pretrain_epochs=2, pretrain_batch=12)
+        result = pretrain(ragged(24, (24, 64)), ragged(24, (48, 48)), ragged(6, (24, 64)), ragged(6, (48, 48)),
+                          config, work_dir)
+        digest = float(sum(v.double().sum() for v in result.model.state_dict().values()))
+        (Path(work_dir) / f"rank{world.rank}.json").write_text(json.dumps(
+            {"rank": world.rank, "digest": digest, "best_epoch": result.best_epoch,
+             "losses": [h["loss"] for h in result.history], "val": [h.get("val_score") for h in result.history]}))
+    finally:
+        dist_.shutdown()
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1:2] == ["--pretrain"]:
+        return pretrain_main(sys.argv[2])
     p = argparse.ArgumentParser()
     p.add_argument("features")
     p.add_argument("config")

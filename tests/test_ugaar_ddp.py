@@ -168,6 +168,18 @@ def test_ctrl_c_of_ugaar_train_nproc_stops_every_rank_cleanly(setup, tmp_path):
     assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["epoch"] < 200
 
 
+def test_feature_pretraining_under_torchrun_keeps_the_ranks_identical(tmp_path):
+    _torchrun(str(WORKER), "--pretrain", str(tmp_path))
+    ranks = _ranks(tmp_path)
+    # gradients summed and batch-norm statistics averaged after every step: the same model on both
+    assert ranks[0]["digest"] == ranks[1]["digest"]
+    assert ranks[0]["losses"] == ranks[1]["losses"] and all(np.isfinite(ranks[0]["losses"]))
+    # rank 0 validated, and both selected the same epoch from its score
+    assert ranks[0]["val"] == ranks[1]["val"] and None not in ranks[0]["val"]
+    assert ranks[0]["best_epoch"] == ranks[1]["best_epoch"]
+    assert (tmp_path / "pretrain_resume.pt").is_file()
+
+
 def test_sharding_helpers_agree_across_ranks():
     # array_split's cut, known to every rank without asking the others
     assert dist_.shard_sizes(23, 2) == [12, 11] and dist_.shard_sizes(4, 3) == [2, 1, 1]

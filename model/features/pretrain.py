@@ -10,6 +10,16 @@ early-stops and picks the best epoch.  Lyrics never take part.
 
 After every epoch a resume checkpoint (state dicts only, written atomically)
 is saved, so an interrupted pre-training continues where it stopped.
+
+Under ``torchrun`` (``model.distributed``) every rank draws the same global
+batches and encodes its share of each; the sample vectors are gathered from
+all ranks with their gradient (``torch.distributed.nn.functional.all_gather``),
+so every rank's samples are negatives of every other's, and the ranks'
+gradients are summed before each step.  Rank 0 validates, writes the resume
+checkpoint and reports progress.  Batch norm normalises over each rank's
+own items (DDP's default without ``SyncBatchNorm``, which gloo lacks); its
+running statistics are averaged over the ranks after each step, so every
+rank holds the same model.
 """
 from __future__ import annotations
 
@@ -24,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from model import distributed as dist_
 from model.atomic import write_torch
 from model.progress import CancelToken, ProgressCallback, report
 
@@ -243,6 +254,10 @@ def pretrain(train_audio: Ragged, train_sheet: Ragged, val_audio: Ragged, val_sh
     optim = torch.optim.Adam(model.parameters(), lr=config.pretrain_lr, weight_decay=config.weight_decay)
     n_batches = max(1, n // config.pretrain_batch)
     total_steps = n_batches * config.pretrain_epochs
+    world = dist_.current()
+    if n // n_batches < world.size:
+        raise dist_.DistributedError("pretrain_batch", f"batches of {n // n_batches} samples cannot be split "
+                                     f"over {world.size} processes", "use a larger batch or fewer processes")
 
     start_epoch, best_score, best_epoch, bad_epochs = 0, -math.inf, -1, 0
     history: list[dict[str, Any]] = []
@@ -267,45 +282,63 @@ def pretrain(train_audio: Ragged, train_sheet: Ragged, val_audio: Ragged, val_sh
         gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         perm = torch.randperm(n, generator=gen).numpy()
         losses, contrastive = [], []
-        for b, index in enumerate(np.array_split(perm, n_batches)):
+        for b, batch in enumerate(np.array_split(perm, n_batches)):
             step = epoch * n_batches + b
             for group in optim.param_groups:
                 group["lr"] = _lr_at(step, total_steps, config)
+            sizes = dist_.shard_sizes(len(batch), world.size)
+            lo, hi = dist_.shard_bounds(len(batch), world)
+            index = batch[lo:hi]  # this rank's samples of the global batch (all of it in one process)
+            share = (hi - lo) / len(batch)  # a mean over this rank's rows → its part of the global mean
             xa, ca = train_audio.gather(index) if audio_batch is None else audio_batch(index, epoch, b)
             xs, cs = train_sheet.gather(index)
             items_a = model.audio.forward_pooled(_to_tensor(xa, device))
             items_s = model.sheet(_to_tensor(xs, device))
             za, zs = mean_by_sample(items_a, ca), mean_by_sample(items_s, cs)
-            loss = contrastive_loss(za, zs, config)
+            # the whole batch's loss on every rank's vectors; the gather's backward sums what each
+            # rank's copy sends to a rank's rows, so each rank takes 1/N of the loss
+            loss = contrastive_loss(dist_.gather_rows(za, sizes), dist_.gather_rows(zs, sizes), config)
             contrastive.append(float(loss.detach()))
+            if world.distributed:
+                loss = loss / world.size
             if config.aux_pitch_weight > 0 and train_pitches is not None:
                 target = torch.from_numpy(train_pitches[index]).to(device)
                 aux = sum(-(target * F.log_softmax(model.pitch_head(z), dim=1)).sum(1).mean()
                           for z in (za, zs)) / 2
-                loss = loss + config.aux_pitch_weight * aux
+                loss = loss + config.aux_pitch_weight * (aux * share if world.distributed else aux)
             if (config.aux_item_weight > 0 and train_audio.labels is not None
                     and train_sheet.labels is not None):
                 aux_items = sum(F.binary_cross_entropy_with_logits(
                     model.pitch_head(items), torch.from_numpy(labels).to(device, torch.float32))
-                    for items, labels in ((items_a, train_audio.gather_labels(index)),
-                                          (items_s, train_sheet.gather_labels(index)))) / 2
+                    * (len(items) / int(ragged.counts[batch].sum()) if world.distributed else 1.0)
+                    for items, labels, ragged in ((items_a, train_audio.gather_labels(index), train_audio),
+                                                  (items_s, train_sheet.gather_labels(index), train_sheet))) / 2
                 loss = loss + config.aux_item_weight * aux_items
             optim.zero_grad(set_to_none=True)
             loss.backward()
+            dist_.sum_gradients(model.parameters())
             optim.step()
-            losses.append(float(loss.detach()))
-            report(progress, "pretrain", epoch * n_batches + b + 1, total_steps,
-                   f"epoch {epoch + 1} loss {np.mean(losses):.4f}")
-            if cancel is not None:
-                cancel.raise_if_set()
+            dist_.average_buffers(model)
+            losses.append(float(dist_.all_sum(loss.detach().reshape(1))[0]))
+            if world.is_main:
+                report(progress, "pretrain", epoch * n_batches + b + 1, total_steps,
+                       f"epoch {epoch + 1} loss {np.mean(losses):.4f}")
+            # a cancel on any rank ends every rank after the same step
+            if dist_.any_rank(cancel is not None and cancel.is_set(), device):
+                if cancel is not None:
+                    cancel.raise_if_set()
+                raise dist_.DistributedError("pre-training", "cancelled on another rank")
         train_s = time.perf_counter() - t0
         record: dict[str, Any] = {"epoch": epoch + 1, "loss": float(np.mean(losses)),
                                   "first_batch_loss": losses[0],
                                   "contrastive": float(np.mean(contrastive)), "seconds": train_s}
         if len(val_audio) >= 2:
-            va, vs = embed_pairs(model, val_audio, val_sheet, device, config.extract_batch)
-            figs = audio_sheet_figures(va, vs)
-            score = 0.5 * (figs["audio→sheet"]["R@1"] + figs["sheet→audio"]["R@1"])
+            figs, score = None, 0.0
+            if world.is_main:  # rank 0 validates; every rank then selects and early-stops alike
+                va, vs = embed_pairs(model, val_audio, val_sheet, device, config.extract_batch)
+                figs = audio_sheet_figures(va, vs)
+                score = 0.5 * (figs["audio→sheet"]["R@1"] + figs["sheet→audio"]["R@1"])
+            figs, score = dist_.broadcast_object((figs, score))
             record.update({"val": figs, "val_score": score})
         else:
             score = float(epoch)  # no validation: keep the last epoch
@@ -319,10 +352,11 @@ def pretrain(train_audio: Ragged, train_sheet: Ragged, val_audio: Ragged, val_sh
         say(f"epoch {epoch + 1}: loss {record['loss']:.4f}"
             + (f", val a↔s R@1 {score:.1f} %" if "val" in record else "")
             + f" ({train_s:.0f} s train)")
-        write_torch(resume_path, {"config_digest": digest, "epoch": epoch + 1, "model": model.state_dict(),
-                                  "optim": optim.state_dict(), "best_model": best_state,
-                                  "best_score": best_score, "best_epoch": best_epoch,
-                                  "bad_epochs": bad_epochs, "history": history})
+        if world.is_main:
+            write_torch(resume_path, {"config_digest": digest, "epoch": epoch + 1, "model": model.state_dict(),
+                                      "optim": optim.state_dict(), "best_model": best_state,
+                                      "best_score": best_score, "best_epoch": best_epoch,
+                                      "bad_epochs": bad_epochs, "history": history})
 
     model.load_state_dict(best_state)
     model.eval()
