@@ -69,6 +69,12 @@ class BuildConfig:
         Cleaning rules.
     audio_renderer : str
         ``auto``, ``fluidsynth`` or ``builtin``.
+    soundfont : str or None
+        FluidSynth only: a General MIDI SoundFont (.sf2); None = pretty_midi's
+        TimGM6mb.  Left out of the JSON when None.
+    program : int
+        FluidSynth only: General MIDI program 0–127 (0 = piano).  Left out of
+        the JSON when 0.
     sample_rate : int
         Audio sample rate (Hz).
     display_sheets : bool
@@ -100,11 +106,18 @@ class BuildConfig:
     sheet_resolution: Optional[int] = None
     sheet_batch_size: int = 32
     shard: Optional[tuple[int, int]] = None
+    soundfont: Optional[str] = None
+    program: int = 0
 
     def to_json(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["split_fractions"] = list(self.split_fractions)
         data["cleaning"] = _cleaning_to_json(self.cleaning)
+        # neutral renderer choices stay out: an existing dataset's settings are unchanged
+        if self.soundfont is None:
+            data.pop("soundfont")
+        if not self.program:
+            data.pop("program")
         if self.shard is None:
             data.pop("shard")
         else:

@@ -51,12 +51,13 @@ AUDIO_CHUNK = 64       # samples per audio task
 _WORKER_RENDERERS: dict[tuple, Any] = {}
 
 
-def _audio_renderer(kind: str, sample_rate: int, cache: Optional[dict] = None) -> Any:
+def _audio_renderer(kind: str, sample_rate: int, cache: Optional[dict] = None,
+                    soundfont: Optional[str] = None, program: int = 0) -> Any:
     cache = _WORKER_RENDERERS if cache is None else cache
-    key = ("audio", kind, sample_rate)
+    key = ("audio", kind, sample_rate, soundfont, program)
     if key not in cache:
         from model.render.audio import make_audio_renderer
-        cache[key] = make_audio_renderer(kind, sample_rate)
+        cache[key] = make_audio_renderer(kind, sample_rate, soundfont=soundfont, program=program)
     return cache[key]
 
 
@@ -106,10 +107,11 @@ def _parse_chunk(kind: str, items: Sequence[str], cleaning_json: Any,
 
 def _render_audio_chunk(kind: str, sample_rate: int,
                         jobs: Sequence[tuple[str, tuple[Note, ...], str]],
+                        soundfont: Optional[str] = None, program: int = 0,
                         cache: Optional[dict] = None) -> list[tuple[str, str]]:
     """Render and write audio for ``jobs``; return ``(sample_id, error)`` for failures."""
     from model.render.audio import write_audio
-    renderer = _audio_renderer(kind, sample_rate, cache)
+    renderer = _audio_renderer(kind, sample_rate, cache, soundfont, program)
     failures = []
     for sample_id, notes, out in jobs:
         try:
@@ -365,7 +367,7 @@ def _make_samples(config: BuildConfig, songs: list[Song]
 
 
 def _renderer_identities(config: BuildConfig, cache: dict) -> dict[str, dict[str, Any]]:
-    audio = _audio_renderer(config.audio_renderer, config.sample_rate, cache)
+    audio = _audio_renderer(config.audio_renderer, config.sample_rate, cache, config.soundfont, config.program)
     sheet = _sheet_renderer(config.sheet_resolution, config.sheet_batch_size, cache)
     identities = {
         "audio": {"name": audio.name, "version": audio.version,
@@ -373,6 +375,11 @@ def _renderer_identities(config: BuildConfig, cache: dict) -> dict[str, dict[str
         "sheet": {"name": sheet.name, "version": sheet.version,
                   "resolution": getattr(sheet, "resolution", config.sheet_resolution)},
     }
+    # a chosen timbre is part of what the audio is (only when chosen: older identities unchanged)
+    if config.soundfont:
+        identities["audio"]["soundfont"] = str(config.soundfont)
+    if config.program:
+        identities["audio"]["program"] = int(config.program)
     return identities
 
 
@@ -412,7 +419,8 @@ def _render_audio(config: BuildConfig, root: Path, samples: list[Sample],
             for s in samples if not _done(root / "audio" / f"{s.sample_id}.flac")]
     (root / "audio").mkdir(parents=True, exist_ok=True)
     chunks = list(_chunks(todo, AUDIO_CHUNK))
-    tasks = [(config.audio_renderer, config.sample_rate, list(c)) for c in chunks]
+    tasks = [(config.audio_renderer, config.sample_rate, list(c), config.soundfont, config.program)
+             for c in chunks]
     out = _run_tasks(_render_audio_chunk, tasks, config.workers, "audio",
                      [len(c) for c in chunks], progress, cancel, cache)
     return [f for chunk in out for f in chunk], len(todo)

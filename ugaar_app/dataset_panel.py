@@ -119,6 +119,17 @@ class DatasetPanel(QWidget):
         self.workers = QSpinBox()
         self.workers.setRange(1, max(1, os.cpu_count() or 1))
         self.workers.setValue(max(1, min(2, os.cpu_count() or 1)))
+        # audio rendering: the synthesiser, and for FluidSynth a SoundFont and GM program of one's choice
+        self.renderer = QComboBox()
+        for kind, label in (("auto", "auto (FluidSynth when available)"), ("fluidsynth", "FluidSynth"),
+                            ("builtin", "built-in synthesiser")):
+            self.renderer.addItem(label, kind)
+        self.soundfont = QLineEdit(placeholderText="SoundFont (.sf2); empty = TimGM6mb")
+        self.soundfont_btn = QPushButton("SoundFont…")
+        self.program = QSpinBox()
+        self.program.setRange(0, 127)
+        self.program.setToolTip("General MIDI program: 0 piano, 19 organ, 24 guitar, 40 violin, 48 strings, "
+                                "52 choir, 56 trumpet, 71 clarinet, 73 flute")
         self.build_btn = QPushButton("Build dataset")
         self.build_btn.setObjectName("primary")
         self.cancel_btn = QPushButton("Cancel")
@@ -142,6 +153,16 @@ class DatasetPanel(QWidget):
         lrow.addWidget(self.workers)
         lrow.addStretch(1)
         form.addRow("Limit", lrow)
+        rrow = QHBoxLayout()
+        rrow.addWidget(self.renderer)
+        rrow.addWidget(QLabel("Program"))
+        rrow.addWidget(self.program)
+        rrow.addStretch(1)
+        form.addRow("Audio", rrow)
+        srow = QHBoxLayout()
+        srow.addWidget(self.soundfont, 1)
+        srow.addWidget(self.soundfont_btn)
+        form.addRow("SoundFont", srow)
         brow = QHBoxLayout()
         brow.addWidget(self.build_btn)
         brow.addWidget(self.cancel_btn)
@@ -190,6 +211,9 @@ class DatasetPanel(QWidget):
         self.source.currentIndexChanged.connect(self._on_source)
         self.browse_btn.clicked.connect(self._browse_folder)
         self.browse_file_btn.clicked.connect(self._browse_file)
+        self.soundfont_btn.clicked.connect(self._browse_soundfont)
+        self.renderer.currentIndexChanged.connect(lambda _i: self._on_renderer())
+        self._on_renderer()
         self.build_btn.clicked.connect(lambda: self.start_build())
         self.cancel_btn.clicked.connect(self.cancel_build)
         self.open_btn.clicked.connect(self._open_selected)
@@ -268,6 +292,17 @@ class DatasetPanel(QWidget):
             if not self.name.isModified():
                 self.name.setText(self._name_from_path())
 
+    def _on_renderer(self) -> None:
+        fluid = self.renderer.currentData() != "builtin"
+        for w in (self.soundfont, self.soundfont_btn, self.program):
+            w.setEnabled(fluid)
+
+    def _browse_soundfont(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a SoundFont", "/usr/share/sounds/sf2",
+                                              "SoundFonts (*.sf2 *.sf3);;All files (*)")
+        if path:
+            self.soundfont.setText(path)
+
     def make_config(self) -> Any:
         from model.dataset import BuildConfig
         kind = self.source.currentData()
@@ -278,8 +313,14 @@ class DatasetPanel(QWidget):
             raise ValueError(f"{path} does not exist")
         name = re.sub(r"[^A-Za-z0-9_.-]+", "-", self.name.text().strip()) or "dataset"
         out = default_dataset_dir() if (kind == "music21-corpus" and name == "music21-default") else datasets_dir() / name
+        renderer = self.renderer.currentData()
+        soundfont = self.soundfont.text().strip() or None if renderer != "builtin" else None
+        if soundfont and not Path(soundfont).is_file():
+            raise ValueError(f"SoundFont {soundfont} does not exist")
         return BuildConfig(source=kind, path=None if kind == "music21-corpus" else path, out=str(out),
-                           limit=self.limit.value() or None, workers=self.workers.value())
+                           limit=self.limit.value() or None, workers=self.workers.value(),
+                           audio_renderer=renderer, soundfont=soundfont,
+                           program=self.program.value() if renderer != "builtin" else 0)
 
     def start_build(self, config: Any = None, then: Any = None) -> Optional[Task]:
         if self.task is not None and not self.task.done:
@@ -349,7 +390,11 @@ class DatasetPanel(QWidget):
             self.features_btn.setEnabled(True)
         else:
             dims = ", ".join(f"{m} {fs.modality(m).shape[1]}-d" for m in ("audio", "sheet", "lyrics"))
-            self.features_label.setText(f"Cached: {len(fs)} samples ({dims}).")
+            timbres = fs.meta.get("timbres") or []
+            heard = (" The audio encoder was trained on: " + "; ".join(timbres) + ".") if timbres else ""
+            self.features_label.setText(f"Cached: {len(fs)} samples ({dims}).{heard}")
+            self.features_label.setToolTip("Audio in other timbres than these may retrieve worse "
+                                           "(docs/features.md, timbre augmentation).")
             self.features_btn.setEnabled(True)
 
     def start_features(self, then: Any = None) -> Optional[Task]:

@@ -1,23 +1,27 @@
 """Retrieval: top-k partners in the other two modalities, six directions.
 
 The query is the selected sample (in a chosen modality), a typed lyrics
-line, or a dropped MIDI/KAR or WAV/FLAC file embedded on the fly with the
-dataset's extractors.  Results show distance and mark the true partner;
-clicking one selects it everywhere.
+line, a dropped MIDI/KAR or audio file (WAV/FLAC/OGG/MP3), or a recording
+from the microphone (Record), embedded on the fly with the dataset's
+extractors.  A recording or audio file longer than a sample is searched
+window by window and the header says which segment matched.  Results show
+distance and mark the true partner; clicking one selects it everywhere.
 """
 from __future__ import annotations
 
 import html
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFrame, QHBoxLayout, QHeaderView, QLabel,
-                               QLineEdit, QPushButton, QRadioButton, QSpinBox, QTreeWidget,
-                               QTreeWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFileDialog, QFrame, QHBoxLayout, QHeaderView,
+                               QLabel, QLineEdit, QProgressBar, QPushButton, QRadioButton, QSpinBox,
+                               QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from .bridge import SessionBridge
 from .controller import AppController
@@ -26,6 +30,7 @@ from model.labels import is_placeholder_title, lyrics_label, sample_label
 from .theme import MODALITY_COLORS
 
 PARTNER_MARK = "✔ partner"
+DROP_TEXT = "Drop a MIDI/KAR or audio file (WAV/FLAC/OGG/MP3) here, or record one"
 
 
 def embed_query(run: Any, modality: str, features: Any, target: str) -> np.ndarray:
@@ -57,7 +62,7 @@ class DropZone(QFrame):
         self.setAcceptDrops(True)
         self.setFrameShape(QFrame.StyledPanel)
         self.setStyleSheet("DropZone { border: 1px dashed #5a646e; border-radius: 5px; }")
-        self.label = QLabel("Drop a MIDI/KAR or WAV/FLAC file here")
+        self.label = QLabel(DROP_TEXT)
         self.label.setAlignment(Qt.AlignCenter)
         self.label.setObjectName("muted")
         lay = QVBoxLayout(self)
@@ -91,6 +96,12 @@ class RetrievalPanel(QWidget):
         self.last_latency_ms = 0.0
         self.query_vectors: dict[str, np.ndarray] = {}
         self.query_label = ""
+        #: The matched window of the last audio query (``model.audio_query.AudioMatch``).
+        self.audio_match: Any = None
+        #: Stream factory for the Record button (None: the microphone; tests: a WAV stand-in).
+        self.stream_factory: Any = None
+        self.recorder: Any = None
+        self.recording_path: Optional[Path] = None
 
         self.mode_sample = QRadioButton("Selected sample")
         self.mode_lyrics = QRadioButton("Typed lyrics")
@@ -121,6 +132,20 @@ class RetrievalPanel(QWidget):
         self.examples.setToolTip("Example lyrics lines to query with")
         self.drop = DropZone()
         self.drop.setMaximumHeight(44)
+        self.record_btn = QPushButton("● Record")
+        self.record_btn.setToolTip("Sing or play a melody into the microphone (up to 30 s), then search with it")
+        self.meter = QProgressBar()
+        self.meter.setRange(0, 60)  # dBFS + 60
+        self.meter.setTextVisible(False)
+        self.meter.setMaximumHeight(10)
+        self.meter.setToolTip("Input level")
+        self.rec_label = QLabel("")
+        self.rec_label.setObjectName("muted")
+        self.save_rec_btn = QPushButton("Save recording…")
+        self.save_rec_btn.setEnabled(False)
+        self._rec_timer = QTimer(self)
+        self._rec_timer.setInterval(50)
+        self._rec_timer.timeout.connect(self._on_rec_tick)
         self.header = QLabel("")
         self.header.setWordWrap(True)
         self.header.setObjectName("muted")
@@ -148,6 +173,15 @@ class RetrievalPanel(QWidget):
         layout.addLayout(second)
         layout.addLayout(lrow)
         layout.addWidget(self.drop)
+        rec_row = QHBoxLayout()
+        rec_row.addWidget(self.record_btn)
+        rec_row.addWidget(self.meter, 1)
+        rec_row.addWidget(self.rec_label)
+        rec_row.addWidget(self.save_rec_btn)
+        self.rec_row = QWidget()
+        self.rec_row.setLayout(rec_row)
+        rec_row.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.rec_row)
         layout.addWidget(self.header)
         self.results_box = QVBoxLayout()
         layout.addLayout(self.results_box, 1)
@@ -180,6 +214,8 @@ class RetrievalPanel(QWidget):
         self.lyrics_btn.clicked.connect(self.query_lyrics)
         self.examples.activated.connect(self._on_example)
         self.drop.dropped.connect(self.query_file)
+        self.record_btn.clicked.connect(self.toggle_recording)
+        self.save_rec_btn.clicked.connect(lambda: self.save_recording())
         bridge.selection_changed.connect(self._on_selection)
         controller.run_loading.connect(lambda _d: self.refresh())
         bridge.run_changed.connect(lambda _r: self._on_run())
@@ -194,6 +230,7 @@ class RetrievalPanel(QWidget):
         self.lyrics_btn.setVisible(lyr)
         self.examples.setVisible(lyr and self.examples.count() > 1)
         self.drop.setVisible(self.mode_file.isChecked())
+        self.rec_row.setVisible(self.mode_file.isChecked())
         self.source.setEnabled(not lyr)
         self.refresh()
 
@@ -301,7 +338,7 @@ class RetrievalPanel(QWidget):
             self.lyrics.setText(line)
             self.query_lyrics()
 
-    def query_file(self, path: str) -> None:
+    def query_file(self, path: str, subject: str = "dropped file") -> None:
         self.mode_file.setChecked(True)
         self._on_mode()
         p = Path(path)
@@ -310,18 +347,155 @@ class RetrievalPanel(QWidget):
             return
 
         aligned = self._run_is_aligned()
+        if p.suffix.lower() not in (".mid", ".midi", ".kar"):
+            self.drop.label.setText(f"{p.name} — searching its segments …")
+            self._embed_audio_in_background(p, subject)
+            return
 
         def features(emb: Any) -> dict[str, Any]:
             # the CLI's checks first: a file that is not music gets the same one-line message
-            from model.validate import check_audio_query, check_midi_query
-            if p.suffix.lower() in (".mid", ".midi", ".kar"):
-                check_midi_query(p, "dropped file")
-                return emb.midi_file_sequence(str(p)) if aligned else emb.midi_file(str(p))
-            check_audio_query(p, "dropped file")
-            return {"audio": emb.audio_file_sequence(str(p)) if aligned else emb.audio_file(str(p))}
+            from model.validate import check_midi_query
+            check_midi_query(p, subject)
+            return emb.midi_file_sequence(str(p)) if aligned else emb.midi_file(str(p))
 
         self.drop.label.setText(f"{p.name} — embedding …")
         self._embed_in_background(p.name, features)
+
+    def _window_seconds(self) -> float:
+        from model.audio_query import DEFAULT_WINDOW_S, sample_seconds
+        ds = self.session.dataset
+        return sample_seconds(ds.samples) if ds is not None else DEFAULT_WINDOW_S
+
+    def _embed_audio_in_background(self, p: Path, subject: str) -> None:
+        """Decode and check the file, slide sample-long windows, keep the best one (``model.audio_query``)."""
+        from model.audio_query import best_window, load_query_audio
+        run_method, run, index = self.run_method, self.session.run, self.session.index
+        aligned = self._run_is_aligned()
+        window_s, k = self._window_seconds(), self.k.value()
+        targets = [m for m in MODALITIES if m != "audio"]
+        label = p.name
+        self.header.setText(f"Embedding {html.escape(label)} …")
+
+        def work(progress, cancel):
+            emb = self._ensure_embedder()
+            audio = load_query_audio(p, emb.config.sample_rate, subject)
+            if aligned:
+                embed = emb.audio_sequence
+            else:
+                def embed(wave, sr):
+                    return np.asarray(emb.audio(wave, sr), np.float32)[None, :]
+            match = best_window(audio, window_s, embed,
+                                lambda feats, tgt: embed_query(run_method, "audio", feats, tgt),
+                                lambda vec, tgt: list(index.query(vec, tgt, k, source="audio")), targets)
+            return audio.warnings, match
+
+        def done(result):
+            if self.session.run is not run:
+                return
+            warnings, match = result
+            for warning in warnings:
+                self.session.notify("warning", warning)
+            self.audio_match = match
+            self.query_vectors = {("audio", tgt): vec for tgt, vec in match.vectors.items()}
+            self.query_label = label
+            if self.mode_file.isChecked():
+                self.drop.label.setText(f"{label} — {match.describe()}")
+            if self.current_source() != "audio":
+                self.source.blockSignals(True)
+                self.source.setCurrentIndex(MODALITIES.index("audio"))
+                self.source.blockSignals(False)
+            self._run_vectors()
+            self.embedded.emit()
+
+        self.controller.tasks.start("Embed query", work, on_done=done, on_error=self._failed_handler(label))
+
+    def _failed_handler(self, label: str) -> Any:
+        def failed(msg: str) -> None:
+            msg = msg.removeprefix("Embed query failed: ")  # the message below already says so
+            self.header.setText(html.escape(msg))
+            self.session.notify("error", f"Cannot use {label} as a query: {msg}")
+            if self.mode_file.isChecked():
+                self.drop.label.setText(DROP_TEXT)
+        return failed
+
+    # ---- recording ----------------------------------------------------------------------------
+    def toggle_recording(self) -> None:
+        if self.recorder is not None and self.recorder.recording:
+            self.stop_recording()
+        else:
+            self.start_recording()
+
+    def start_recording(self) -> bool:
+        """Start capturing from the microphone (or the stand-in factory); False with a message when none."""
+        from model.recording import Recorder
+        self.mode_file.setChecked(True)
+        self._on_mode()
+        if self.session.index is None:
+            self.session.notify("warning", "Make a run active before recording a query.")
+            return False
+        self.recorder = Recorder(self.stream_factory)
+        try:
+            self.recorder.start()
+        except Exception as exc:  # NoInputDeviceError says it in plain words; anything else too
+            self.recorder = None
+            text = getattr(exc, "problem", None) or str(exc)
+            fix = getattr(exc, "fix", "")
+            self.rec_label.setText("No microphone")
+            self.header.setText(html.escape(f"Cannot record: {text}" + (f"; {fix}" if fix else "")))
+            self.session.notify("warning", f"Cannot record: {text}" + (f"; {fix}" if fix else ""))
+            return False
+        self.record_btn.setText("■ Stop")
+        self.rec_label.setText("0.0 s")
+        self._rec_timer.start()
+        return True
+
+    def _on_rec_tick(self) -> None:
+        rec = self.recorder
+        if rec is None:
+            self._rec_timer.stop()
+            return
+        self.meter.setValue(int(max(0.0, min(60.0, rec.level_db() + 60.0))))
+        self.rec_label.setText(f"{rec.seconds:.1f} s / {rec.max_seconds:.0f} s")
+        if rec.full.is_set():
+            self.stop_recording()
+
+    def stop_recording(self) -> Optional[Path]:
+        """Stop, keep the recording as a WAV (Save recording… copies it) and query with it."""
+        self._rec_timer.stop()
+        rec = self.recorder
+        self.record_btn.setText("● Record")
+        self.meter.setValue(0)
+        if rec is None:
+            return None
+        audio = rec.stop()
+        if audio.size == 0:
+            self.rec_label.setText("Nothing recorded")
+            self.session.notify("warning", "Nothing was recorded: the input gave no sound.")
+            return None
+        folder = Path(tempfile.mkdtemp(prefix="ugaar-recording-"))
+        self.recording_path = rec.save(folder / f"recording-{time.strftime('%Y%m%d-%H%M%S')}.wav")
+        self.save_rec_btn.setEnabled(True)
+        self.rec_label.setText(f"{rec.seconds:.1f} s recorded")
+        self.query_file(str(self.recording_path), subject="recording")
+        return self.recording_path
+
+    def save_recording(self, path: Optional[str] = None) -> Optional[Path]:
+        """Copy the last recording to ``path`` (asks where when None)."""
+        if self.recording_path is None:
+            return None
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Save recording", str(Path.home() / self.recording_path.name),
+                                                  "WAV audio (*.wav)")
+            if not path:
+                return None
+        target = Path(path)
+        try:
+            shutil.copyfile(self.recording_path, target)
+        except OSError as exc:
+            self.session.notify("error", f"Cannot save the recording to {target}: {exc.strerror or exc}")
+            return None
+        self.session.notify("info", f"Recording saved to {target}")
+        return target
 
     def _embed_in_background(self, label: str, features_of: Any) -> None:
         """Load the extractors and the run's model on a worker thread, embed, then query."""
@@ -342,6 +516,7 @@ class RetrievalPanel(QWidget):
         def done(vectors):
             if self.session.run is not run:
                 return
+            self.audio_match = None
             self.query_vectors = vectors
             self.query_label = label
             sources = sorted({src for src, _t in vectors}, key=MODALITIES.index)
@@ -354,14 +529,7 @@ class RetrievalPanel(QWidget):
             self._run_vectors()
             self.embedded.emit()
 
-        def failed(msg):
-            msg = msg.removeprefix("Embed query failed: ")  # the message below already says so
-            self.header.setText(html.escape(msg))
-            self.session.notify("error", f"Cannot use {label} as a query: {msg}")
-            if self.mode_file.isChecked():
-                self.drop.label.setText("Drop a MIDI/KAR or WAV/FLAC file here")
-
-        self.controller.tasks.start("Embed query", work, on_done=done, on_error=failed)
+        self.controller.tasks.start("Embed query", work, on_done=done, on_error=self._failed_handler(label))
 
     def _run_vectors(self) -> None:
         src = self.current_source()
@@ -375,7 +543,9 @@ class RetrievalPanel(QWidget):
                    for tgt in self.targets}
         self._show(results, partner=None)
         self.last_latency_ms = (time.perf_counter() - t0) * 1000
-        self.header.setText(f"Query: {html.escape(self.query_label)} ({src}) · {self.last_latency_ms:.1f} ms")
+        segment = f" · {self.audio_match.describe()}" if self.audio_match is not None and src == "audio" else ""
+        self.header.setText(f"Query: {html.escape(self.query_label)} ({src}){html.escape(segment)} · "
+                            f"{self.last_latency_ms:.1f} ms")
 
     def _show(self, results: dict[str, list[tuple[str, float]]], partner: Optional[str]) -> None:
         for slot, tgt in zip(("0", "1"), self.targets):

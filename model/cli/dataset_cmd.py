@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from model.cli.progress_bar import StageBar
@@ -30,6 +31,11 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
                        help="every non-overlapping 20-note window, not the paper's first two")
     build.add_argument("--audio-renderer", default="auto",
                        choices=("auto", "fluidsynth", "builtin"))
+    build.add_argument("--soundfont", metavar="PATH", default=None,
+                       help="FluidSynth: a General MIDI SoundFont (.sf2) instead of the bundled TimGM6mb "
+                            "(e.g. /usr/share/sounds/sf2/FluidR3_GM.sf2)")
+    build.add_argument("--program", type=int, default=0, metavar="N",
+                       help="FluidSynth: General MIDI program 0-127 (0 piano, 48 strings, 52 choir, 73 flute)")
     build.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
     build.add_argument("--no-display-sheets", action="store_true",
                        help="skip the display images with lyrics under the notes")
@@ -54,6 +60,58 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
     merge.add_argument("--quiet", action="store_true", help="no progress bar")
     merge.set_defaults(func=_merge)
 
+    render = sub.add_parser("render-audio", help="render one split of a dataset again in another timbre "
+                                                 "(a new dataset folder, for evaluation)")
+    render.add_argument("dir", help="dataset folder")
+    render.add_argument("--split", default="test", choices=("train", "val", "test", "all"))
+    render.add_argument("--out", required=True, help="dataset folder to write (sheets are linked)")
+    render.add_argument("--audio-renderer", default="fluidsynth", choices=("fluidsynth", "builtin"))
+    render.add_argument("--soundfont", metavar="PATH", default=None, help="FluidSynth SoundFont (.sf2)")
+    render.add_argument("--program", type=int, default=0, metavar="N", help="General MIDI program 0-127")
+    render.add_argument("--noise-snr", type=float, default=None, metavar="DB",
+                        help="add white noise at this signal-to-noise ratio (dB)")
+    render.add_argument("--seed", type=int, default=0, help="seed of the noise")
+    render.add_argument("--quiet", action="store_true", help="no progress bar")
+    render.set_defaults(func=_render_audio)
+
+
+def _soundfont(path: str | None) -> str | None:
+    from model.errors import BadInputError
+    if path is None:
+        return None
+    if not Path(path).is_file():
+        raise BadInputError(f"--soundfont {path}", "no such file",
+                            "give a .sf2 file (Debian: apt-get install fluid-soundfont-gm)")
+    return str(Path(path).resolve())
+
+
+def _program(n: int) -> int:
+    from model.errors import BadInputError
+    if not 0 <= n <= 127:
+        raise BadInputError(f"--program {n}", "a General MIDI program is 0-127", "e.g. 0 piano, 48 strings")
+    return n
+
+
+def _render_audio(args: argparse.Namespace) -> int:
+    from model.render_split import Rendering, render_split
+    from model.validate import check_dataset_folder
+    check_dataset_folder(args.dir)
+    rendering = Rendering(renderer=args.audio_renderer, soundfont=_soundfont(args.soundfont),
+                          program=_program(args.program), noise_snr_db=args.noise_snr, seed=args.seed)
+    bar = None if args.quiet else StageBar()
+    t0 = time.perf_counter()
+    try:
+        dataset = render_split(args.dir, args.split, args.out, rendering, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    audio = dataset.renderers.get("audio", {})
+    print(f"rendered {len(dataset.samples)} {args.split} samples into {args.out} in "
+          f"{time.perf_counter() - t0:.1f} s ({audio.get('version')}"
+          + (f", noise {args.noise_snr:g} dB SNR" if args.noise_snr is not None else "") + ")")
+    print(f"embed it with trained encoders: ugaar features extract {args.out} --encoders ENCODERS_DIR")
+    return 0
+
 
 def _build(args: argparse.Namespace) -> int:
     from model.dataset import BuildConfig, build_dataset
@@ -65,7 +123,8 @@ def _build(args: argparse.Namespace) -> int:
                          audio_renderer=args.audio_renderer, split_seed=args.seed,
                          display_sheets=not args.no_display_sheets,
                          sheet_batch_size=max(1, args.sheet_batch),
-                         shard=parse_shard(args.shard) if args.shard else None)
+                         shard=parse_shard(args.shard) if args.shard else None,
+                         soundfont=_soundfont(args.soundfont), program=_program(args.program))
     bar = None if args.quiet else StageBar()
     t0 = time.perf_counter()
     try:
