@@ -1,17 +1,34 @@
-"""Exact top-k retrieval over each modality's embeddings (torch, no approximation).
+"""Top-k retrieval over each modality's embeddings, on FAISS.
 
-The GUI and ``ugaar query`` both call :class:`RetrievalIndex`.  Distances are
-Euclidean (``‖q‖² − 2 q·v + ‖v‖²`` with the items' squared norms cached,
-then ``sqrt``) or cosine (``1 − cos``, items normalised once); the top k
-come from ``torch.topk`` on one matrix–vector product per query, which is
-exact and fast enough for a million items (see docs/benchmarks.md).
+The GUI and ``ugaar query`` both call :class:`RetrievalIndex`.  Each
+embedding key gets one :class:`model.faiss_index.KeyIndex`: an exact flat
+index up to :data:`model.faiss_index.EXACT_MAX_ITEMS` items, HNSW above it,
+IVF-PQ when HNSW would not fit in memory.  Distances are Euclidean or cosine
+(``1 − cos``); approximate indexes report the recall@10 they reached against
+an exact search on held-out queries when they were built
+(:attr:`RetrievalIndex.recall`, :meth:`RetrievalIndex.status_text`).
+
+Partner ranks (:meth:`~RetrievalIndex.rank_of`,
+:meth:`~RetrievalIndex.partner_ranks`) and :meth:`~RetrievalIndex.distances`
+need every item's distance, so they stay exact matrix products in torch over
+the float32 vectors, whatever the index kind.
+
+:meth:`RetrievalIndex.from_run` stores approximate indexes next to the run's
+``embeddings.npz`` (:mod:`model.retrieval_cache`) and rebuilds them when the
+embeddings change.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Optional
 
 import numpy as np
 import torch
+
+from model import retrieval_cache
+from model.errors import WriteError
+from model.faiss_index import (IndexConfig, KeyIndex, array_source, available_memory, build_key_index,
+                               to_device)
+from model.progress import CancelToken, ProgressCallback
 
 MODALITIES = ("audio", "sheet", "lyrics")
 
@@ -27,55 +44,162 @@ class RetrievalIndex:
     sample_ids : (N,) array of str
     metric : ``euclidean`` or ``cosine``
     device : str
-        ``cpu`` or ``cuda``.
+        ``cpu`` or ``cuda`` (torch tensors for ranks; flat and IVF FAISS
+        indexes too where faiss-gpu is installed).
+    config : IndexConfig, optional
+        Index kind thresholds, memory budget and recall target.
+    prebuilt : dict, optional
+        Key → :class:`KeyIndex` already built over these vectors (loaded from
+        a run folder); keys not in it are built.
+    progress, cancel
+        Reported to / checked while building approximate indexes (minutes at
+        a million items: build on a worker thread).
+    query_threads : int
+        FAISS threads per single query: 1, since FAISS parallelises over
+        queries and one query on two threads only waits at a barrier.
+
+    Attributes
+    ----------
+    loaded : bool
+        Whether :meth:`from_run` found the approximate indexes on disk.
+    cache_error : str or None
+        Why they could not be stored (read-only run folder, full disk).
     """
 
-    # Above this many items, queries screen candidates with a float16 copy first
-    # (half the memory traffic), then re-rank them exactly in float32.
-    HALF_SCREEN_MIN = 200_000
-    # Relative error bound of a float16 dot product with float32 accumulation is
-    # ≈ 2⁻¹⁰ |v|·|q|; 2⁻⁸ leaves a 4× margin.
-    HALF_REL_ERROR = 2.0 ** -8
-
     def __init__(self, embeddings: Mapping[str, np.ndarray], sample_ids: np.ndarray, metric: str = "euclidean",
-                 device: str = "cpu", half_screen: bool | None = None) -> None:
+                 device: str = "cpu", config: Optional[IndexConfig] = None, *,
+                 prebuilt: Optional[Mapping[str, KeyIndex]] = None, progress: Optional[ProgressCallback] = None,
+                 cancel: Optional[CancelToken] = None, query_threads: int = 1) -> None:
         if metric not in ("euclidean", "cosine"):
             raise ValueError(f"metric must be 'euclidean' or 'cosine', got {metric!r}")
         self.metric = metric
         self.device = torch.device(device)
+        self.config = config or IndexConfig()
+        self.query_threads = query_threads
+        self.loaded = False
+        self.cache_error: Optional[str] = None
         self.sample_ids = np.asarray(sample_ids).astype(str)
-        self._row = {sid: i for i, sid in enumerate(self.sample_ids)}
-        self._items: dict[str, torch.Tensor] = {}
-        self._sq: dict[str, torch.Tensor] = {}
+        self._row: Optional[dict[str, int]] = None  # built on the first look-up (10M ids take seconds)
+        arrays: dict[str, np.ndarray] = {}
         for key, value in embeddings.items():
-            t = torch.as_tensor(np.ascontiguousarray(value), dtype=torch.float32).to(self.device)
-            if t.ndim != 2 or len(t) != len(self.sample_ids):
-                raise ValueError(f"embeddings[{key!r}] has shape {tuple(t.shape)}, expected ({len(self.sample_ids)}, E)")
+            a = np.ascontiguousarray(value, dtype=np.float32)  # no copy for float32 input
+            if a.ndim != 2 or len(a) != len(self.sample_ids):
+                raise ValueError(f"embeddings[{key!r}] has shape {a.shape}, expected ({len(self.sample_ids)}, E)")
             if metric == "cosine":
-                t = torch.nn.functional.normalize(t, dim=1)
-            self._items[key] = t
-            self._sq[key] = t.pow(2).sum(1)
-        use_half = (len(self.sample_ids) >= self.HALF_SCREEN_MIN) if half_screen is None else half_screen
-        self._half: dict[str, torch.Tensor] = {}
-        self._max_norm: dict[str, float] = {}
-        self.fallbacks = 0  # queries whose float16 screen could not certify the exact top-k
-        for key, t in self._items.items():
-            self._max_norm[key] = float(self._sq[key].max().sqrt()) if len(t) else 0.0
-            if use_half and len(t) and self._max_norm[key] < 100.0:
-                # [v, ‖v‖², 0…] so that one float16 product with [−2q, 1, 0…] is the score
-                width = (t.shape[1] + 1 + 7) // 8 * 8
-                aug = torch.zeros((len(t), width), dtype=torch.float16, device=self.device)
-                aug[:, : t.shape[1]] = t.half()
-                aug[:, t.shape[1]] = self._sq[key].half()
-                self._half[key] = aug
-        missing = [m for m in MODALITIES if m not in self._items]
+                norm = np.linalg.norm(a, axis=1, keepdims=True)
+                a = a / np.where(norm > 0, norm, 1.0)
+            arrays[key] = a
+        missing = [m for m in MODALITIES if m not in arrays]
         if missing:
             raise ValueError(f"embeddings lack modalities {missing}")
+        self._items: dict[str, torch.Tensor] = {}
+        self._sq: dict[str, torch.Tensor] = {}
+        for key, a in arrays.items():
+            t = torch.from_numpy(a).to(self.device)
+            self._items[key] = t
+            self._sq[key] = t.pow(2).sum(1)
+        budget = (self.config.memory_budget_bytes or available_memory() // 2) // max(len(arrays), 1)
+        self._index: dict[str, KeyIndex] = {}
+        for key, a in arrays.items():
+            ki = (prebuilt or {}).get(key)
+            if ki is None or len(ki) != len(a) or ki.dim != a.shape[1]:
+                ki = build_key_index(array_source(a, self.config.chunk_rows), len(a), a.shape[1], metric,
+                                     self.config, budget=budget, queries=self._recall_queries(key, arrays),
+                                     name=key, progress=progress, cancel=cancel)
+            ki.index = to_device(ki.index, str(self.device))
+            self._index[key] = ki
+
+    def _recall_queries(self, key: str, arrays: Mapping[str, np.ndarray]) -> Optional[np.ndarray]:
+        """Queries that tune and check ``key``'s approximate index: the other modalities' vectors in its space.
+
+        Those are what the window asks (lyrics → audio …); for a pair-specific
+        key ``A@B`` the queries are ``B@A``.  None (the index samples its own
+        rows) when no other key shares the space.
+        """
+        if "@" in key:
+            a, b = key.split("@", 1)
+            others = [f"{b}@{a}"]
+        else:
+            others = [m for m in MODALITIES if m != key]
+        others = [o for o in others if o in arrays and arrays[o].shape[1] == arrays[key].shape[1]]
+        if not others or len(arrays[key]) <= self.config.exact_max_items and self.config.kind is None:
+            return None
+        per = -(-self.config.recall_queries // len(others))
+        return np.concatenate([arrays[o][:: max(1, len(arrays[o]) // per)][:per] for o in others])
 
     @classmethod
-    def from_run(cls, run, metric: str | None = None, device: str = "cpu") -> "RetrievalIndex":
-        """The index over a run's saved embeddings (its own feature set)."""
-        return cls(run.embeddings(), run.sample_ids, metric or run.config.metric, device)
+    def from_run(cls, run, metric: str | None = None, device: str = "cpu", config: Optional[IndexConfig] = None,
+                 progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None,
+                 persist: bool = True) -> "RetrievalIndex":
+        """The index over a run's saved embeddings (its own feature set).
+
+        Approximate indexes are loaded from the run folder when their
+        fingerprint matches the embeddings, else built and stored there
+        (``persist``); a folder that cannot be written only costs a rebuild
+        next time (:attr:`cache_error` says why).
+        """
+        emb, ids = run.embeddings(), run.sample_ids
+        metric = metric or run.config.metric
+        config = config or IndexConfig()
+        run_dir = getattr(run, "run_dir", None)
+        approximate = config.kind not in (None, "flat") or len(ids) > config.exact_max_items
+        fp = retrieval_cache.fingerprint(emb, ids, metric, config) if persist and run_dir and approximate else None
+        prebuilt = retrieval_cache.load(run_dir, fp, metric) if fp else None
+        index = cls(emb, ids, metric, device, config, prebuilt=prebuilt, progress=progress, cancel=cancel)
+        index.loaded = prebuilt is not None
+        if fp and prebuilt is None:
+            try:
+                retrieval_cache.save(run_dir, fp, index._index)
+            except WriteError as exc:
+                index.cache_error = str(exc)
+        return index
+
+    @classmethod
+    def from_indexes(cls, indexes: Mapping[str, KeyIndex], sample_ids: np.ndarray, metric: str,
+                     query_threads: int = 1) -> "RetrievalIndex":
+        """An index that only answers :meth:`query` (no vectors kept): for collections too large to hold twice.
+
+        ``indexes`` may cover any keys; :meth:`vector`, :meth:`distances` and
+        the rank methods raise ``ValueError`` since they need the vectors.
+        """
+        self = cls.__new__(cls)
+        self.metric, self.device, self.config = metric, torch.device("cpu"), IndexConfig()
+        self.query_threads, self.loaded, self.cache_error = query_threads, False, None
+        self.sample_ids = np.asarray(sample_ids).astype(str)
+        self._row = None
+        self._items, self._sq, self._index = {}, {}, dict(indexes)
+        return self
+
+    # ---- what kind of index this is ---------------------------------------------------------
+    @property
+    def kinds(self) -> dict[str, str]:
+        """Key → index kind (``flat``, ``hnsw``, ``ivfpq``, ``ivfpq-norefine``)."""
+        return {k: v.kind for k, v in self._index.items()}
+
+    @property
+    def exact(self) -> bool:
+        """Whether every query is answered exactly (all keys on flat indexes)."""
+        return all(v.exact for v in self._index.values())
+
+    @property
+    def recall(self) -> Optional[float]:
+        """The lowest recall@10 measured over the keys' approximate indexes; 1.0 when exact, None if unmeasured."""
+        if self.exact:
+            return 1.0
+        values = [v.recall for v in self._index.values() if not v.exact]
+        return None if any(r is None for r in values) else min(values)
+
+    def status_text(self) -> str:
+        """One phrase for the window's status: ``exact`` or ``approximate (hnsw), recall 0.98 measured``."""
+        if self.exact:
+            return "exact"
+        kinds = ", ".join(sorted({v.kind for v in self._index.values() if not v.exact}))
+        r = self.recall
+        return f"approximate ({kinds}), " + ("recall not measured" if r is None else f"recall {r:.2f} measured")
+
+    def memory_bytes(self) -> int:
+        """Bytes held by the FAISS indexes (not counting the float32 vectors kept for ranks)."""
+        return sum(v.memory_bytes() for v in self._index.values())
 
     def __len__(self) -> int:
         return len(self.sample_ids)
@@ -83,49 +207,27 @@ class RetrievalIndex:
     def _key(self, target: str, source: str | None) -> str:
         if target not in MODALITIES:
             raise KeyError(f"unknown modality {target!r}; expected one of {MODALITIES}")
-        if source is not None and f"{target}@{source}" in self._items:
+        if source is not None and f"{target}@{source}" in self._index:
             return f"{target}@{source}"
         return target
 
     def vector(self, sample_id: str, modality: str, partner: str | None = None) -> np.ndarray:
-        """The stored embedding of one sample in one modality."""
-        return self._items[self._key(modality, partner)][self.row(sample_id)].cpu().numpy()
+        """The stored embedding of one sample in one modality (unit length for cosine indexes)."""
+        return self._vectors(self._key(modality, partner))[self.row(sample_id)].cpu().numpy()
 
     def row(self, sample_id: str) -> int:
+        if self._row is None:
+            self._row = {sid: i for i, sid in enumerate(self.sample_ids)}
         try:
             return self._row[str(sample_id)]
         except KeyError:
             raise KeyError(f"sample {sample_id!r} is not in the index") from None
 
-    def _euclidean_top_k(self, key: str, q: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Exact top-k of ‖v‖² − 2 v·q (ranks like ‖q − v‖²).
-
-        Large indexes first screen with float16 (half the bytes to read), take
-        m ≫ k candidates, re-score them in float32 and certify the result: every
-        item outside the candidates has a float32 score ≥ its float16 score −
-        2·ε·|v|max·|q| ≥ the m-th screened score − that margin; when this bound
-        is not above the k-th exact score, the query falls back to float32.
-        """
-        items, sq = self._items[key], self._sq[key]
-        half = self._half.get(key)
-        n = len(items)
-        m = max(16 * k, 256)
-        if half is not None and m < n and k > 0:
-            qa = torch.zeros(half.shape[1], dtype=torch.float16, device=self.device)
-            qa[: len(q)] = (-2.0 * q).half()
-            qa[len(q)] = 1.0
-            approx = half @ qa
-            cand_scores, cand = torch.topk(approx, m, largest=False, sorted=True)
-            exact = torch.addmv(sq[cand], items[cand], q, alpha=-2.0)
-            values, pos = torch.topk(exact, k, largest=False, sorted=True)
-            vmax, qn = self._max_norm[key], float(q.norm())
-            margin = 2.0 * self.HALF_REL_ERROR * (2.0 * vmax * qn + vmax * vmax)
-            if float(values[-1]) <= float(cand_scores[-1]) - margin:
-                return values, cand[pos]
-            self.fallbacks += 1
-        # one fused pass over the items
-        score = torch.addmv(sq, items, q, alpha=-2.0)
-        return torch.topk(score, k, largest=False, sorted=True)
+    def _vectors(self, key: str) -> torch.Tensor:
+        try:
+            return self._items[key]
+        except KeyError:
+            raise ValueError("this index was made from FAISS indexes alone and keeps no vectors") from None
 
     def _query_tensor(self, vector: np.ndarray | torch.Tensor, dim: int) -> torch.Tensor:
         q = torch.as_tensor(np.asarray(vector) if not isinstance(vector, torch.Tensor) else vector,
@@ -139,30 +241,33 @@ class RetrievalIndex:
     def distances(self, vector: np.ndarray | torch.Tensor, target: str, source: str | None = None) -> torch.Tensor:
         """Distances (N,) from ``vector`` to every item of ``target``."""
         key = self._key(target, source)
-        items = self._items[key]
+        items = self._vectors(key)
         q = self._query_tensor(vector, items.shape[1])
         if self.metric == "cosine":
             return 1.0 - items @ q
         return (q.pow(2).sum() - 2.0 * (items @ q) + self._sq[key]).clamp_min(0.0).sqrt()
 
     def query(self, vector: np.ndarray, target: str, k: int = 10, source: str | None = None) -> list[tuple[str, float]]:
-        """Exact top-k items of ``target`` nearest to ``vector``: [(sample_id, distance)] ascending.
+        """Top-k items of ``target`` nearest to ``vector``: [(sample_id, distance)] ascending.
 
-        ``source`` (optional) names the query's modality; only pair-specific
-        spaces (CCA) need it.
+        Exact where the index is (:attr:`exact`); else the approximate index's
+        answer, with the recall :attr:`recall` says.  ``source`` (optional)
+        names the query's modality; only pair-specific spaces (CCA) need it.
         """
         key = self._key(target, source)
-        items = self._items[key]
-        q = self._query_tensor(vector, items.shape[1])
-        k = max(0, min(int(k), len(items)))
-        if self.metric == "cosine":
-            score = 1.0 - items @ q
-            values, idx = torch.topk(score, k, largest=False, sorted=True)
-        else:
-            values, idx = self._euclidean_top_k(key, q, k)
-            values = (values + q.pow(2).sum()).clamp_min(0.0).sqrt()
-        ids = self.sample_ids[idx.cpu().numpy()]
-        return [(str(s), float(v)) for s, v in zip(ids, values.cpu().numpy())]
+        ki = self._index[key]
+        if isinstance(vector, torch.Tensor):
+            vector = vector.detach().cpu().numpy()
+        q = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        if q.shape[1] != ki.dim:
+            raise ValueError(f"query has dimension {q.shape[1]}, the index {ki.dim}")
+        k = max(0, min(int(k), len(ki)))
+        if k == 0:
+            return []
+        dist, idx = ki.search(q, k, threads=self.query_threads)
+        keep = idx[0] >= 0  # an approximate index may find fewer than k
+        ids = self.sample_ids[idx[0][keep]]
+        return [(str(s), float(v)) for s, v in zip(ids, dist[0][keep])]
 
     def query_sample(self, sample_id: str, source: str, target: str, k: int = 10) -> list[tuple[str, float]]:
         """Top-k items of ``target`` for the ``source`` item of ``sample_id``."""
@@ -179,8 +284,8 @@ class RetrievalIndex:
         The same rank as :meth:`rank_of` (ties count against), for all samples
         at once: ``batch`` queries per matrix product.
         """
-        items = self._items[self._key(target, source)]
-        queries = self._items[self._key(source, target)]
+        items = self._vectors(self._key(target, source))
+        queries = self._vectors(self._key(source, target))
         if items.shape[1] != queries.shape[1]:
             raise ValueError(f"{source} and {target} live in different spaces")
         n = len(items)
