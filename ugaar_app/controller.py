@@ -114,11 +114,14 @@ def _run_summary(run_dir: Path) -> dict[str, Any]:
     return info
 
 
-def load_run(run_dir: str | Path, features: Any = None) -> dict[str, Any]:
+def load_run(run_dir: str | Path, features: Any = None, progress: Any = None, cancel: Any = None) -> dict[str, Any]:
     """Open a run and build what the window needs: embeddings, ids, retrieval index.
 
-    Uses the embeddings the run saved at its end (no model to load); a run
-    without them (still running elsewhere) is embedded from ``features``.
+    Uses the embeddings the run saved at its end (no model to load) and the
+    approximate index stored next to them, built and stored on first open
+    (minutes at a million items: call this on a worker, it reports
+    ``progress`` and honours ``cancel``); a run without them (still running
+    elsewhere) is embedded from ``features``.
     """
     from model.retrieval import RetrievalIndex
     from model.ugaar.run import Run
@@ -126,12 +129,15 @@ def load_run(run_dir: str | Path, features: Any = None) -> dict[str, Any]:
     try:
         emb = run.embeddings()
         ids = [str(i) for i in run.sample_ids]
+        index = RetrievalIndex.from_run(run, progress=progress, cancel=cancel)
     except FileNotFoundError:
         if features is None:
             raise
         emb = run.embeddings(features)
         ids = [str(i) for i in features.sample_ids]
-    index = RetrievalIndex(emb, ids, metric=run.config.metric)
+        index = RetrievalIndex(emb, ids, metric=run.config.metric, progress=progress, cancel=cancel)
+    if index.cache_error:
+        print(f"retrieval index not stored: {index.cache_error}")
     return {"run": run, "embeddings": emb, "sample_ids": ids, "index": index}
 
 
@@ -191,7 +197,7 @@ class AppController(QObject):
             run = None
             if run_dir and fs is not None and Path(run_dir).is_dir():
                 try:
-                    run = load_run(run_dir, fs)
+                    run = load_run(run_dir, fs, progress, cancel)
                 except Exception as exc:  # noqa: BLE001
                     run = exc
             report(progress, "open", 2, 2)
@@ -277,7 +283,7 @@ class AppController(QObject):
 
         def work(progress, cancel):
             report(progress, "open run", 0, 1, str(run_dir))
-            return load_run(run_dir, fs)
+            return load_run(run_dir, fs, progress, cancel)
 
         def done(result):
             self._activate(result)

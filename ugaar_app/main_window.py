@@ -339,7 +339,12 @@ class MainWindow(QMainWindow):
             cfg = getattr(run, "config", None)
             method = getattr(cfg, "method", "?")
             name = Path(str(getattr(run, "run_dir", ""))).name
-            self.run_label.setText(f"Run: {method} · {name}")
+            index = self.session.index
+            status = index.status_text() if hasattr(index, "status_text") else ""
+            # "approximate, recall 0.98 measured" tells the user the lists may miss a neighbour
+            self.run_label.setText(f"Run: {method} · {name}" + (f" · retrieval {status}" if status else ""))
+            self.run_label.setToolTip(f"Retrieval index: {status}; " + ", ".join(
+                f"{k}: {v}" for k, v in index.kinds.items()) if status else "")
 
     def _on_task_started(self, task: Task) -> None:
         self.current_task = task

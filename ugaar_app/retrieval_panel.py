@@ -303,7 +303,8 @@ class RetrievalPanel(QWidget):
         self.query_label = f"{src} of “{sample_label(s) if s else sid}”"
         self._show(results, partner=sid)
         self.last_latency_ms = (time.perf_counter() - t0) * 1000
-        self.header.setText(f"Query: {html.escape(self.query_label)} · {self.last_latency_ms:.1f} ms")
+        self.header.setText(f"Query: {html.escape(self.query_label)} · {self.last_latency_ms:.1f} ms"
+                            + self._approximate_note())
 
     def _ensure_embedder(self) -> Any:
         if self.embedder is not None:
@@ -545,7 +546,14 @@ class RetrievalPanel(QWidget):
         self.last_latency_ms = (time.perf_counter() - t0) * 1000
         segment = f" · {self.audio_match.describe()}" if self.audio_match is not None and src == "audio" else ""
         self.header.setText(f"Query: {html.escape(self.query_label)} ({src}){html.escape(segment)} · "
-                            f"{self.last_latency_ms:.1f} ms")
+                            f"{self.last_latency_ms:.1f} ms" + self._approximate_note())
+
+    def _approximate_note(self) -> str:
+        """`` · approximate (hnsw), recall 0.98 measured`` for an approximate index, else nothing."""
+        index = self.session.index
+        if index is None or getattr(index, "exact", True):
+            return ""
+        return f" · {html.escape(index.status_text())}"
 
     def _show(self, results: dict[str, list[tuple[str, float]]], partner: Optional[str]) -> None:
         for slot, tgt in zip(("0", "1"), self.targets):
