@@ -195,6 +195,18 @@ def window_spans(n_samples: int, sample_rate: int, window_s: float, hop_share: f
     return [(s, s + win) for s in kept]
 
 
+def peak_normalised(wave: np.ndarray) -> np.ndarray:
+    """``wave`` scaled to the renderers' peak (0.9), as every dataset sample is.
+
+    The audio CNN reads absolute log-mel levels: a quiet recording would
+    otherwise look like another timbre (measured: ±6 dB of gain costs the
+    music21 encoders two thirds of their R@1).
+    """
+    from model.render.audio import PEAK
+    peak = float(np.max(np.abs(wave))) if wave.size else 0.0
+    return (wave * np.float32(PEAK / peak)).astype(np.float32) if peak > 0 else wave
+
+
 def best_window(audio: QueryAudio, window_s: float, embed: Callable[[np.ndarray, int], Any],
                 to_space: Callable[[Any, str], np.ndarray],
                 search: Callable[[np.ndarray, str], list[tuple[str, float]]],
@@ -234,7 +246,7 @@ def best_window(audio: QueryAudio, window_s: float, embed: Callable[[np.ndarray,
         if not loud[i]:
             scores.append(math.inf)
             continue
-        feats = embed(audio.wave[a:b], audio.sample_rate)
+        feats = embed(peak_normalised(audio.wave[a:b]), audio.sample_rate)
         vectors, results, parts = {}, {}, []
         for target in targets:
             vec = np.asarray(to_space(feats, target), np.float32).reshape(-1)

@@ -227,7 +227,14 @@ class TimbreAugmenter:
         return self.finish(wave, rng), name
 
     def finish(self, wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Room, chorus, gain, EQ and noise on a rendered wave (length and rate kept)."""
+        """Room, chorus, EQ and noise on a rendered wave, then the renderers' peak (length and rate kept).
+
+        The result is peak-normalised like every dataset rendering (and every
+        query window, ``model.audio_query``): measured on the music21 set,
+        the unaugmented encoders fall from 52 % to 18 % train R@1 under a
+        random ±6 dB gain alone, so level is taken out of the problem instead
+        of being learnt; only a small gain is left to the per-step augmentation.
+        """
         cfg, sr = self.config, self.sample_rate
         if rng.random() < cfg.reverb_prob:
             wave = add_reverb(wave, sr, rng)
@@ -235,12 +242,12 @@ class TimbreAugmenter:
             wave = add_chorus(wave, sr, rng)
         if cfg.eq_db > 0:
             wave = apply_eq(wave, sr, rng, cfg.eq_db)
-        if cfg.gain_db > 0:
-            wave = apply_gain(wave, rng, cfg.gain_db)
         if rng.random() < cfg.noise_prob:
             wave = add_noise(wave, float(rng.uniform(*cfg.noise_snr_db)), rng,
                              "pink" if rng.random() < 0.5 else "white")
-        return np.clip(wave, -1.0, 1.0).astype(np.float32)
+        from model.render.audio import PEAK
+        peak = float(np.max(np.abs(wave))) if wave.size else 0.0
+        return (wave * np.float32(PEAK / peak) if peak > 0 else wave).astype(np.float32)
 
     def close(self) -> None:
         for synth in self._fluid.values():

@@ -58,7 +58,8 @@ class AugmentConfig:
         Probability that a rendering gets a random synthetic room reverb /
         a chorus.
     gain_db : float
-        Random gain in ``±gain_db`` dB (at rendering and again per step).
+        Random gain in ``±gain_db`` dB per step (renderings are peak-normalised
+        like the dataset's audio and the query windows).
     eq_db : float
         Random smooth EQ curve within ``±eq_db`` dB (at rendering and per step).
     noise_prob : float
@@ -84,11 +85,11 @@ class AugmentConfig:
     tempo_jitter: float = 0.08
     reverb_prob: float = 0.4
     chorus_prob: float = 0.25
-    gain_db: float = 6.0
+    gain_db: float = 2.0
     eq_db: float = 6.0
     noise_prob: float = 0.4
     noise_snr_db: tuple[float, float] = (15.0, 40.0)
-    variant_prob: float = 0.7
+    variant_prob: float = 0.5
     time_masks: int = 1
     time_mask_rows: int = 2
     freq_masks: int = 1
@@ -130,7 +131,8 @@ class AugmentConfig:
     def render_settings(self) -> dict[str, Any]:
         """The fields that decide the cached extra renderings (not the per-step ones)."""
         data = self.to_dict()
-        for key in ("preset", "variant_prob", "time_masks", "time_mask_rows", "freq_masks", "freq_mask_bands"):
+        for key in ("preset", "variant_prob", "gain_db", "time_masks", "time_mask_rows", "freq_masks",
+                    "freq_mask_bands"):
             data.pop(key)
         return data
 
