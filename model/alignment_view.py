@@ -278,10 +278,7 @@ def partner_alignment(query_modality: str, result_modality: str, query_length: i
     out = np.zeros(shape, dtype=bool)
 
     def note_of(onsets: Sequence[float]) -> np.ndarray:
-        starts = np.asarray(note_onsets, dtype=float) - float(note_onsets[0])
-        # a few ms of tolerance: a detected onset may land one 40 ms row before the note
-        return np.clip(np.searchsorted(starts, np.asarray(onsets, dtype=float) + 0.045, side="right") - 1,
-                       0, len(starts) - 1)
+        return notes_of_onsets(onsets, note_onsets)
 
     if "audio" not in (query_modality, result_modality):
         k = min(query_length, result_length, *shape)
@@ -297,6 +294,40 @@ def partner_alignment(query_modality: str, result_modality: str, query_length: i
             for j, n in enumerate(notes):
                 if j < shape[1] and n < min(query_length, shape[0]):
                     out[n, j] = True
+    return out
+
+
+def notes_of_onsets(onsets: Sequence[float], note_onsets: Sequence[float]) -> np.ndarray:
+    """Index of the note sounding at each audio onset.
+
+    ``onsets`` are seconds from the sample's start (the audio starts at its
+    first note); ``note_onsets`` are the notes' onsets in song time.
+    """
+    starts = np.asarray(note_onsets, dtype=float) - float(note_onsets[0])
+    # one 40 ms row of tolerance: a detected onset may land a row before its note
+    return np.clip(np.searchsorted(starts, np.asarray(onsets, dtype=float) + 0.045, side="right") - 1,
+                   0, len(starts) - 1)
+
+
+def per_note(values: Sequence[float], modality: str, n_notes: int,
+             onsets: Optional[Sequence[float]] = None, note_onsets: Optional[Sequence[float]] = None
+             ) -> Optional[np.ndarray]:
+    """Per-position values (importances) as one value per note of the sample, ``(n_notes,)``.
+
+    Syllables and engraved notes are notes already; audio onsets add up on
+    the note sounding at their time.  None when audio has no onset times.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    out = np.zeros(n_notes)
+    if modality in ("lyrics", "sheet"):
+        k = min(n_notes, len(values))
+        out[:k] = values[:k]
+        return out
+    if onsets is None or note_onsets is None or not len(note_onsets):
+        return None
+    k = min(len(values), len(onsets))
+    idx = notes_of_onsets(onsets[:k], note_onsets)
+    np.add.at(out, idx[idx < n_notes], values[:k][idx < n_notes])
     return out
 
 

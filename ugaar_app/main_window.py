@@ -79,6 +79,9 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self._build_menus()
         self.controller.map_preview.connect(self.map_view.show_preview)
+        # Why this result → the sample view: hovered positions and the result's per-note importance
+        self.retrieval.why.position_hovered.connect(self.sample_view.highlight_position)
+        self.retrieval.why.importance_ready.connect(self.sample_view.show_importance)
         self.bridge.message.connect(self._on_message)
         self.bridge.dataset_changed.connect(lambda _d: self._update_labels())
         self.bridge.run_changed.connect(lambda _r: self._update_labels())

@@ -21,13 +21,14 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFileDialog, QFrame, QHBoxLayout, QHeaderView,
                                QLabel, QLineEdit, QProgressBar, QPushButton, QRadioButton, QSpinBox,
-                               QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+                               QSplitter, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from .bridge import SessionBridge
 from .controller import AppController
 from model.embedding_map import MODALITIES
 from model.labels import is_placeholder_title, lyrics_label, sample_label
 from .theme import MODALITY_COLORS
+from .why_view import WhyView
 
 PARTNER_MARK = "✔ partner"
 DROP_TEXT = "Drop a MIDI/KAR or audio file (WAV/FLAC/OGG/MP3) here, or record one"
@@ -96,6 +97,9 @@ class RetrievalPanel(QWidget):
         self.last_latency_ms = 0.0
         self.query_vectors: dict[str, np.ndarray] = {}
         self.query_label = ""
+        #: The dataset sample and modality of the last "Selected sample" query (Why this result reads them).
+        self.query_sample_id: Optional[str] = None
+        self.query_source = ""
         #: The matched window of the last audio query (``model.audio_query.AudioMatch``).
         self.audio_match: Any = None
         #: Stream factory for the Record button (None: the microphone; tests: a WAV stand-in).
@@ -184,7 +188,18 @@ class RetrievalPanel(QWidget):
         layout.addWidget(self.rec_row)
         layout.addWidget(self.header)
         self.results_box = QVBoxLayout()
-        layout.addLayout(self.results_box, 1)
+        self.results_box.setContentsMargins(0, 0, 0, 0)
+        results = QWidget()
+        results.setLayout(self.results_box)
+        # "Why this result" under the lists, in a splitter so either can be given the room
+        self.why = WhyView(bridge, controller.tasks)
+        self.results_split = QSplitter(Qt.Vertical)
+        self.results_split.addWidget(results)
+        self.results_split.addWidget(self.why)
+        self.results_split.setChildrenCollapsible(False)
+        self.results_split.setStretchFactor(0, 1)
+        self.results_split.setStretchFactor(1, 1)
+        layout.addWidget(self.results_split, 1)
         for slot in range(2):
             col = QVBoxLayout()
             title = QLabel()
@@ -269,6 +284,8 @@ class RetrievalPanel(QWidget):
     def _clear(self) -> None:
         for tree in self.lists.values():
             tree.clear()
+        self.query_sample_id = None
+        self.why.clear()
         src = self.current_source()
         self.targets = [m for m in MODALITIES if m != src]
         for slot, tgt in zip(("0", "1"), self.targets):
@@ -301,6 +318,7 @@ class RetrievalPanel(QWidget):
             return
         s = self.session.sample(sid)
         self.query_label = f"{src} of “{sample_label(s) if s else sid}”"
+        self.query_sample_id, self.query_source = sid, src
         self._show(results, partner=sid)
         self.last_latency_ms = (time.perf_counter() - t0) * 1000
         self.header.setText(f"Query: {html.escape(self.query_label)} · {self.last_latency_ms:.1f} ms"
@@ -583,6 +601,20 @@ class RetrievalPanel(QWidget):
         rid = item.data(0, Qt.UserRole)
         if rid:
             self.session.select(rid, origin=self.ORIGIN)
+            self.explain(item)
+
+    def explain(self, item: QTreeWidgetItem) -> None:
+        """Show in "Why this result" how the query lines up with the result ``item``."""
+        tree = item.treeWidget()
+        slot = next((int(k) for k, t in self.lists.items() if t is tree), None)
+        rid = item.data(0, Qt.UserRole)
+        if slot is None or not rid:
+            return
+        if self.query_sample_id is None:
+            self.why.clear("Why this result explains queries made from a dataset sample (“Selected sample”): "
+                           "a typed line or a file has no dataset notes to label the positions with.")
+            return
+        self.why.explain(self.query_sample_id, self.query_source, rid, self.targets[slot])
 
     def result_ids(self, target: str) -> list[str]:
         slot = str(self.targets.index(target))

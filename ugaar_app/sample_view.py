@@ -74,6 +74,34 @@ class SampleView(QWidget):
                               dataset.note_x(sample.sample_id), self.times)
         self.lyrics.set_sample(sample)
 
+    # ---- Why this result ---------------------------------------------------------------------
+    def show_importance(self, sample_id: str, per_note: Optional[list[float]]) -> None:
+        """A retrieval result's importance per note: bars under the sheet, a tint over the syllables."""
+        if sample_id != self.session.selected:
+            return
+        self.sheet.set_importance(per_note)
+        self.lyrics.set_weights(per_note)
+
+    def highlight_position(self, sample_id: str, modality: str, index: int, seconds: float = -1.0) -> None:
+        """Show where position ``index`` of the selected result lies (a hovered alignment cell).
+
+        A syllable or an engraved note is note ``index`` (syllable k is sung
+        on note k); an audio onset is placed by its time, as the play cursor is.
+        """
+        if sample_id != self.session.selected or self.session.playback.playing:
+            return  # playback drives the cursor while it runs
+        if index < 0:
+            self.sheet.set_position(None)
+            self.lyrics.set_current(-1)
+        elif modality == "audio":
+            if seconds < 0:
+                return
+            self.sheet.set_position(seconds)
+            self.lyrics.set_current(current_note(self.times, seconds))
+        else:
+            self.sheet.show_note(index)
+            self.lyrics.set_current(index)
+
     def _on_play_request(self, sample_id: str, origin: str) -> None:
         """Select ``sample_id`` (announced as ``origin``) and play it."""
         self.session.select(sample_id, origin=origin)

@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import (QCheckBox, QGraphicsLineItem, QGraphicsPixmapItem,
+from PySide6.QtWidgets import (QCheckBox, QGraphicsLineItem, QGraphicsPixmapItem, QGraphicsRectItem,
                                QGraphicsScene, QGraphicsView, QHBoxLayout, QLabel, QSizePolicy, QToolButton,
                                QVBoxLayout, QWidget)
 
@@ -95,6 +95,9 @@ class SheetView(QWidget):
         self.note_x: Optional[list[float]] = None
         self.plain_width = 0.0
         self.times: list[float] = []
+        #: Per-note weights drawn as bars under the staff (a retrieval result's importance), or None.
+        self.importance: Optional[list[float]] = None
+        self._importance_items: list[QGraphicsRectItem] = []
         self.zoom_in_btn.clicked.connect(lambda: self.zoom(1.25))
         self.zoom_out_btn.clicked.connect(lambda: self.zoom(0.8))
         self.fit_btn.clicked.connect(self.fit)
@@ -106,6 +109,7 @@ class SheetView(QWidget):
         self.display_path = Path(display) if display else None
         self.note_x = list(note_x) if note_x else None
         self.times = list(times)
+        self.importance = None  # it belonged to the previous sample
         self.with_lyrics.setEnabled(self.display_path is not None)
         self._load()
 
@@ -136,6 +140,7 @@ class SheetView(QWidget):
         self.view.show()
         kind = "with syllables" if path != self.plain_path else "as the encoder sees it"
         self.info.setText(f"{pix.width()}×{pix.height()} px, {kind}")
+        self._draw_importance()
         if self.fit_mode:
             self.fit()
 
@@ -176,6 +181,49 @@ class SheetView(QWidget):
         x = cursor_x(self.times, self.note_positions(), position)
         self.cursor.setLine(x, 0, x, pix.height())
         self.cursor.show()
+
+    def show_note(self, index: int) -> None:
+        """Put the cursor on note ``index`` (−1 hides it): the note a hovered alignment cell names."""
+        pix = self.pixmap_item.pixmap()
+        xs = self.note_positions() if not pix.isNull() else []
+        if not 0 <= index < len(xs):
+            self.cursor.hide()
+            return
+        self.cursor.setLine(xs[index], 0, xs[index], pix.height())
+        self.cursor.show()
+
+    # ---- importance -----------------------------------------------------------
+    def set_importance(self, values: Optional[Sequence[float]]) -> None:
+        """Bars under the staff, one per note, in proportion to ``values`` (None removes them)."""
+        self.importance = list(values) if values is not None else None
+        self._draw_importance()
+        if self.fit_mode:
+            self.fit()
+
+    def _draw_importance(self) -> None:
+        for item in self._importance_items:
+            self.scene.removeItem(item)
+        self._importance_items = []
+        pix = self.pixmap_item.pixmap()
+        if pix.isNull():
+            return
+        strip = 0.0
+        values = self.importance
+        xs = self.note_positions()
+        top = max((abs(v) for v in values), default=0.0) if values else 0.0
+        if values and xs and top > 0:
+            strip = max(12.0, pix.height() * 0.22)
+            gaps = [b - a for a, b in zip(xs, xs[1:])]
+            width = 0.6 * (min(gaps) if gaps else pix.width() * 0.05)
+            for x, v in zip(xs, values):
+                h = strip * abs(v) / top
+                rect = QGraphicsRectItem(x - width / 2, pix.height() + 2, width, max(h, 1.0))
+                rect.setBrush(QColor(255, 167, 38) if v >= 0 else QColor(110, 130, 160))
+                rect.setPen(QPen(Qt.NoPen))
+                rect.setToolTip(f"importance {v:+.4f}")
+                self.scene.addItem(rect)
+                self._importance_items.append(rect)
+        self.scene.setSceneRect(QRectF(0, 0, pix.width(), pix.height() + (strip + 4 if strip else 0)))
 
     def cursor_position(self) -> Optional[float]:
         return self.cursor.line().x1() if self.cursor.isVisible() else None
