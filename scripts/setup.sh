@@ -10,9 +10,10 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 
 # --- system libraries (Linux) ------------------------------------------------
-# PortAudio (audio playback), FluidSynth (synthesis; a built-in synthesiser is
-# the fallback), Qt's xcb libraries (the window), Xvfb (screenshot test).
-apt_packages=(libportaudio2 libfluidsynth3 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4
+# PortAudio (audio playback and recording), FluidSynth (synthesis; a built-in
+# synthesiser is the fallback), FluidR3_GM (held-out timbres for evaluation),
+# Qt's xcb libraries (the window), Xvfb (screenshot test).
+apt_packages=(libportaudio2 libfluidsynth3 fluid-soundfont-gm libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4
   libxcb-keysyms1 libxcb-shape0 libxcb-image0 libxcb-render-util0 libegl1 libgl1
   libfontconfig1 libdbus-1-3 xvfb)
 if [ "$(uname -s)" = "Linux" ] && command -v dpkg-query >/dev/null 2>&1; then
