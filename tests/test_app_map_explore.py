@@ -159,3 +159,47 @@ def test_large_map_draws_within_its_budget(qtbot, window, mapped):
     in_view = int(np.count_nonzero((abs(x) < 0.06) & (abs(y) < 0.06)))
     assert 0 < mv.scatter.drawn <= in_view
     assert mv.scatter.drawn >= int(np.count_nonzero((abs(x) < 0.045) & (abs(y) < 0.045)))
+
+
+def test_several_library_rows_and_the_maps_box_share_one_selection(qtbot, window, mapped):
+    """Ctrl/Shift+click rows → their points are ringed; a box in the map → its rows are selected."""
+    mv, lib, session = mapped, window.library, window.session
+    table = lib.table
+
+    def click(row, modifier=Qt.NoModifier):
+        idx = lib.proxy.index(row, 0)
+        qtbot.mouseClick(table.viewport(), Qt.LeftButton, modifier, table.visualRect(idx).center())
+        return lib.proxy.data(idx, Qt.UserRole + 1)
+
+    def ringed():
+        return sorted(mv.point_info(int(i))[0] for i in mv.mapsel_points)
+
+    first = click(0)
+    assert session.selected == first and session.map_selection == []
+    chosen = [first, click(2, Qt.ControlModifier), click(4, Qt.ControlModifier)]
+    assert sorted(session.map_selection) == sorted(chosen) and session.map_selection_origin == "library"
+    assert ringed() == sorted(chosen * 3)  # each sample's three points
+    assert sorted(lib.selected_ids()) == sorted(chosen)
+    assert lib.proxy.rowCount() == lib.model.rowCount()  # rows chosen here do not filter the table
+    assert lib.map_sel_bar.isVisibleTo(window) and lib.clear_map_sel.text() == "Clear"
+    # Shift+click extends to a range; the map follows
+    click(6, Qt.ShiftModifier)
+    assert len(session.map_selection) == len(lib.selected_ids()) >= 3 and len(ringed()) == 3 * len(lib.selected_ids())
+    # a plain click is one sample again: the map's rings go
+    one = click(1)
+    assert session.selected == one and session.map_selection == [] and len(mv.mapsel_points) == 0
+    assert lib.selected_ids() == [one]
+
+    # map → library: a box round samples 2..4 selects (and lists) exactly their rows
+    boxed = [mv.ids[r] for r in (2, 3, 4)]
+    mv.box_select(QRectF(1.5, -0.5, 3.0, 1.0))  # the audio line y=0, x in [1.5, 4.5]
+    assert session.map_selection == boxed and session.map_selection_origin == "map"
+    assert sorted(lib.selected_ids()) == sorted(boxed) and sorted(lib.visible_ids()) == sorted(boxed)
+    assert ringed() == sorted(boxed * 3)
+    # a multi-row selection in the library, then one point clicked in the map: one sample everywhere
+    qtbot.mouseClick(lib.clear_map_sel, Qt.LeftButton)
+    click(0)
+    click(1, Qt.ControlModifier)
+    assert len(session.map_selection) == 2
+    mv.select_point(5)
+    assert session.selected == mv.ids[5] and session.map_selection == [] and lib.selected_ids() == [mv.ids[5]]

@@ -1,7 +1,10 @@
 """Library: the table of samples with text and split filters.
 
-Selecting a row selects the sample everywhere; a box or lasso selection in the
-embedding map restricts the table to the boxed samples until cleared.
+Selecting a row selects the sample everywhere.  The multi-sample selection
+(``session.map_selection``) is shared with the map both ways: several rows
+selected here (Ctrl/Shift+click) are ringed in the map, and a box or lasso in
+the map selects its samples' rows and restricts the table to them until
+cleared.
 Songs are named by :func:`model.labels.sample_label` (first words of the
 lyrics for hash-named LMD songs); the sample id keeps a column of its own.
 With an active run, *Rank* is where the sample's true partners rank (median
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from PySide6.QtCore import (QAbstractTableModel, QItemSelectionModel, QModelIndex,
+from PySide6.QtCore import (QAbstractTableModel, QItemSelection, QItemSelectionModel, QModelIndex,
                             QSortFilterProxyModel, Qt)
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel,
                                QLineEdit, QPushButton, QTableView, QVBoxLayout, QWidget)
@@ -154,6 +157,7 @@ class LibraryWidget(QWidget):
         super().__init__(parent)
         self.bridge = bridge
         self.session = bridge.session
+        self._syncing = False  # True while the table's selection is set from the session (no echo)
         self.model = LibraryModel(self)
         self.proxy = LibraryFilter(self)
         self.proxy.setSourceModel(self.model)
@@ -170,7 +174,7 @@ class LibraryWidget(QWidget):
         self.count_label.setWordWrap(True)
         self.map_sel_label = QLabel()
         self.clear_map_sel = QPushButton("Show all")
-        self.clear_map_sel.setToolTip("Clear the map's box or lasso selection")
+        self.clear_map_sel.setToolTip("Clear the selection of several samples (the map's box or lasso, or the rows)")
         self.map_sel_bar = QWidget()
         mb = QHBoxLayout(self.map_sel_bar)
         mb.setContentsMargins(0, 0, 0, 0)
@@ -181,7 +185,7 @@ class LibraryWidget(QWidget):
         self.table = QTableView()
         self.table.setModel(self.proxy)
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.table.setSelectionMode(QAbstractItemView.ExtendedSelection)  # several rows: ringed in the map
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(-1, Qt.AscendingOrder)
         self.table.verticalHeader().hide()
@@ -213,8 +217,9 @@ class LibraryWidget(QWidget):
 
         self.search.textChanged.connect(self._on_text)
         self.split_box.currentIndexChanged.connect(self._on_split)
-        self.clear_map_sel.clicked.connect(lambda: self.session.set_map_selection([]))
+        self.clear_map_sel.clicked.connect(lambda: self.session.set_map_selection([], origin=self.ORIGIN))
         self.table.selectionModel().currentRowChanged.connect(self._on_current)
+        self.table.selectionModel().selectionChanged.connect(lambda _s, _d: self._on_rows_selected())
         bridge.dataset_changed.connect(self._on_dataset)
         bridge.selection_changed.connect(self._on_selection)
         bridge.map_selection_changed.connect(self._on_map_selection)
@@ -237,6 +242,9 @@ class LibraryWidget(QWidget):
         if origin == self.ORIGIN:
             return
         self.show_sample(sample_id)
+        if self.session.map_selection and self.session.map_selection_origin == self.ORIGIN:
+            # one sample chosen elsewhere replaces the rows selected here, in the map too
+            self.session.set_map_selection([], origin=self.ORIGIN)
 
     def show_sample(self, sample_id: Optional[str]) -> None:
         sel = self.table.selectionModel()
@@ -269,13 +277,47 @@ class LibraryWidget(QWidget):
             self._update_count()
 
     def _on_map_selection(self, ids: list[str]) -> None:
-        self.proxy.set_ids(ids or None)
+        mine = self.session.map_selection_origin == self.ORIGIN
+        # rows chosen here stay in their table; a box or lasso in the map lists its samples alone
+        self.proxy.set_ids(ids if ids and not mine else None)
         if ids:
-            self.map_sel_label.setText(f"<b>{len(ids)}</b> samples selected in the map")
+            self.map_sel_label.setText(f"<b>{len(ids)}</b> samples selected" +
+                                       (" — ringed in the map" if mine else " in the map"))
+            self.clear_map_sel.setText("Clear" if mine else "Show all")
             self.map_sel_bar.show()
         else:
             self.map_sel_bar.hide()
+        if not mine:
+            self._select_rows(ids)
+        elif not ids and len(self.selected_ids()) > 1:
+            self._select_rows([])
         self._update_count()
+
+    def _select_rows(self, ids: list[str]) -> None:
+        """Make the table's selected rows ``ids`` (empty: the current row alone), without echoing back."""
+        sel = self.table.selectionModel()
+        selection = QItemSelection()
+        for sid in ids or ([self.session.selected] if self.session.selected else []):
+            row = self.model.row_of(sid)
+            pidx = self.proxy.mapFromSource(self.model.index(row, 0)) if row is not None else QModelIndex()
+            if pidx.isValid():
+                selection.select(pidx, pidx)
+        self._syncing = True
+        try:
+            sel.select(selection, QItemSelectionModel.ClearAndSelect | QItemSelectionModel.Rows)
+        finally:
+            self._syncing = False
+
+    def _on_rows_selected(self) -> None:
+        """Several rows selected here are the shared multi-sample selection (the map rings them)."""
+        if self._syncing:
+            return
+        ids = self.selected_ids()
+        if len(ids) > 1:
+            if ids != self.session.map_selection or self.session.map_selection_origin != self.ORIGIN:
+                self.session.set_map_selection(ids, origin=self.ORIGIN)
+        elif self.session.map_selection and self.session.map_selection_origin == self.ORIGIN:
+            self.session.set_map_selection([], origin=self.ORIGIN)
 
     # ---- view → session -------------------------------------------------------------
     def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
@@ -302,6 +344,11 @@ class LibraryWidget(QWidget):
             self.count_label.setText(f"{total} samples")
         else:
             self.count_label.setText(f"{shown} of {total} samples shown")
+
+    def selected_ids(self) -> list[str]:
+        """Sample ids of the selected rows, in table order."""
+        rows = sorted(self.table.selectionModel().selectedRows(0), key=lambda i: i.row())
+        return [self.proxy.data(i, SAMPLE_ID_ROLE) for i in rows]
 
     def selected_sample_id(self) -> Optional[str]:
         idx = self.table.selectionModel().currentIndex()

@@ -820,7 +820,7 @@ class MapView(QWidget):
         if self.coords is None or self.visible_mask is None:
             return []
         ids = [self.ids[r] for r in selected_rows(inside, self.n, self.visible_mask)]
-        self.session.set_map_selection(ids)
+        self.session.set_map_selection(ids, origin=self.ORIGIN)
         self.session.notify("info", f"{len(ids)} samples {how} in the map — listed in the library")
         return ids
 

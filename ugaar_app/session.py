@@ -73,7 +73,9 @@ class Session:
     - ``run_changed(run)``      (the *active* run; index/embeddings follow)
     - ``selection_changed(sample_id, origin)`` — ``origin`` names the widget
       that made the selection so it can avoid echoing it back
-    - ``map_selection_changed(ids)`` — box selection in the embedding map
+    - ``map_selection_changed(ids)`` — the multi-sample selection: a box or
+      lasso in the embedding map, or several rows of the library
+      (``map_selection_origin`` names which)
     - ``highlight_changed(ids)`` — samples matching the library's text filter
       (the map rings them)
     - ``partner_ranks_changed(ranks)`` — the active run's per-sample partner
@@ -95,6 +97,7 @@ class Session:
         self.index: Any = None
         self.selected: Optional[str] = None
         self.map_selection: list[str] = []
+        self.map_selection_origin = ""  # the widget that made map_selection ("map", "library")
         self.map_view = "shared"  # the map's view: "shared" (modality offsets removed) or "modality"
         self.highlight: list[str] = []
         self.partner_ranks: Any = None       # (N,) median rank per sample of the active run
@@ -125,6 +128,7 @@ class Session:
         self.index = None
         self.selected = None
         self.map_selection = []
+        self.map_selection_origin = ""
         self.highlight = []
         self.partner_ranks = None
         self.partner_rank_table = None
@@ -182,8 +186,10 @@ class Session:
         self.selected = sample_id
         self.selection_changed.emit(sample_id, origin)
 
-    def set_map_selection(self, ids: list[str]) -> None:
+    def set_map_selection(self, ids: list[str], origin: str = "") -> None:
+        """Select several samples at once (``origin``: the widget that did, so it can tell its own echo)."""
         self.map_selection = list(ids)
+        self.map_selection_origin = origin
         self.map_selection_changed.emit(self.map_selection)
 
     def set_highlight(self, ids: list[str]) -> None:
