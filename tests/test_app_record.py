@@ -102,3 +102,18 @@ def test_record_without_microphone_says_so(qtbot, window, trained):
     assert "no microphone" in panel.header.text() and panel.recorder is None
     assert panel.rec_label.text() == "No microphone"
     assert any("no microphone" in text for _level, text in window.session.messages)
+
+
+def test_import_form_carries_the_chosen_timbre(qtbot, window, tmp_path):
+    panel = window.datasets
+    sf2 = tmp_path / "mine.sf2"
+    sf2.write_bytes(b"RIFF")
+    panel.renderer.setCurrentIndex(panel.renderer.findData("fluidsynth"))
+    panel.soundfont.setText(str(sf2))
+    panel.program.setValue(73)
+    config = panel.make_config()
+    assert (config.audio_renderer, config.soundfont, config.program) == ("fluidsynth", str(sf2), 73)
+    panel.renderer.setCurrentIndex(panel.renderer.findData("builtin"))
+    assert not panel.program.isEnabled()
+    config = panel.make_config()
+    assert (config.audio_renderer, config.soundfont, config.program) == ("builtin", None, 0)
