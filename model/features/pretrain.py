@@ -324,7 +324,7 @@ def pretrain(train_audio: Ragged, train_sheet: Ragged, val_audio: Ragged, val_sh
                 report(progress, "pretrain", epoch * n_batches + b + 1, total_steps,
                        f"epoch {epoch + 1} loss {np.mean(losses):.4f}")
             # a cancel on any rank ends every rank after the same step
-            if dist_.any_rank(cancel is not None and cancel.is_set(), device):
+            if dist_.any_rank(cancel is not None and cancel.is_set, device):
                 if cancel is not None:
                     cancel.raise_if_set()
                 raise dist_.DistributedError("pre-training", "cancelled on another rank")
