@@ -237,8 +237,8 @@ def test_embedder_sequences_match_the_dataset_rows(tiny_dataset, extracted):
     same(emb.lyrics_syllables_sequence(sample.syllables, [n.word_start for n in sample.notes]), "lyrics", 1e-3)
     wave_, sr = tiny_dataset.load_audio(sample.sample_id)
     same(emb.audio_sequence(wave_, sr), "audio", 2e-2)
-    same(emb.sheet_sequence(tiny_dataset.sheet_path(sample.sample_id), tiny_dataset.note_x(sample.sample_id)),
-         "sheet", 2e-2)
+    same(emb.sheet_sequence(tiny_dataset.sheet_path(sample.sample_id), tiny_dataset.note_x(sample.sample_id),
+                            sample.notes), "sheet", 2e-2)
     # a typed line goes through the syllabifier; a line without letters gives one zero token
     typed = emb.lyrics_sequence("Yesterday, all my troubles seemed so far away")
     assert typed.lengths.tolist() == [12] and typed.tokens.shape == (1, TINY.sequence_max_len, fs.tokens["lyrics"].shape[2])

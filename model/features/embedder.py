@@ -136,9 +136,14 @@ class Embedder:
         data, sr = soundfile.read(str(path), dtype="float32", always_2d=True)
         return self.audio_sequence(data.mean(axis=1), sr)
 
-    def sheet_sequence(self, path: str | Path, note_x: Sequence[float] | None = None) -> SequenceInput:
-        """An engraved staff → pooled vector and per-note tokens (windows every half width without ``note_x``)."""
-        segments = sheet_segments(load_grey(path), note_x, self.config)
+    def sheet_sequence(self, path: str | Path, note_x: Sequence[float] | None = None,
+                       notes: Sequence[Note] | None = None) -> SequenceInput:
+        """An engraved staff → pooled vector and per-note tokens (windows every half width without ``note_x``).
+
+        ``notes``: the notes the staff engraves, when known (their written
+        durations, rests and pitches fill the tokens' note columns).
+        """
+        segments = sheet_segments(load_grey(path), note_x, self.config, notes)
         return self._sequence(self.sheet_png(path), self._cnn_tokens(self.encoders.model.sheet, segments))
 
     def notes_sequence(self, notes: Sequence[Note]) -> dict[str, SequenceInput]:
@@ -147,7 +152,7 @@ class Embedder:
         if not notes:
             raise ValueError("no notes to embed")
         return {"audio": self.audio_sequence(self._render_audio(notes), self.config.sample_rate),
-                "sheet": self._engraved(notes, self.sheet_sequence),
+                "sheet": self._engraved(notes, lambda png, x: self.sheet_sequence(png, x, notes)),
                 "lyrics": self.lyrics_syllables_sequence([n.syllable for n in notes], [n.word_start for n in notes])}
 
     def midi_file_sequence(self, path: str | Path, max_notes: int = MAX_NOTES) -> dict[str, SequenceInput]:

@@ -17,8 +17,17 @@ keep it, and every modality gets it from its *own* signal:
 * **sheet** — per note x-position (the engraver reports them; a dropped
   image without them gets windows every half window width): the sheet
   CNN's 128-d embedding of a window centred on the note, the log distance to
-  the next note in staff spaces (engraved spacing grows with duration) and
-  the ink's vertical centre in the window (pitch height).
+  the next note in staff spaces (engraved spacing grows with duration), the
+  ink's vertical centre in the window (pitch height) and, when the notes the
+  staff engraves are known (every dataset item and every dropped MIDI, KAR
+  or MusicXML file: the engraving is made from them), what the engraving
+  says of each note exactly — its written duration and the rest before it
+  in beats, its pitch relative to the item's mean and the interval from the
+  previous note (:func:`note_structure`).  Reading those off the image
+  would be optical music recognition of our own engraving; the spacing and
+  height columns are the image's rough version of the same (validation:
+  sheet → lyrics MedR/N 0.10 from spacing and height, 0.08 with the notes;
+  docs/training.md).
 
 Sequences are padded to ``FeatureConfig.sequence_max_len`` and stored in the
 FeatureSet beside the pooled features (``FeatureSet.tokens``/``lengths``).
@@ -38,9 +47,10 @@ from .frontend import load_grey, staff_band_scaled
 from .prosody import N_PROSODY, syllable_features
 
 #: Bump when a token's definition changes: it is part of the feature-cache key.
-SEQUENCE_VERSION = 1
+SEQUENCE_VERSION = 2
 AUDIO_SCALARS = ("log_ioi", "sounding", "loudness", "centroid")
-SHEET_SCALARS = ("log_spacing", "height")
+SHEET_SCALARS = ("log_spacing", "height", "notes_known", "log_beats", "log_rest", "pitch_rel", "interval",
+                 "long_note", "short_note")
 #: The last this-many columns of each modality's token describe *structure*
 #: (timing, spacing, stress, word position) rather than content embeddings;
 #: CCA's lyrics pairs read only these (docs/training.md, "Syllable-level alignment").
@@ -125,12 +135,53 @@ def audio_segments(rows: np.ndarray, config: FeatureConfig) -> tuple[np.ndarray,
 
 # -- sheet -----------------------------------------------------------------------
 
-def sheet_segments(ink: np.ndarray, note_x: Optional[Sequence[float]],
-                   config: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
+#: Seconds per beat assumed for a note whose source gives no quantised duration (120 bpm).
+_FALLBACK_BEAT_S = 0.5
+
+
+def note_structure(notes: Sequence[Any]) -> np.ndarray:
+    """What an engraved staff states of each note, ``(K, 7)`` float32.
+
+    Columns (the last seven of :data:`SHEET_SCALARS`): 1 (the notes are
+    known), log written duration in beats, log(1 + rest before it in beats),
+    pitch relative to the item's mean in octaves, interval from the previous
+    note in octaves, a long-note flag (≥ 1 beat) and a short-note flag
+    (≤ ½ beat).  Durations and gaps in seconds stand in at 120 bpm where a source has
+    no quantised beats.
+    """
+    k = len(notes)
+    out = np.zeros((k, 7), dtype=np.float32)
+    if k == 0:
+        return out
+    pitch = np.array([float(n.pitch) for n in notes])
+    beats = np.array([n.beats if getattr(n, "beats", None) else n.duration / _FALLBACK_BEAT_S for n in notes])
+    rest = np.zeros(k)
+    for i, n in enumerate(notes):
+        if getattr(n, "rest_beats", None) is not None:
+            rest[i] = float(n.rest_beats)
+        elif i > 0:  # the gap after the previous note, at the same 120 bpm
+            prev = notes[i - 1]
+            rest[i] = max(0.0, n.onset - prev.onset - prev.duration) / _FALLBACK_BEAT_S
+    out[:, 0] = 1.0
+    out[:, 1] = np.log(np.maximum(beats, 1.0 / 64))
+    out[:, 2] = np.log1p(np.maximum(rest, 0.0))
+    out[:, 3] = (pitch - pitch.mean()) / 12.0
+    out[1:, 4] = np.diff(pitch) / 12.0
+    out[:, 5] = beats >= 1.0
+    out[:, 6] = beats <= 0.5
+    return out
+
+
+def sheet_segments(ink: np.ndarray, note_x: Optional[Sequence[float]], config: FeatureConfig,
+                   notes: Optional[Sequence[Any]] = None) -> tuple[np.ndarray, np.ndarray]:
     """Windows centred on each note ``(K, H, W)`` float32 and their scalars ``(K, len(SHEET_SCALARS))``.
 
     ``note_x`` are x-positions in the image's pixels; without them, windows
-    every half window width over the inked columns stand in.
+    every half window width over the inked columns stand in.  ``notes`` (the
+    engraved notes, in order, with ``pitch``, ``beats``/``duration`` and
+    ``rest_beats``) fill the note columns (:func:`note_structure`) of the
+    windows they sit under; without them those columns are zero, with
+    ``notes_known`` = 0.
     """
     band, scale = staff_band_scaled(ink, config)
     h, w = config.sheet_height, config.sheet_window
@@ -151,7 +202,10 @@ def sheet_segments(ink: np.ndarray, note_x: Optional[Sequence[float]],
         windows[k] = padded[:, left:left + w]
         core = windows[k][:, w // 2 - 3: w // 2 + 3].sum(axis=1)
         height = float((core * rows).sum() / core.sum()) if core.sum() > 0 else h / 2.0
-        scalars[k] = (np.log(max(spacing[k], 1.0) / config.sheet_staff_space), (h / 2.0 - height) / h * 4.0)
+        scalars[k, :2] = (np.log(max(spacing[k], 1.0) / config.sheet_staff_space), (h / 2.0 - height) / h * 4.0)
+    if notes and note_x:
+        known = note_structure(list(notes)[: len(centres)])
+        scalars[: len(known), 2:] = known
     return windows, scalars
 
 
@@ -203,7 +257,7 @@ def dataset_sequences(dataset: Any, encoders: Any, audio_inputs: Any, config: Fe
 
     def sheet_one(sample: Any) -> tuple[np.ndarray, np.ndarray]:
         return sheet_segments(load_grey(dataset.sheet_path(sample.sample_id)),
-                              dataset.note_x(sample.sample_id), config)
+                              dataset.note_x(sample.sample_id), config, sample.notes)
 
     chunk = 256
     try:

@@ -1,0 +1,62 @@
+"""Per-position tokens: the sheet's note columns and the CCA baseline's lyrics rows."""
+from __future__ import annotations
+
+import numpy as np
+
+from model.features.config import FeatureConfig
+from model.features.sequences import SHEET_SCALARS, STRUCTURE_DIMS, note_structure, sheet_segments
+from model.song import Note
+from model.ugaar import RunConfig
+from model.ugaar.factory import build_method
+from model.ugaar.synthetic import synthetic_stress_features
+
+
+def _notes() -> list[Note]:
+    # a quarter, an eighth after a quarter rest, a half note an octave up, one without quantised beats
+    return [Note(60, 0.0, 0.5, "ti", True, beats=1.0, rest_beats=0.0),
+            Note(62, 1.0, 0.25, "ny", False, beats=0.5, rest_beats=1.0),
+            Note(72, 1.25, 1.0, "star", True, beats=2.0, rest_beats=0.0),
+            Note(70, 3.25, 0.25, "light", True)]
+
+
+def test_note_structure_states_durations_rests_and_pitch():
+    cols = note_structure(_notes())
+    assert cols.shape == (4, 7) and cols.dtype == np.float32
+    assert np.all(cols[:, 0] == 1.0)                                   # notes known
+    np.testing.assert_allclose(cols[:3, 1], np.log([1.0, 0.5, 2.0]), rtol=1e-6)
+    np.testing.assert_allclose(cols[3, 1], np.log(0.25 / 0.5), rtol=1e-6)  # seconds at 120 bpm
+    np.testing.assert_allclose(cols[:3, 2], np.log1p([0.0, 1.0, 0.0]), rtol=1e-6)
+    # the last note has no rest_beats: its gap after the half note (1.25 + 1.0 → 3.25 s) is 2 beats
+    np.testing.assert_allclose(cols[3, 2], np.log1p(2.0), rtol=1e-6)
+    np.testing.assert_allclose(cols[:, 3].mean(), 0.0, atol=1e-6)       # relative to the mean pitch
+    np.testing.assert_allclose(cols[:, 4], [0.0, 2 / 12, 10 / 12, -2 / 12], rtol=1e-6)
+    assert cols[:, 5].tolist() == [1.0, 0.0, 1.0, 0.0]                 # ≥ 1 beat
+    assert cols[:, 6].tolist() == [0.0, 1.0, 0.0, 1.0]                 # ≤ ½ beat
+    assert note_structure([]).shape == (0, 7)
+
+
+def test_sheet_tokens_carry_the_notes_only_where_they_are_known():
+    config = FeatureConfig()
+    ink = np.zeros((120, 400), dtype=np.float32)
+    ink[40:80, ::37] = 1.0  # something inked, so the staff band is found
+    notes = _notes()
+    x = [30.0, 120.0, 210.0, 300.0]
+    _, with_notes = sheet_segments(ink, x, config, notes)
+    _, without = sheet_segments(ink, x, config)
+    assert with_notes.shape == (4, len(SHEET_SCALARS)) == without.shape
+    np.testing.assert_array_equal(with_notes[:, 2:], note_structure(notes))
+    np.testing.assert_array_equal(with_notes[:, :2], without[:, :2])  # the image's own columns unchanged
+    assert np.all(without[:, 2:] == 0.0)                               # notes_known = 0 and nothing made up
+    assert STRUCTURE_DIMS["sheet"] == len(SHEET_SCALARS)
+
+
+def test_cca_lyrics_pairs_read_structure_columns_only_with_their_own_settings():
+    features = synthetic_stress_features(n=240, seed=0)
+    config = RunConfig.for_method("cca", inputs="aligned", cca_components=8, cca_lyrics_components=3,
+                                  cca_lyrics_reg=0.5)
+    method = build_method(config, features)
+    train = features.split("train")
+    row = method.flat("audio", train.input_of("audio", "aligned"), "lyrics")
+    assert row.shape[1] == config.cca_positions * method.structure_dims["audio"]  # no pooled vector
+    assert method.ccas["audio|lyrics"].n_components == 3 and method.ccas["audio|lyrics"].reg == 0.5
+    assert method.ccas["audio|sheet"].n_components == 8 and method.ccas["audio|sheet"].reg == config.cca_reg
