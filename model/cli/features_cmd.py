@@ -1,9 +1,15 @@
-"""``ugaar features extract|info``: pre-train the encoders and cache a dataset's features."""
+"""``ugaar features extract|info``: pre-train the encoders and cache a dataset's features.
+
+With ``--nproc N`` the command starts ``torchrun`` with N copies of itself
+(``model.cli.torchrun``); rank 0 runs the whole pipeline and the other ranks
+join only the encoders' pre-training (``model.features.extract_ddp``).
+"""
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from model.cli.progress_bar import StageBar
@@ -32,6 +38,10 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
     ext.add_argument("--cca", action="store_true",
                      help="also print plain CCA six-direction figures on the test split")
     ext.add_argument("--quiet", action="store_true", help="no progress bar")
+    ext.add_argument("--nproc", type=int, default=1, metavar="N",
+                     help="pre-train the encoders with N processes under torchrun (torch DDP: gloo on CPU, "
+                          "NCCL with --device cuda); the front end, skip-gram models and extraction run in "
+                          "the first process (docs/scaling.md)")
     ext.set_defaults(func=_extract)
 
 
@@ -40,36 +50,123 @@ def _fmt(figs: dict[str, Any]) -> str:
             f"MedR {figs['MedR']:g}  MeanR {figs['MeanR']:.1f}  N {figs['N']}")
 
 
-def _extract(args: argparse.Namespace) -> int:
-    from model.features import FeatureConfig, extract_features
-    from model.features.metrics import cca_six_directions
-    from model.validate import check_dataset_folder
+def _config(args: argparse.Namespace) -> Any:
+    """The FeatureConfig of ``--config``, ``--published-skipgram`` and ``--augment``."""
+    from model.features import FeatureConfig
 
-    check_dataset_folder(args.dataset)  # before torch threads and the progress bar start
-    if args.threads:
-        import torch
-        torch.set_num_threads(max(1, args.threads))
     config = FeatureConfig.from_json(args.config) if args.config else FeatureConfig()
     if args.published_skipgram:
         config.use_published_skipgram = args.published_skipgram
     if args.augment is not None:
         from model.features.augment_config import augment_preset
         config.augment = augment_preset(args.augment, seed=config.seed)
-    bar = None if args.quiet else StageBar()
+    return config
 
+
+def _logger(bar: Any) -> Any:
     def log(line: str) -> None:
         if bar is not None and bar.bar is not None:
             bar.bar.write(line, file=sys.stderr)
         else:
             print(line, file=sys.stderr)
+    return log
 
+
+def _extract(args: argparse.Namespace) -> int:
+    from model import distributed as dist_
+    from model.features import extract_features
+    from model.validate import check_dataset_folder
+
+    check_dataset_folder(args.dataset)  # before torch threads and the progress bar start
+    if getattr(args, "nproc", 1) > 1 and dist_.env_world_size() == 1:
+        return _launch(args)
+    if args.threads:
+        import torch
+        torch.set_num_threads(max(1, args.threads))
+    if dist_.env_world_size() > 1:  # a rank of a torchrun job
+        return _extract_rank(args)
+    config = _config(args)
+    bar = None if args.quiet else StageBar()
     t0 = time.perf_counter()
     try:
         fs = extract_features(args.dataset, config, encoders_dir=args.encoders, device=args.device,
-                              progress=bar, force=args.force, log=log)
+                              progress=bar, force=args.force, log=_logger(bar))
     finally:
         if bar is not None:
             bar.close()
+    return _summary(fs, args, t0)
+
+
+def worker_argv(args: argparse.Namespace) -> list[str]:
+    """``ugaar features extract`` arguments of one rank: ``args`` without ``--nproc``."""
+    argv = ["features", "extract", str(args.dataset), "--device", args.device]
+    for flag, name in (("--encoders", "encoders"), ("--config", "config"), ("--threads", "threads"),
+                       ("--published-skipgram", "published_skipgram"), ("--augment", "augment")):
+        value = getattr(args, name)
+        if value is not None:
+            argv += [flag, str(value)]
+    argv += [flag for flag, name in (("--force", "force"), ("--cca", "cca"), ("--quiet", "quiet"))
+             if getattr(args, name)]
+    return argv
+
+
+def _launch(args: argparse.Namespace) -> int:
+    """Start torchrun on this command; Ctrl-C stops every rank after the same pre-training step.
+
+    The stop request is ``DATASET/features/stop.request`` (on a cluster,
+    ``touch`` it).  A stopped extraction keeps its caches and the resume
+    checkpoint, and running the command again continues it.
+    """
+    from model.cli.failures import EXIT_INTERRUPTED
+    from model.cli.torchrun import STOP_FILE, check_nproc, run_torchrun
+
+    check_nproc(args.nproc, args.device)
+    launched = run_torchrun(args.nproc, worker_argv(args), Path(args.dataset) / "features" / STOP_FILE,
+                            args.threads or 0, stop_message="stopping every process")
+    if launched.returncode == 0 and launched.stop_requested:
+        return EXIT_INTERRUPTED  # as a single process's Ctrl-C: the command did not finish
+    return launched.returncode
+
+
+def _extract_rank(args: argparse.Namespace) -> int:
+    """One rank under torchrun: rank 0 extracts (and prints), the others join the pre-training.
+
+    SIGINT and SIGTERM on any rank, and ``DATASET/features/stop.request``
+    on rank 0, cancel the extraction; during the pre-training the per-step
+    stop vote ends every rank after the same step.  A stopped rank exits 0
+    (torchrun would report any other status as a crash).
+    """
+    from model import distributed as dist_
+    from model.cli.torchrun import STOP_FILE, rank_stop_signals
+    from model.features.extract_ddp import extract_on_rank, init_world
+    from model.progress import Cancelled, CancelToken
+
+    config = _config(args)
+    world = init_world(args.device)
+    cancel = CancelToken()
+    bar = StageBar() if world.is_main and not args.quiet else None
+    t0 = time.perf_counter()
+    try:
+        with rank_stop_signals(cancel.set, Path(args.dataset) / "features" / STOP_FILE if world.is_main else None):
+            fs = extract_on_rank(args.dataset, config, world, encoders_dir=args.encoders, device=args.device,
+                                 progress=bar, cancel=cancel, force=args.force,
+                                 log=_logger(bar) if world.is_main else None)
+    except Cancelled:
+        if world.is_main:
+            print("stopped on every process; the caches and the pre-training checkpoint are kept and the same "
+                  "command resumes", file=sys.stderr)
+        return 0
+    finally:
+        if bar is not None:
+            bar.close()
+        dist_.shutdown()
+    return 0 if fs is None else _summary(fs, args, t0)
+
+
+def _summary(fs: Any, args: argparse.Namespace, t0: float) -> int:
+    """Print where the features are, the encoders, pre-training and the audio↔sheet figures."""
+    from model.features.metrics import cca_six_directions
+
     meta = fs.meta
     print(f"features: {meta.get('cache_path')}  ({len(fs)} samples, audio {fs.audio.shape[1]}-d, "
           f"sheet {fs.sheet.shape[1]}-d, lyrics {fs.lyrics.shape[1]}-d; {time.perf_counter() - t0:.1f} s)")
@@ -78,7 +175,9 @@ def _extract(args: argparse.Namespace) -> int:
         print("audio encoder trained on: " + "; ".join(meta["timbres"]))
     pre = meta.get("pretrain") or {}
     if pre.get("best_epoch"):
-        print(f"pre-training: best epoch {pre['best_epoch']}, {pre.get('pretrain_seconds') or 0:.0f} s")
+        procs = (pre.get("processes") or {}).get("count") or 1
+        print(f"pre-training: best epoch {pre['best_epoch']}, {pre.get('pretrain_seconds') or 0:.0f} s"
+              + (f", {procs} processes (the same encoders on every one)" if procs > 1 else ""))
     for split in ("val", "test"):
         figs = (meta.get("audio_sheet_figures") or {}).get(split)
         if figs:
@@ -89,4 +188,3 @@ def _extract(args: argparse.Namespace) -> int:
         for direction, values in cca_six_directions(fs).items():
             print(f"  {direction}: {_fmt(values)}")
     return 0
-

@@ -8,11 +8,8 @@ torchrun`` on a cluster runs one rank.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -25,7 +22,7 @@ DEFAULT_RUNS = cache_root() / "runs"
 
 #: Created in a run folder to stop a distributed run cleanly (``ugaar train
 #: --nproc``'s Ctrl-C writes it; on a cluster, ``touch RUN/stop.request``).
-STOP_FILE = "stop.request"
+STOP_FILE = "stop.request"  # model.cli.torchrun.STOP_FILE
 
 
 def resolve_features(path: str | Path, device: str = "cpu"):
@@ -131,17 +128,12 @@ def launch(args: argparse.Namespace) -> int:
 
     Ctrl-C asks for a clean stop: it writes ``RUN/stop.request``, which rank
     0 turns into :meth:`Trainer.stop` (every rank then ends after the same
-    step, with a checkpoint).  A second Ctrl-C ends the job at once.  The
-    workers run in their own session, so the terminal's Ctrl-C reaches this
-    process only (torchrun would otherwise kill its workers on the spot).
+    step, with a checkpoint).  A second Ctrl-C ends the job at once
+    (``model.cli.torchrun``).
     """
-    import torch
+    from model.cli.torchrun import check_nproc, run_torchrun
 
-    from model.errors import BadInputError
-
-    if args.device == "cuda" and args.nproc > torch.cuda.device_count():
-        raise BadInputError("--nproc", f"{args.nproc} processes but {torch.cuda.device_count()} GPUs",
-                            "use at most one process per GPU")
+    check_nproc(args.nproc, args.device)
     if args.resume:
         run_dir = Path(args.resume)
     elif args.out:
@@ -152,52 +144,7 @@ def launch(args: argparse.Namespace) -> int:
         seed = args.seed if args.seed is not None else RunConfig().seed
         run_dir = default_out(args.method, seed)
     run_dir.mkdir(parents=True, exist_ok=True)
-    stop_file = run_dir / STOP_FILE
-    stop_file.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}",
-           "-m", "model", *worker_argv(args, str(run_dir))]
-    print(f"starting {args.nproc} processes: torchrun --standalone --nproc-per-node={args.nproc} -m model "
-          + " ".join(cmd[cmd.index("model") + 1:]), file=sys.stderr, flush=True)
-    env = dict(os.environ)
-    if args.threads:  # torchrun sets OMP_NUM_THREADS=1 unless told
-        env.setdefault("OMP_NUM_THREADS", str(args.threads))
-    child = subprocess.Popen(cmd, env=env, start_new_session=True)
-    previous = signal.getsignal(signal.SIGINT)
-    asked = threading.Event()
-
-    def on_sigint(signum, frame):
-        if not asked.is_set():
-            asked.set()
-            print("stopping every process after this step (Ctrl-C again to abort)…", file=sys.stderr, flush=True)
-            stop_file.touch()
-        else:
-            os.killpg(child.pid, signal.SIGTERM)
-
-    signal.signal(signal.SIGINT, on_sigint)
-    try:
-        while True:
-            try:
-                return child.wait()
-            except KeyboardInterrupt:  # pragma: no cover - the handler above replaces it
-                continue
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if child.poll() is None:
-            os.killpg(child.pid, signal.SIGTERM)
-            child.wait()
-
-
-def _watch_stop_file(path: Path, stop, done: threading.Event, every_s: float = 0.5) -> None:
-    """Call ``stop()`` once ``path`` appears (a file older than the watch is stale), then remove it."""
-    started = time.time()
-    while not done.wait(every_s):
-        try:
-            if path.stat().st_mtime >= started - 1.0:
-                stop()
-                path.unlink(missing_ok=True)
-                return
-        except FileNotFoundError:
-            continue
+    return run_torchrun(args.nproc, worker_argv(args, str(run_dir)), run_dir / STOP_FILE, args.threads).returncode
 
 
 def run(args: argparse.Namespace) -> int:
@@ -301,21 +248,10 @@ def _run_rank(trainer, world) -> int:
     sends its own after the terminal's, and kills the workers itself if they
     take longer than its grace period.
     """
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    for sig in handlers:
-        signal.signal(sig, lambda signum, frame: trainer.stop())
-    done = threading.Event()
-    watcher = None
-    if world.is_main:
-        watcher = threading.Thread(target=_watch_stop_file, args=(trainer.run_dir / STOP_FILE, trainer.stop, done),
-                                   daemon=True)
-        watcher.start()
-    try:
+    from model.cli.torchrun import rank_stop_signals
+
+    with rank_stop_signals(trainer.stop, trainer.run_dir / STOP_FILE if world.is_main else None):
         result = trainer.run()
-    finally:
-        done.set()
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
     return _report(result) if world.is_main else (0 if result.status in ("finished", "stopped") else 1)
 
 

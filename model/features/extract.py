@@ -41,7 +41,7 @@ from .frontend import audio_patches, load_grey, pool_time, sheet_windows
 from .labels import dataset_item_labels
 from .lyrics import LyricsEncoder, train_lyrics_encoder
 from .metrics import audio_sheet_figures
-from .pretrain import Ragged, embed_pairs, pitch_histograms, pretrain
+from .pretrain import PretrainResult, Ragged, embed_pairs, pitch_histograms, pretrain
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "audio_sheet.pt"
@@ -101,6 +101,17 @@ def inputs_cache_path(dataset: Any, config: FeatureConfig) -> Path:
     return Path(dataset.root) / "features" / "inputs" / f"{_inputs_key(dataset.content_hash, config)}.npz"
 
 
+def load_cached_inputs(path: str | Path, sample_ids: Sequence[str]) -> Optional[tuple[Ragged, Ragged]]:
+    """Front-end inputs cached at ``path`` for exactly ``sample_ids`` (None: missing, damaged or foreign)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if list(data["sample_ids"]) != list(sample_ids):
+                return None
+            return (Ragged(data["audio"], data["audio_offsets"]), Ragged(data["sheet"], data["sheet_offsets"]))
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error):
+        return None
+
+
 def load_or_compute_inputs(dataset: Any, config: FeatureConfig, workers: int = 2,
                            progress: Optional[ProgressCallback] = None,
                            cancel: Optional[CancelToken] = None) -> tuple[Ragged, Ragged]:
@@ -108,15 +119,12 @@ def load_or_compute_inputs(dataset: Any, config: FeatureConfig, workers: int = 2
     path = inputs_cache_path(dataset, config)
     ids = [s.sample_id for s in dataset.samples]
     if path.exists():
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                if list(data["sample_ids"]) == ids:
-                    report(progress, "frontend", len(ids), len(ids), "front-end inputs from cache")
-                    return (Ragged(data["audio"], data["audio_offsets"]),
-                            Ragged(data["sheet"], data["sheet_offsets"]))
-        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error):
-            # a truncated or foreign cache (an interrupted copy): never trusted, rebuilt below
-            report(progress, "frontend", 0, len(ids), f"front-end inputs cache {path} is damaged; recomputing")
+        cached = load_cached_inputs(path, ids)
+        if cached is not None:
+            report(progress, "frontend", len(ids), len(ids), "front-end inputs from cache")
+            return cached
+        # a truncated or foreign cache (an interrupted copy): never trusted, rebuilt below
+        report(progress, "frontend", 0, len(ids), f"front-end inputs cache {path} is damaged; recomputing")
     audio, sheet = compute_inputs(dataset, ids, config, workers, progress, cancel)
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, sample_ids=np.array(ids, dtype=str), audio=audio.data, audio_offsets=audio.offsets,
@@ -199,31 +207,39 @@ def _songs_for_lyrics(dataset: Any, split: str = "train") -> list[list[tuple[str
     return songs
 
 
-def train_encoders(dataset: Any, config: FeatureConfig, folder: str | Path, inputs: tuple[Ragged, Ragged],
-                   device: str = "cpu", progress: Optional[ProgressCallback] = None,
-                   cancel: Optional[CancelToken] = None,
-                   log: Optional[Callable[[str], None]] = None) -> Encoders:
-    """Pre-train the CNNs and train (or load) the skip-gram models into ``folder``."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    config.to_json(folder / CONFIG_NAME)
+@dataclass
+class PretrainInputs:
+    """What :func:`pretrain` is called with, besides the config (built alike on every rank).
+
+    ``augment_info`` is ``load_or_render_variants``'s report (empty without
+    augmentation).
+    """
+
+    train_audio: Ragged
+    train_sheet: Ragged
+    val_audio: Ragged
+    val_sheet: Ragged
+    train_pitches: np.ndarray
+    init_state: Optional[dict[str, dict[str, torch.Tensor]]]
+    audio_batch: Optional[Callable[[np.ndarray, int, int], tuple[np.ndarray, np.ndarray]]]
+    augment_info: dict[str, Any]
+
+
+def pretrain_inputs(dataset: Any, config: FeatureConfig, inputs: tuple[Ragged, Ragged],
+                    progress: Optional[ProgressCallback] = None,
+                    cancel: Optional[CancelToken] = None) -> PretrainInputs:
+    """The training and validation pairs, pitch targets, warm start and augmentation of a pre-training.
+
+    The extra renderings of ``--augment`` are rendered here once and cached;
+    a rank that joins a distributed pre-training after rank 0 built them
+    reads them from that cache.
+    """
     audio, sheet = inputs
     split = np.array([s.split for s in dataset.samples])
     tr, va = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
-    t0 = time.perf_counter()
     init_state = None
     if config.init_encoders:
         init_state = torch.load(Path(config.init_encoders) / WEIGHTS_NAME, map_location="cpu", weights_only=True)
-        lyrics = LyricsEncoder.load(config.init_encoders)
-    elif config.use_published_skipgram:
-        lyrics = LyricsEncoder.load_published(config.use_published_skipgram)
-    else:
-        report(progress, "skipgram", 0, 1, "training skip-gram models")
-        lyrics = train_lyrics_encoder(_songs_for_lyrics(dataset), config)
-        report(progress, "skipgram", 1, 1, "skip-gram models trained")
-    skipgram_s = time.perf_counter() - t0
-    lyrics.save(folder)
-    t0 = time.perf_counter()
     pitches = pitch_histograms([dataset.samples[i] for i in tr])
     train_audio, train_sheet = audio.subset(tr), sheet.subset(tr)
     if config.aux_item_weight > 0:
@@ -235,11 +251,56 @@ def train_encoders(dataset: Any, config: FeatureConfig, folder: str | Path, inpu
         from .augment_cache import load_or_render_variants
         variants, augment_info = load_or_render_variants(dataset, tr, config, progress=progress, cancel=cancel)
         audio_batch = audio_batch_fn(train_audio, variants, config)
+    return PretrainInputs(train_audio, train_sheet, audio.subset(va), sheet.subset(va), pitches, init_state,
+                          audio_batch, augment_info)
+
+
+def run_pretrain(job: PretrainInputs, config: FeatureConfig, folder: str | Path, device: str = "cpu",
+                 progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None,
+                 log: Optional[Callable[[str], None]] = None) -> PretrainResult:
+    """:func:`pretrain` on ``job`` (one code path for rank 0 and the ranks that join it)."""
+    return pretrain(job.train_audio, job.train_sheet, job.val_audio, job.val_sheet, config, folder, device,
+                    progress, cancel, log, train_pitches=job.train_pitches, init_state=job.init_state,
+                    audio_batch=job.audio_batch)
+
+
+def train_encoders(dataset: Any, config: FeatureConfig, folder: str | Path, inputs: tuple[Ragged, Ragged],
+                   device: str = "cpu", progress: Optional[ProgressCallback] = None,
+                   cancel: Optional[CancelToken] = None,
+                   log: Optional[Callable[[str], None]] = None, pretrain_call: Any = None) -> Encoders:
+    """Pre-train the CNNs and train (or load) the skip-gram models into ``folder``.
+
+    ``pretrain_call`` (``model.features.extract_ddp.PretrainCall``, rank 0
+    of a torchrun job) is told when the pre-training starts, so the other
+    ranks join it, and checks afterwards that every rank ended with the
+    same encoders; ``pretrain.json`` records the ranks' digests.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config.to_json(folder / CONFIG_NAME)
+    split = np.array([s.split for s in dataset.samples])
+    tr, va = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
+    t0 = time.perf_counter()
+    if config.init_encoders:
+        lyrics = LyricsEncoder.load(config.init_encoders)
+    elif config.use_published_skipgram:
+        lyrics = LyricsEncoder.load_published(config.use_published_skipgram)
+    else:
+        report(progress, "skipgram", 0, 1, "training skip-gram models")
+        lyrics = train_lyrics_encoder(_songs_for_lyrics(dataset), config)
+        report(progress, "skipgram", 1, 1, "skip-gram models trained")
+    skipgram_s = time.perf_counter() - t0
+    lyrics.save(folder)
+    t0 = time.perf_counter()
+    job = pretrain_inputs(dataset, config, inputs, progress, cancel)
+    if config.augment.enabled:
         t0 = time.perf_counter()  # pretrain_seconds stays the training alone; rendering is reported apart
-    result = pretrain(train_audio, train_sheet, audio.subset(va), sheet.subset(va), config,
-                      folder, device, progress, cancel, log, train_pitches=pitches, init_state=init_state,
-                      audio_batch=audio_batch)
+    if pretrain_call is not None:  # the other ranks of a torchrun job build the same job and join
+        pretrain_call.announce(config=config, encoders_dir=folder, inputs_path=inputs_cache_path(dataset, config),
+                               device=device)
+    result = run_pretrain(job, config, folder, device, progress, cancel, log)
     pretrain_s = time.perf_counter() - t0
+    processes = pretrain_call.agree(result.model) if pretrain_call is not None else None
     save_audio_sheet(result.model.cpu(), folder)
     write_json(folder / REPORT_NAME, {
         "dataset_hash": dataset.content_hash, "dataset_root": str(dataset.root),
@@ -250,7 +311,9 @@ def train_encoders(dataset: Any, config: FeatureConfig, folder: str | Path, inpu
         "lyrics_dim": lyrics.dim, "syllable_vocab": len(lyrics.syllables.index_to_key),
         "word_vocab": len(lyrics.words.index_to_key),
         "timbres": trained_timbres(getattr(dataset, "renderers", {}).get("audio"), config),
-        "augment": augment_info})
+        "augment": job.augment_info,
+        # under torchrun: how many processes trained, and each one's encoder digest (all equal, checked)
+        "processes": processes or {"count": 1}})
     (folder / "pretrain_resume.pt").unlink(missing_ok=True)
     return load_encoders(folder, device)
 
@@ -289,7 +352,7 @@ def extract_features(dataset: Any, config: FeatureConfig | None = None, *,
                      encoders_dir: str | Path | None = None, device: str = "cpu",
                      progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None,
                      force: bool = False, workers: int = 2,
-                     log: Optional[Callable[[str], None]] = None) -> FeatureSet:
+                     log: Optional[Callable[[str], None]] = None, pretrain_call: Any = None) -> FeatureSet:
     """The dataset's audio, sheet and lyrics features (cached).
 
     Parameters
@@ -315,6 +378,9 @@ def extract_features(dataset: Any, config: FeatureConfig | None = None, *,
         Threads for the front end.
     log : callable, optional
         Receives one line per pre-training epoch.
+    pretrain_call : PretrainCall, optional
+        Rank 0 of a torchrun job (``model.features.extract_ddp``): the
+        other ranks join the encoders' pre-training, and nothing else.
 
     Returns
     -------
@@ -355,7 +421,8 @@ def extract_features(dataset: Any, config: FeatureConfig | None = None, *,
 
     inputs = load_or_compute_inputs(dataset, config, workers, progress, cancel)
     if encoders is None:
-        encoders = train_encoders(dataset, config, encoders_dir, inputs, device, progress, cancel, log)
+        encoders = train_encoders(dataset, config, encoders_dir, inputs, device, progress, cancel, log,
+                                  pretrain_call)
     key = cache_key(dataset.content_hash, config, encoders.checkpoint_hash)
     path = features_dir / f"{key}.npz"
 
@@ -385,7 +452,8 @@ def extract_features(dataset: Any, config: FeatureConfig | None = None, *,
         "checkpoint_hash": encoders.checkpoint_hash, "cache_key": key,
         "lyrics_dim": int(encoders.lyrics.dim), "audio_renderer": getattr(dataset, "renderers", {}).get("audio"),
         "audio_sheet_figures": figures, "pretrain": {k: encoders.report.get(k) for k in
-                                                     ("best_epoch", "val", "pretrain_seconds", "dataset_hash")},
+                                                     ("best_epoch", "val", "pretrain_seconds", "dataset_hash",
+                                                      "processes")},
         "extract_seconds": extract_s, "device": device, "structure_dims": STRUCTURE_DIMS,
         "timbres": encoders.report.get("timbres") or trained_timbres(encoders.report.get("audio_renderer"), config),
     }

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from model import distributed as dist_
 from model.atomic import write_torch
-from model.progress import CancelToken, ProgressCallback, report
+from model.progress import Cancelled, CancelToken, ProgressCallback, report
 
 from .config import FeatureConfig
 from .encoders import N_PITCHES, AudioSheetModel, build_model, mean_by_sample
@@ -327,7 +327,8 @@ def pretrain(train_audio: Ragged, train_sheet: Ragged, val_audio: Ragged, val_sh
             if dist_.any_rank(cancel is not None and cancel.is_set, device):
                 if cancel is not None:
                     cancel.raise_if_set()
-                raise dist_.DistributedError("pre-training", "cancelled on another rank")
+                # a stop asked on another rank is this rank's stop too: the same clean end everywhere
+                raise Cancelled("cancelled on another rank")
         train_s = time.perf_counter() - t0
         record: dict[str, Any] = {"epoch": epoch + 1, "loss": float(np.mean(losses)),
                                   "first_batch_loss": losses[0],
