@@ -318,14 +318,19 @@ class AppController(QObject):
             return None
 
         def work(progress, cancel):
-            from model.partner_rank import median_partner_ranks, partner_rank_table
+            from model.partner_rank import median_partner_ranks, partner_rank_table, rank_cap
             report(progress, "partner ranks", 0, 1)
-            table = partner_rank_table(index)
-            return median_partner_ranks(table), table
+            table = partner_rank_table(index, progress, cancel)
+            return median_partner_ranks(table), table, rank_cap(index)
 
         def done(result):
             if self.session.run is run:  # not a run made active meanwhile
-                self.session.set_partner_ranks(*result)
+                ranks, table, cap = result
+                self.session.set_partner_ranks(ranks, table, cap)
+                if cap is not None:  # N × N distances would take too long: say what the column holds
+                    self.session.notify("info", f"Partner ranks of this run's {len(index):,} samples come from the "
+                                        f"retrieval index's top {cap - 1}; partners further away show as "
+                                        f"\u201c> {cap - 1}\u201d.")
 
         # CCA runs rank in their pair-specific spaces ("A@B"), as the retrieval panel does
         return self.tasks.start("Partner ranks", work, on_done=done,

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeade
 import numpy as np
 
 from model.labels import sample_label
+from model.partner_rank import format_rank
 
 from .bridge import SessionBridge
 
@@ -40,6 +41,7 @@ class LibraryModel(QAbstractTableModel):
         self._rows: list[tuple[str, str, str, str, str]] = []
         self._row_of: dict[str, int] = {}
         self._ranks: dict[str, float] = {}
+        self._cap: Optional[int] = None
 
     def set_samples(self, samples: list[Any]) -> None:
         self.beginResetModel()
@@ -53,10 +55,11 @@ class LibraryModel(QAbstractTableModel):
         self._ranks = {}
         self.endResetModel()
 
-    def set_ranks(self, ids: Optional[list[str]], ranks: Any) -> None:
-        """Partner rank per sample id (None clears the column)."""
+    def set_ranks(self, ids: Optional[list[str]], ranks: Any, cap: Optional[int] = None) -> None:
+        """Partner rank per sample id (None clears the column); ranks at ``cap`` (K + 1) show as "> K"."""
         self._ranks = ({} if ids is None or ranks is None
                        else {sid: float(r) for sid, r in zip(ids, np.asarray(ranks))})
+        self._cap = cap if self._ranks else None
         if self._rows:
             self.dataChanged.emit(self.index(0, RANK), self.index(len(self._rows) - 1, RANK))
 
@@ -77,10 +80,15 @@ class LibraryModel(QAbstractTableModel):
         if col == RANK:
             rank = self._ranks.get(row[4])
             if role == Qt.DisplayRole:
-                return "" if rank is None else (str(int(rank)) if rank == int(rank) else f"{rank:.1f}")
+                return format_rank(rank, self._cap)
             if role == Qt.ToolTipRole:
-                return ("no active run" if rank is None else
-                        "rank of this sample's true partners, median of the six directions (1 = retrieved first)")
+                if rank is None:
+                    return "no active run"
+                text = "rank of this sample's true partners, median of the six directions (1 = retrieved first)"
+                if self._cap is not None:  # a large run: ranked from the retrieval index's top K
+                    text += (f"; ranked within the retrieval index's top {self._cap - 1}, a partner beyond it "
+                             f"counts as {self._cap} (\u201c> {self._cap - 1}\u201d)")
+                return text
             if role == SORT_ROLE:
                 return float("inf") if rank is None else rank
         elif role in (Qt.DisplayRole, Qt.ToolTipRole):
@@ -235,7 +243,7 @@ class LibraryWidget(QWidget):
         self._update_count()
 
     def _on_ranks(self, ranks: Any) -> None:
-        self.model.set_ranks(self.session.embedding_ids, ranks)
+        self.model.set_ranks(self.session.embedding_ids, ranks, getattr(self.session, "partner_rank_cap", None))
         self.table.horizontalHeader().setSectionHidden(RANK, ranks is None)
 
     def _on_selection(self, sample_id: Optional[str], origin: str) -> None:

@@ -102,6 +102,7 @@ class Session:
         self.highlight: list[str] = []
         self.partner_ranks: Any = None       # (N,) median rank per sample of the active run
         self.partner_rank_table: Any = None  # {(source, target): (N,) ranks}
+        self.partner_rank_cap: Optional[int] = None  # K + 1 when ranks beyond the index's top K are capped
         self.playback = PlaybackState()
         self.messages: list[tuple[str, str]] = []
         self.dataset_changed = Event("dataset_changed")
@@ -132,6 +133,7 @@ class Session:
         self.highlight = []
         self.partner_ranks = None
         self.partner_rank_table = None
+        self.partner_rank_cap = None
         self.dataset_changed.emit(dataset)
         self.features_changed.emit(None)
         self.run_changed.emit(None)
@@ -154,13 +156,19 @@ class Session:
         self.index = index
         self.partner_ranks = None
         self.partner_rank_table = None
+        self.partner_rank_cap = None
         self.run_changed.emit(run)
         self.partner_ranks_changed.emit(None)
 
-    def set_partner_ranks(self, ranks: Any, table: Any = None) -> None:
-        """The active run's per-sample partner ranks (computed on a worker after ``set_run``)."""
+    def set_partner_ranks(self, ranks: Any, table: Any = None, cap: Optional[int] = None) -> None:
+        """The active run's per-sample partner ranks (computed on a worker after ``set_run``).
+
+        ``cap`` is K + 1 when the ranks come from the retrieval index's top K
+        (large runs, ``model.partner_rank``): a rank at the cap means "> K".
+        """
         self.partner_ranks = ranks
         self.partner_rank_table = table
+        self.partner_rank_cap = cap
         self.partner_ranks_changed.emit(ranks)
 
     def notify_runs_changed(self) -> None:
