@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from model.dataset import BuildConfig, Dataset, build_dataset
+from model.data.dataset import BuildConfig, Dataset, build_dataset
 from model.sources.lmd_archive import find_lmd_archive, unpack_lmd_archive
 
 

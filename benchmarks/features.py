@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
     torch.set_num_threads(args.threads)
-    from model.dataset import Dataset
+    from model.data.dataset import Dataset
     from model.features import FeatureConfig, extract_features, load_encoders
     from model.features.extract import (compute_inputs, default_encoders_dir, inputs_cache_path,
                                         load_or_compute_inputs)

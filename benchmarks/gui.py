@@ -178,9 +178,9 @@ def bench_stalls(dataset: str, train_seconds: float, epochs: int) -> None:
     w.tabs.setCurrentWidget(w.map_view)
     _wait(app, lambda: w.map_view.task is None or w.map_view.task.done, 900)
     _wait(app, lambda: False, 1.0)
-    from model import embedding_map
-    if embedding_map._SERVER is not None:
-        embedding_map._SERVER.kill()  # measure the cold case
+    from model.map import layout as map_layout
+    if map_layout._SERVER is not None:
+        map_layout._SERVER.kill()  # measure the cold case
     w.map_view.cancel()
     _wait(app, lambda: w.map_view.task is None or w.map_view.task.done, 30)
     meter.start()

@@ -4,7 +4,7 @@ For each view, lays out the run's map exactly as the window and ``ugaar map``
 do (read from, or written to, the run's ``umap-<key>.npz`` cache) and prints
 the share of the split's points whose partners in the other two modalities
 are among their k nearest map points (both partners / at least one; see
-``model/map_alignment.py`` for the precise definition), with chance levels.
+``model/map/alignment.py`` for the precise definition), with chance levels.
 
     python benchmarks/map_alignment.py RUN [--split test] [--k 15]
 
@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from model.cli.map_cmd import SPLITS, run_map
-from model.map_alignment import partner_in_neighbourhood
+from model.map.alignment import partner_in_neighbourhood
 
 
 def main(argv: list[str] | None = None) -> int:

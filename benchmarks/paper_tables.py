@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from model.feature_set import cached_feature_files  # noqa: E402
-from model.evaluation import (DIRECTION_NAMES, PAPER_POOL, PAPER_TABLE_ONE, code_version, write_results)  # noqa: E402
+from model.search.evaluation import (DIRECTION_NAMES, PAPER_POOL, PAPER_TABLE_ONE, code_version, write_results)  # noqa: E402
 
 DEFAULT_DATASET = Path.home() / ".cache" / "ugaar" / "bench" / "lmd-full"
 METHODS = ["random", "cca", "baseline", "baseline-gan", "ugaar"]

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from model.render.audio import fluidsynth_available, make_audio_renderer, write_audio  # noqa: E402
 from model.render.sheet import SheetJob, SheetRenderer  # noqa: E402
-from model.song import Note  # noqa: E402
+from model.data.song import Note  # noqa: E402
 from model.sources.lmd_archive import find_lmd_archive, unpack_lmd_archive  # noqa: E402
 
 WINDOW = 20

@@ -35,9 +35,9 @@ from typing import Callable, Iterator, Optional
 import numpy as np
 import torch
 
-from model.faiss_index import (IndexConfig, KeyIndex, build_key_index, exact_top_k, faiss, prepare,
-                               recall_at_k)
-from model.retrieval import RetrievalIndex
+from model.search.faiss_index import (IndexConfig, KeyIndex, build_key_index, exact_top_k, faiss, prepare,
+                                      recall_at_k)
+from model.search.retrieval import RetrievalIndex
 
 GOALS = {15_000: "exact, ≤ 2 ms", 1_000_000: "≤ 5 ms, recall ≥ 0.95", 10_000_000: "≤ 24 GB, ≤ 20 ms"}
 MODALITY_SEED = {"audio": 1, "sheet": 2, "lyrics": 3, "tune": 4}
@@ -208,7 +208,7 @@ class _flat:
         return self.index.ntotal * self.index.d * 4
 
     def search(self, q: np.ndarray, k: int) -> np.ndarray:
-        from model.faiss_index import omp_threads
+        from model.search.faiss_index import omp_threads
         with omp_threads(1):
             return self.index.search(q, k)[1][0]
 

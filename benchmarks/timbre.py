@@ -19,7 +19,7 @@ Usage::
     nice -n 19 python benchmarks/timbre.py DATASET (--run RUN | --encoders DIR)
         [--split test] [--limit N] [--threads 2] [--json OUT.json] [--label "after"]
 
-Rendering is in memory (``model.render_split.render_waves``); nothing is
+Rendering is in memory (``model.data.render_split.render_waves``); nothing is
 written to the dataset.  ``ugaar dataset render-audio`` writes the same
 renderings as dataset folders.
 """
@@ -40,7 +40,7 @@ def renderings(seed: int = 0) -> list[tuple[str, object]]:
     """``[(label, Rendering or skip reason)]`` in table order."""
     from model.features.augment_config import GM_NAMES
     from model.render.audio import held_out_soundfont
-    from model.render_split import Rendering
+    from model.data.render_split import Rendering
 
     held = held_out_soundfont()
     rows: list[tuple[str, object]] = [("FluidSynth piano (TimGM6mb, training font)", Rendering("fluidsynth")),
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
     torch.set_num_threads(max(1, args.threads))
-    from model.dataset import Dataset
+    from model.data.dataset import Dataset
     from model.features.extract import audio_input, load_encoders, sheet_input
     from model.features.metrics import audio_sheet_figures
     from model.features.pretrain import Ragged, embed_ragged
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     sheet = Ragged.from_list([sheet_input(ds.sheet_path(s.sample_id), cfg) for s in samples])
     sheet_vec = embed_ragged(model.sheet, sheet, max_items=cfg.extract_batch)
 
-    from model.render_split import render_waves
+    from model.data.render_split import render_waves
     rows = []
     for label, rendering in renderings():
         if isinstance(rendering, str):

@@ -382,7 +382,7 @@ def check_audio_query(path: str | Path, subject: str = "--audio") -> Path:
 
 def check_midi_query(path: str | Path, subject: str = "--midi") -> Path:
     """A MIDI/KAR file whose melody carries lyrics and keeps notes after cleaning."""
-    from model.cleaning import CleaningConfig, CleaningReport, clean_song
+    from model.data.cleaning import CleaningConfig, CleaningReport, clean_song
     from model.sources import SourceError
     from model.sources.midi_file import read_song
 

@@ -1,13 +1,13 @@
-"""Why this result (model.alignment_view): occlusion interaction of query and result positions."""
+"""Why this result (model.search.alignment_view): occlusion interaction of query and result positions."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from model.alignment_view import (NO_ALIGNMENT_CCA, NO_ALIGNMENT_PAPER, NO_ALIGNMENT_RANDOM, alignment_status,
-                                  note_name, occlusion_alignment, partner_alignment, position_labels,
-                                  run_alignment, similarity_matrix)
+from model.search.alignment_view import (NO_ALIGNMENT_CCA, NO_ALIGNMENT_PAPER, NO_ALIGNMENT_RANDOM, alignment_status,
+                                         note_name, occlusion_alignment, partner_alignment, position_labels,
+                                         run_alignment, similarity_matrix)
 from model.feature_set import FeatureSet
 from model.ugaar import RunConfig
 from model.ugaar.factory import build_method

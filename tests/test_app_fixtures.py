@@ -20,7 +20,7 @@ _ROOT = Path(tempfile.mkdtemp(prefix="ugaar-app-tests-"))
 
 @lru_cache(maxsize=None)
 def tiny_dataset_path() -> str:
-    from model.dataset import BuildConfig, build_dataset
+    from model.data.dataset import BuildConfig, build_dataset
     out = _ROOT / "music21-tiny"
     build_dataset(BuildConfig(source="music21-corpus", path=None, out=str(out), limit=10, workers=1))
     return str(out)
@@ -33,7 +33,7 @@ def tiny_features_ready() -> bool:
         from model.features import extract_features  # noqa: F401
     except ImportError:
         return False
-    from model.dataset import Dataset
+    from model.data.dataset import Dataset
     from ugaar_app.controller import find_cached_features
     ds = Dataset.open(tiny_dataset_path())
     if find_cached_features(ds) is not None:
@@ -62,7 +62,7 @@ def needs_trainer():
     try:
         from model.ugaar.trainer import Trainer  # noqa: F401
         from model.ugaar.run import Run  # noqa: F401
-        from model.retrieval import RetrievalIndex  # noqa: F401
+        from model.search.retrieval import RetrievalIndex  # noqa: F401
     except ImportError:
         pytest.skip("model.ugaar trainer/run/retrieval not available yet")
 
@@ -101,7 +101,7 @@ def open_tiny(qtbot, window, run_dir=None):
 @lru_cache(maxsize=None)
 def tiny_run_path() -> str:
     """A short real UGAAR run on the tiny dataset's features (aligned inputs: the product's default)."""
-    from model.dataset import Dataset
+    from model.data.dataset import Dataset
     from model.ugaar.config import RunConfig
     from model.ugaar.trainer import Trainer
     from ugaar_app.controller import find_cached_features

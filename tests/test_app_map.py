@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from model.labels import sample_label
-from model.map_alignment import partner_in_neighbourhood
-from model.map_export import MAP_COLUMNS, read_map_csv
+from model.data.labels import sample_label
+from model.map.alignment import partner_in_neighbourhood
+from model.map.export import MAP_COLUMNS, read_map_csv
 
 from test_app_fixtures import app_home, trained, window  # noqa: F401
 
@@ -48,7 +48,7 @@ def test_shared_view_is_default_and_keeps_partners_closer(qtbot, window, mapped)
     # the retrieval index keeps the raw embeddings whichever view is shown
     index = window.session.index
     raw = window.session.embeddings
-    from model.retrieval import RetrievalIndex
+    from model.search.retrieval import RetrievalIndex
     fresh = RetrievalIndex(raw, window.session.embedding_ids, metric=index.metric)
     assert index.query_sample(sid, "audio", "sheet", 5) == fresh.query_sample(sid, "audio", "sheet", 5)
     _switch_view(qtbot, mv, "shared")
@@ -117,7 +117,7 @@ def test_partner_rank_column_sorts_and_colours_the_map(qtbot, window, mapped):
 
 
 def test_hash_named_songs_are_labelled_by_their_lyrics(qtbot, window, tmp_path):
-    from model.dataset import BuildConfig, build_dataset
+    from model.data.dataset import BuildConfig, build_dataset
     from test_app_datasets import _write_midi
     src = tmp_path / "lmd-like"
     src.mkdir()

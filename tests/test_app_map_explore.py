@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, QRectF, Qt
 
-from model.map_export import read_map_csv, read_map_parquet
+from model.map.export import read_map_csv, read_map_parquet
 
 from test_app_fixtures import app_home, open_tiny, window  # noqa: F401
 

@@ -8,7 +8,7 @@ import pytest
 import soundfile
 from PySide6.QtCore import Qt
 
-from model.recording import NoInputDeviceError, Recorder, sounddevice_factory, wav_stream_factory
+from model.search.recording import NoInputDeviceError, Recorder, sounddevice_factory, wav_stream_factory
 from test_app_fixtures import app_home, open_tiny, trained, window  # noqa: F401 - fixtures
 
 

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from model.alignment_view import NO_ALIGNMENT_PAPER, note_name
-from model.embedding_map import MODALITIES
+from model.search.alignment_view import NO_ALIGNMENT_PAPER, note_name
+from model.map.layout import MODALITIES
 
 from test_app_fixtures import app_home, needs_trainer, tiny_dataset_path, trained, window  # noqa: F401
 
@@ -106,7 +106,7 @@ def test_a_result_shows_one_row_per_syllable_and_one_column_per_note(qtbot, wind
 @lru_cache(maxsize=None)
 def _paper_run_path() -> str:
     """A one-epoch Baseline on the paper's pooled features of the tiny dataset."""
-    from model.dataset import Dataset
+    from model.data.dataset import Dataset
     from model.ugaar.config import RunConfig
     from model.ugaar.trainer import Trainer
     from ugaar_app.controller import find_cached_features

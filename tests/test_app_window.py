@@ -20,7 +20,7 @@ def test_library_row_selects_everywhere(qtbot, window):
     assert window.session.selected == sid
     sample = ds.sample(sid)
     # sample view shows that sample's three modalities
-    from model.labels import sample_label
+    from model.data.labels import sample_label
     assert window.sample_view.header.text() == sample_label(sample)
     assert sid in window.sample_view.meta.text()
     assert not window.sample_view.sheet.pixmap_item.pixmap().isNull()

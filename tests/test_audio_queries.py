@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import soundfile
 
-from model.audio_query import (MIN_QUERY_S, best_window, load_query_audio, sample_seconds, window_spans)
+from model.search.audio_query import (MIN_QUERY_S, best_window, load_query_audio, sample_seconds, window_spans)
 from model.errors import BadInputError, UgaarError
 from model.render.audio import BuiltinRenderer
-from model.song import Note
+from model.data.song import Note
 
 
 def _tone(seconds: float, rate: int, freq: float = 440.0, amp: float = 0.5) -> np.ndarray:

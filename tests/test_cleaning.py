@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from model.cleaning import (CleaningConfig, CleaningReport, clean_song, group_duplicates,
-                            is_markup, song_fingerprints)
-from model.song import Note, Song
+from model.data.cleaning import (CleaningConfig, CleaningReport, clean_song, group_duplicates,
+                                 is_markup, song_fingerprints)
+from model.data.song import Note, Song
 
 
 def _song(notes, song_id="s") -> Song:

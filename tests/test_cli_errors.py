@@ -266,7 +266,7 @@ def test_truncated_best_checkpoint_names_the_file(ctx):
 
 
 def test_errors_are_subclasses_users_catch_once():
-    from model.dataset import DatasetError
+    from model.data.dataset import DatasetError
     from model.sources import SourceError
     assert issubclass(SourceError, UgaarError) and issubclass(DatasetError, UgaarError)
     assert str(SourceError("a.mid", "empty file")) == "a.mid: empty file"

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.dataset import BuildConfig, Dataset, DatasetError, build_dataset
+from model.data.dataset import BuildConfig, Dataset, DatasetError, build_dataset
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from model.dataset import BuildConfig, Dataset, build_dataset
+from model.data.dataset import BuildConfig, Dataset, build_dataset
 from model.progress import CancelToken, Cancelled
 
 pytestmark = pytest.mark.slow

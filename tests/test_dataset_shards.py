@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from model.dataset import BuildConfig, Dataset, build_dataset
-from model.dataset_merge import MERGE_REPORT_NAME, merge_shards
-from model.dataset_shards import parse_shard, shard_items, shard_of
+from model.data.dataset import BuildConfig, Dataset, build_dataset
+from model.data.merge import MERGE_REPORT_NAME, merge_shards
+from model.data.shards import parse_shard, shard_items, shard_of
 from model.errors import UgaarError
 from model.progress import CancelToken, Cancelled
 
@@ -175,7 +175,7 @@ def test_killed_merge_resumes(built, tmp_path):
     # kill -9 from inside the merge after 5 samples: no handler runs, as with an OOM kill
     script = (
         "import os, signal, sys\n"
-        "from model.dataset_merge import merge_shards\n"
+        "from model.data.merge import merge_shards\n"
         "def stop(p):\n"
         "    if p.stage == 'merge' and p.done == 5:\n"
         "        os.kill(os.getpid(), signal.SIGKILL)\n"

@@ -6,8 +6,8 @@ import csv
 import numpy as np
 import pytest
 
-from model.evaluation import (DIRECTION_NAMES, metrics_from_ranks, random_expectation, ranks, retrieval_metrics,
-                              table_one, table_two, validation_score, write_results)
+from model.search.evaluation import (DIRECTION_NAMES, metrics_from_ranks, random_expectation, ranks, retrieval_metrics,
+                                     table_one, table_two, validation_score, write_results)
 
 
 def test_ranks_hand_made_with_ties():

@@ -19,7 +19,7 @@ from test_app_fixtures import tiny_dataset_path, tiny_features_ready
 
 
 def test_truncated_feature_caches_are_reported_and_rebuilt(tmp_path):
-    from model.dataset import Dataset
+    from model.data.dataset import Dataset
     from model.feature_set import FeatureSet, cached_feature_files
     from model.features import FeatureConfig, extract_features
     from model.validate import FEATURE_SET_KEYS, load_npz

@@ -12,7 +12,7 @@ from model.features.augment import (OnlineAugment, TimbreAugmenter, add_chorus, 
 from model.features.augment_config import HELD_OUT_PROGRAMS, AugmentConfig, augment_preset
 from model.features.pretrain import Ragged
 from model.render.audio import BuiltinRenderer, fluidsynth_available, held_out_soundfont
-from model.song import Note
+from model.data.song import Note
 
 SR = 16000
 NOTES = tuple(Note(60 + (i * 5) % 12, 0.25 * i, 0.22, "la") for i in range(12))

@@ -98,7 +98,7 @@ def test_config_json_roundtrip_and_digest(tmp_path):
 
 def test_item_pitch_labels():
     from model.features.labels import audio_patch_labels, sheet_window_labels
-    from model.song import Note
+    from model.data.song import Note
     cfg = FeatureConfig()
     notes = [Note(60, 10.0, 0.5, "a"), Note(62, 10.5, 1.0, "b"), Note(64, 11.9, 0.3, "c")]
     lab = audio_patch_labels(notes, 3, cfg)  # onsets shifted to 0: 0–0.5, 0.5–1.5, 1.9–2.2; patches 0.96 s

@@ -17,7 +17,7 @@ from model.features import FeatureConfig, extract_features, load_embedder
 from model.features.extract import (CONFIG_NAME, WEIGHTS_NAME, cache_key, default_encoders_dir,
                                     has_trained_encoders, load_encoders)
 from model.progress import CancelToken, Cancelled
-from model.song import Note
+from model.data.song import Note
 
 TINY = FeatureConfig(audio_widths=(4, 8, 16, 16), sheet_widths=(4, 8, 16, 16), pretrain_epochs=2,
                      pretrain_batch=16, pretrain_patience=3, pretrain_lr=3e-3, skipgram_dim=8,
@@ -26,7 +26,7 @@ TINY = FeatureConfig(audio_widths=(4, 8, 16, 16), sheet_widths=(4, 8, 16, 16), p
 
 @pytest.fixture(scope="module")
 def tiny_dataset(tmp_path_factory):
-    from model.dataset import BuildConfig, build_dataset
+    from model.data.dataset import BuildConfig, build_dataset
     from model.sources.lmd_archive import find_lmd_archive, unpack_lmd_archive
 
     torch.set_num_threads(2)

@@ -5,7 +5,7 @@ import numpy as np
 
 from model.features.config import FeatureConfig
 from model.features.sequences import SHEET_SCALARS, STRUCTURE_DIMS, note_structure, sheet_segments
-from model.song import Note
+from model.data.song import Note
 from model.ugaar import RunConfig
 from model.ugaar.factory import build_method
 from model.ugaar.synthetic import synthetic_stress_features

@@ -334,7 +334,7 @@ def test_png_in_every_mode(mode, width, height):
 
 
 def _manifest_variants() -> st.SearchStrategy[Any]:
-    from model.dataset import FORMAT_NAME, FORMAT_VERSION
+    from model.data.dataset import FORMAT_NAME, FORMAT_VERSION
 
     base = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION}
     with_fields = st.dictionaries(st.sampled_from(["samples", "songs", "config", "content_hash", "splits",
@@ -345,7 +345,7 @@ def _manifest_variants() -> st.SearchStrategy[Any]:
 @FUZZ
 @given(st.data())
 def test_manifest_json(data):
-    from model.dataset import Dataset
+    from model.data.dataset import Dataset
 
     root = _DIR / "dataset"
     root.mkdir(exist_ok=True)

@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.map_export import (MAP_COLUMNS, map_rows, read_map_csv, read_map_parquet, write_map_csv,
+from model.map.export import (MAP_COLUMNS, map_rows, read_map_csv, read_map_parquet, write_map_csv,
                               write_map_parquet, write_map_table)
-from model.map_fields import (FIELDS, bin_values, field_values, legend_counts, pitch_range, stress_regularity,
+from model.map.fields import (FIELDS, bin_values, field_values, legend_counts, pitch_range, stress_regularity,
                               tempo)
-from model.map_selection import points_in_polygon, points_in_rect, selected_rows
-from model.song import Note, Sample
+from model.map.selection import points_in_polygon, points_in_rect, selected_rows
+from model.data.song import Note, Sample
 
 
 def _sample(sid, words=("Hello", "world"), pitches=(60, 67), beats=1.0, split="train", source="midi"):

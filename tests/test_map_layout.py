@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.embedding_map import compute_map, layout_input, remove_modality_offsets
-from model.labels import is_placeholder_title, sample_label
-from model.map_alignment import partner_in_neighbourhood
-from model.map_export import MAP_COLUMNS, map_rows, read_map_csv, write_map_csv
-from model.song import Note, Sample
+from model.map.layout import compute_map, layout_input, remove_modality_offsets
+from model.data.labels import is_placeholder_title, sample_label
+from model.map.alignment import partner_in_neighbourhood
+from model.map.export import MAP_COLUMNS, map_rows, read_map_csv, write_map_csv
+from model.data.song import Note, Sample
 
 from test_app_fixtures import needs_trainer, tiny_dataset_path, tiny_run_path  # noqa: F401
 
@@ -107,7 +107,7 @@ def test_map_csv_round_trip(tmp_path):
 def test_map_cli_writes_the_layout_and_reports_alignment(tmp_path, capsys):
     needs_trainer()
     from model.cli import main
-    from model.dataset import Dataset
+    from model.data.dataset import Dataset
     run = tiny_run_path()
     figures = {}
     for view in ("shared", "modality"):
@@ -145,8 +145,8 @@ def test_map_cli_writes_the_layout_and_reports_alignment(tmp_path, capsys):
 
 def test_shared_view_does_not_change_retrieval(tmp_path):
     needs_trainer()
-    from model.partner_rank import partner_rank_table
-    from model.retrieval import RetrievalIndex
+    from model.search.partner_rank import partner_rank_table
+    from model.search.retrieval import RetrievalIndex
     from model.ugaar.run import Run
     run = Run.open(tiny_run_path())
     emb = {m: np.asarray(v) for m, v in run.embeddings().items()}
@@ -171,7 +171,7 @@ def test_shared_view_does_not_change_retrieval(tmp_path):
 
 
 def test_balanced_knn_takes_neighbours_from_every_modality():
-    from model.embedding_map import balanced_knn, stack
+    from model.map.layout import balanced_knn, stack
     emb = remove_modality_offsets(_gapped(n=30))
     x = stack(emb)
     idx, dst = balanced_knn(x, 30, per=5, batch=7)

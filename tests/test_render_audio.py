@@ -9,7 +9,7 @@ import pytest
 
 from model.render.audio import (PEAK, RELEASE_S, BuiltinRenderer, fluidsynth_available,
                                 make_audio_renderer, read_audio, write_audio)
-from model.song import Note
+from model.data.song import Note
 
 SR = 16000
 HAS_FLUIDSYNTH = fluidsynth_available()[0]

@@ -16,7 +16,7 @@ from model.render import sheet as sheet_module
 from model.render.lilypond_source import (choose_clef, escape_string, lilypond_source,
                                           music_source, note_values, pitch_name, split_beats)
 from model.render.sheet import SheetJob, SheetRenderer
-from model.song import Note
+from model.data.song import Note
 
 TRICKY = ['say "hi"', "back\\slash", "{brace}", "}", "ü-ñ", "日本", "#(system \"x\")",
           "$x", "%comment", "\\book", "", "--", "a\nb", '"', "\\"]

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.skipif(not fluidsynth_available()[0], reason="FluidSynt
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    from model.dataset import BuildConfig, build_dataset
+    from model.data.dataset import BuildConfig, build_dataset
     out = tmp_path_factory.mktemp("timbres") / "m21"
     return build_dataset(BuildConfig(source="music21-corpus", path=None, out=str(out), limit=3, workers=1,
                                      audio_renderer="fluidsynth", program=71, display_sheets=False))
@@ -27,7 +27,7 @@ def test_build_records_the_chosen_program(built):
 
 
 def test_default_build_settings_are_unchanged():
-    from model.dataset import BuildConfig
+    from model.data.dataset import BuildConfig
     data = BuildConfig(source="music21-corpus", path=None, out="x").to_json()
     assert "soundfont" not in data and "program" not in data  # earlier manifests compare equal
 
@@ -40,7 +40,7 @@ def test_render_split_in_a_held_out_timbre(built, tmp_path):
     out = tmp_path / "flute"
     assert main(["dataset", "render-audio", str(built.root), "--split", "all", "--soundfont", str(sf2),
                  "--program", "73", "--noise-snr", "20", "--out", str(out), "--quiet"]) == 0
-    from model.dataset import Dataset
+    from model.data.dataset import Dataset
     ds = Dataset.open(out)
     assert [s.sample_id for s in ds.samples] == [s.sample_id for s in built.samples]
     assert ds.content_hash != built.content_hash

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.evaluation import ranks
-from model.retrieval import RetrievalIndex
+from model.search.evaluation import ranks
+from model.search.retrieval import RetrievalIndex
 
 
 @pytest.fixture()
@@ -72,7 +72,7 @@ def test_pair_specific_views():
 
 def test_larger_exact_index_matches_brute_force():
     # (was: the float16 screen is exact; that path is gone, FAISS serves these sizes, docs/scaling.md)
-    from model.faiss_index import IndexConfig
+    from model.search.faiss_index import IndexConfig
     rng = np.random.default_rng(5)
     emb = {m: rng.standard_normal((5000, 32)).astype(np.float32) for m in ("audio", "sheet", "lyrics")}
     ids = np.array([str(i) for i in range(5000)])

@@ -11,9 +11,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from model.faiss_index import IndexConfig, choose_kind, estimate_bytes, recall_at_k
+from model.search.faiss_index import IndexConfig, choose_kind, estimate_bytes, recall_at_k
 from model.progress import CancelToken, Cancelled
-from model.retrieval import RetrievalIndex
+from model.search.retrieval import RetrievalIndex
 
 MODS = ("audio", "sheet", "lyrics")
 # Recall@10 an approximate index must reach on the small clustered set below
@@ -152,7 +152,7 @@ OPENMP_SCRIPT = textwrap.dedent("""
     else:
         import faiss, torch
     import numpy as np
-    from model.retrieval import RetrievalIndex
+    from model.search.retrieval import RetrievalIndex
     torch.set_num_threads(2)
     faiss.omp_set_num_threads(2)
     x = np.random.default_rng(0).standard_normal((4000, 64)).astype(np.float32)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.partner_rank import (DIRECTIONS, format_rank, median_partner_ranks, partner_rank_table,
-                                rank_cap)
+from model.search.partner_rank import (DIRECTIONS, format_rank, median_partner_ranks, partner_rank_table,
+                                       rank_cap)
 from model.progress import Cancelled, CancelToken
-from model.retrieval import EXACT_RANKS_MAX_ITEMS, PARTNER_TOP_K, RetrievalIndex
+from model.search.retrieval import EXACT_RANKS_MAX_ITEMS, PARTNER_TOP_K, RetrievalIndex
 
 N, DIM, CLUSTERS, K = 3000, 24, 30, 20
 LOWERED = 1000  # below N: the top-K path

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from model.samples import (assign_split, longest_silence, make_windows, sample_id_for,
-                           window_starts)
-from model.song import Note, Song
+from model.data.samples import (assign_split, longest_silence, make_windows, sample_id_for,
+                                window_starts)
+from model.data.song import Note, Song
 
 
 def _song(n: int, gap_at: dict[int, float] | None = None, song_id: str = "s") -> Song:
@@ -77,7 +77,7 @@ def test_split_is_deterministic_and_close_to_fractions():
 
 def test_split_is_the_same_in_another_process():
     # Python's hash() is salted per process; the split must not be.
-    code = ("from model.samples import assign_split; "
+    code = ("from model.data.samples import assign_split; "
             "print(''.join(assign_split(f'x{i}', 7)[0] for i in range(200)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={"PYTHONHASHSEED": "123", "PATH": ""}).stdout.strip()

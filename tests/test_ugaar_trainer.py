@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from model.evaluation import random_expectation, retrieval_metrics
+from model.search.evaluation import random_expectation, retrieval_metrics
 from model.events import EpochEvent, RunEvent, StepEvent
 from model.ugaar import Run, RunConfig, Trainer, train
 from model.ugaar.factory import build_method

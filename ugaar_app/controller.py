@@ -123,7 +123,7 @@ def load_run(run_dir: str | Path, features: Any = None, progress: Any = None, ca
     ``progress`` and honours ``cancel``); a run without them (still running
     elsewhere) is embedded from ``features``.
     """
-    from model.retrieval import RetrievalIndex
+    from model.search.retrieval import RetrievalIndex
     from model.ugaar.run import Run
     run = Run.open(run_dir)
     try:
@@ -145,7 +145,7 @@ def map_preview(run_dir: str | Path, view: str = "shared") -> Optional[dict[str,
     """The run's cached map layout for ``view`` and its ids, read with numpy only (None when not cached)."""
     import numpy as np
 
-    from model.embedding_map import DEFAULT_PARAMS, MODALITIES, load_cached, map_key, train_mask_of
+    from model.map.layout import DEFAULT_PARAMS, MODALITIES, load_cached, map_key, train_mask_of
     path = Path(run_dir) / "embeddings.npz"
     if not path.is_file() or not any(Path(run_dir).glob("umap-*.npz")):
         return None
@@ -185,7 +185,7 @@ class AppController(QObject):
         t0 = time.perf_counter()
 
         def work(progress, cancel):
-            from model.dataset import Dataset
+            from model.data.dataset import Dataset
             report(progress, "open", 0, 2, f"reading {path}")
             ds = Dataset.open(path)
             report(progress, "open", 1, 2, "looking for cached features")
@@ -226,7 +226,7 @@ class AppController(QObject):
 
     def build_dataset(self, config: Any, *, then: Optional[Callable[[], None]] = None) -> Task:
         def work(progress, cancel):
-            from model.dataset import build_dataset
+            from model.data.dataset import build_dataset
             return build_dataset(config, progress=progress, cancel=cancel)
 
         def done(ds):
@@ -318,7 +318,7 @@ class AppController(QObject):
             return None
 
         def work(progress, cancel):
-            from model.partner_rank import median_partner_ranks, partner_rank_table, rank_cap
+            from model.search.partner_rank import median_partner_ranks, partner_rank_table, rank_cap
             report(progress, "partner ranks", 0, 1)
             table = partner_rank_table(index, progress, cancel)
             return median_partner_ranks(table), table, rank_cap(index)

@@ -304,7 +304,7 @@ class DatasetPanel(QWidget):
             self.soundfont.setText(path)
 
     def make_config(self) -> Any:
-        from model.dataset import BuildConfig
+        from model.data.dataset import BuildConfig
         kind = self.source.currentData()
         path = self.path.text().strip() or None
         if kind != "music21-corpus" and not path:

@@ -8,8 +8,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from model.embedding_map import MODALITIES
-from model.labels import sample_label
+from model.map.layout import MODALITIES
+from model.data.labels import sample_label
 
 METRIC_COLS = ("R@1", "R@5", "R@10", "MedR", "MeanR", "MedR/N", "N")  # R@k in percent
 
@@ -53,7 +53,7 @@ def metrics_rows(embeddings: dict[str, np.ndarray], ids: list[str], splits: Opti
             emb = {m: v[mask] for m, v in emb.items()}
         else:
             split = None
-    from model.evaluation import retrieval_metrics
+    from model.search.evaluation import retrieval_metrics
     table = retrieval_metrics(emb, metric)
     rows = []
     for direction, vals in table.items():

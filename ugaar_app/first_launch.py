@@ -191,7 +191,7 @@ class FirstLaunchPanel(QWidget):
             self._set("build", "run", "opening the existing build …", 0, 0)
             task = self.controller.open_dataset(target, then=self._built)
         else:
-            from model.dataset import BuildConfig
+            from model.data.dataset import BuildConfig
             cfg = BuildConfig(source="music21-corpus", path=None, out=str(target),
                               limit=self.build_limit, workers=2)
             self._set("build", "run", "starting …", 0, 0)

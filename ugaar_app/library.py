@@ -5,7 +5,7 @@ Selecting a row selects the sample everywhere.  The multi-sample selection
 selected here (Ctrl/Shift+click) are ringed in the map, and a box or lasso in
 the map selects its samples' rows and restricts the table to them until
 cleared.
-Songs are named by :func:`model.labels.sample_label` (first words of the
+Songs are named by :func:`model.data.labels.sample_label` (first words of the
 lyrics for hash-named LMD songs); the sample id keeps a column of its own.
 With an active run, *Rank* is where the sample's true partners rank (median
 of the six directions), sortable for error analysis.  The text typed in the
@@ -22,8 +22,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeade
 
 import numpy as np
 
-from model.labels import sample_label
-from model.partner_rank import format_rank
+from model.data.labels import sample_label
+from model.search.partner_rank import format_rank
 
 from .bridge import SessionBridge
 

@@ -2,7 +2,7 @@
 
 pyqtgraph ScatterPlotItem coloured by modality, song or any per-sample field
 (split, source, pitch range, tempo, words, stress regularity, partner rank;
-:mod:`model.map_fields`), with a legend that counts the current selection;
+:mod:`model.map.fields`), with a legend that counts the current selection;
 hover shows the lyrics (and, with "Play on hover", plays the sample after a
 short dwell); click selects (and plays); the selected sample's three points
 are joined by lines and its nearest neighbours ringed; a box or lasso drawn
@@ -16,7 +16,7 @@ so panning and zooming stay under the 100 ms stall goal
 
 The *shared* view (default) removes each modality's offset before UMAP so
 a sample's three points land together; the *modality* view shows the raw
-space (see :mod:`model.embedding_map`).  The layout itself, and its CSV
+space (see :mod:`model.map.layout`).  The layout itself, and its CSV
 export, are the headless core's, shared with ``ugaar map``.
 """
 from __future__ import annotations
@@ -33,12 +33,12 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QGraphicsPathItem, QGraphic
                                QProgressBar, QPushButton, QSizePolicy, QStackedLayout, QToolButton, QVBoxLayout,
                                QWidget)
 
-from model.labels import sample_label
+from model.data.labels import sample_label
 
 from .bridge import SessionBridge
-from model.embedding_map import DEFAULT_VIEW, MIN_UMAP_POINTS, MODALITIES, VIEWS, compute_map
-from model.map_fields import FIELDS, Bins, bin_values, field_values, legend_counts
-from model.map_selection import points_in_polygon, points_in_rect, selected_rows
+from model.map.layout import DEFAULT_VIEW, MIN_UMAP_POINTS, MODALITIES, VIEWS, compute_map
+from model.map.fields import FIELDS, Bins, bin_values, field_values, legend_counts
+from model.map.selection import points_in_polygon, points_in_rect, selected_rows
 from .theme import MODALITY_COLORS, SPLIT_COLORS
 from .workers import Task, TaskManager
 
@@ -51,7 +51,7 @@ ANTIALIAS_MAX = 20_000
 #: How long the mouse must rest on a point before "Play on hover" plays it.
 HOVER_PLAY_MS = 350
 
-#: Colour-by entries: (key, label); keys other than modality/song are :data:`model.map_fields.FIELDS`.
+#: Colour-by entries: (key, label); keys other than modality/song are :data:`model.map.fields.FIELDS`.
 COLOR_FIELDS = (("modality", "Colour by modality"), ("split", "Colour by split"), ("song", "Colour by song"),
                 ("partner_rank", "Colour by partner rank"), ("source", "Colour by source"),
                 ("pitch_range", "Colour by pitch range"), ("tempo", "Colour by tempo"),
@@ -496,9 +496,9 @@ class MapView(QWidget):
 
     def shutdown(self) -> None:
         self.cancel()
-        from model import embedding_map
-        if embedding_map._SERVER is not None:
-            embedding_map._SERVER.close()
+        from model.map import layout as map_layout
+        if map_layout._SERVER is not None:
+            map_layout._SERVER.close()
 
     def _on_progress(self, p: Any) -> None:
         if p.total:
@@ -847,8 +847,8 @@ class MapView(QWidget):
 
     # ---- export ----------------------------------------------------------------------------------
     def map_rows(self) -> list[dict[str, Any]]:
-        """The map as ``ugaar map`` writes it (:func:`model.map_export.map_rows`)."""
-        from model.map_export import map_rows
+        """The map as ``ugaar map`` writes it (:func:`model.map.export.map_rows`)."""
+        from model.map.export import map_rows
         ranks = self.session.partner_ranks
         ids = self.session.embedding_ids or []
         if ranks is not None and len(ranks) == len(ids) and ids == self.ids:
@@ -864,7 +864,7 @@ class MapView(QWidget):
 
     def export_table(self, path: str) -> Optional[str]:
         """Write the shown layout with metadata, as Parquet for a ``.parquet`` path, else CSV."""
-        from model.map_export import write_map_table
+        from model.map.export import write_map_table
         if self.coords is None:
             self.session.notify("warning", "No map to export yet.")
             return None

@@ -25,8 +25,8 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFileDialog, QFrame, QHB
 
 from .bridge import SessionBridge
 from .controller import AppController
-from model.embedding_map import MODALITIES
-from model.labels import is_placeholder_title, lyrics_label, sample_label
+from model.map.layout import MODALITIES
+from model.data.labels import is_placeholder_title, lyrics_label, sample_label
 from .theme import MODALITY_COLORS
 from .why_view import WhyView
 
@@ -100,7 +100,7 @@ class RetrievalPanel(QWidget):
         #: The dataset sample and modality of the last "Selected sample" query (Why this result reads them).
         self.query_sample_id: Optional[str] = None
         self.query_source = ""
-        #: The matched window of the last audio query (``model.audio_query.AudioMatch``).
+        #: The matched window of the last audio query (``model.search.audio_query.AudioMatch``).
         self.audio_match: Any = None
         #: Stream factory for the Record button (None: the microphone; tests: a WAV stand-in).
         self.stream_factory: Any = None
@@ -381,13 +381,13 @@ class RetrievalPanel(QWidget):
         self._embed_in_background(p.name, features)
 
     def _window_seconds(self) -> float:
-        from model.audio_query import DEFAULT_WINDOW_S, sample_seconds
+        from model.search.audio_query import DEFAULT_WINDOW_S, sample_seconds
         ds = self.session.dataset
         return sample_seconds(ds.samples) if ds is not None else DEFAULT_WINDOW_S
 
     def _embed_audio_in_background(self, p: Path, subject: str) -> None:
-        """Decode and check the file, slide sample-long windows, keep the best one (``model.audio_query``)."""
-        from model.audio_query import best_window, load_query_audio
+        """Decode and check the file, slide sample-long windows, keep the best one (``model.search.audio_query``)."""
+        from model.search.audio_query import best_window, load_query_audio
         run_method, run, index = self.run_method, self.session.run, self.session.index
         aligned = self._run_is_aligned()
         window_s, k = self._window_seconds(), self.k.value()
@@ -446,7 +446,7 @@ class RetrievalPanel(QWidget):
 
     def start_recording(self) -> bool:
         """Start capturing from the microphone (or the stand-in factory); False with a message when none."""
-        from model.recording import Recorder
+        from model.search.recording import Recorder
         self.mode_file.setChecked(True)
         self._on_mode()
         if self.session.index is None:

@@ -63,7 +63,7 @@ class SampleView(QWidget):
             self.lyrics.set_sample(None)
             self.times = []
             return
-        from model.labels import sample_label
+        from model.data.labels import sample_label
         self.header.setText(sample_label(sample))
         self.meta.setText(f"{sample.sample_id} · {sample.split} split · {sample.source} · "
                           f"notes {sample.start + 1}–{sample.start + len(sample.notes)}")

@@ -164,7 +164,7 @@ class Session:
         """The active run's per-sample partner ranks (computed on a worker after ``set_run``).
 
         ``cap`` is K + 1 when the ranks come from the retrieval index's top K
-        (large runs, ``model.partner_rank``): a rank at the cap means "> K".
+        (large runs, ``model.search.partner_rank``): a rank at the cap means "> K".
         """
         self.partner_ranks = ranks
         self.partner_rank_table = table

@@ -392,7 +392,7 @@ class TrainingPanel(QWidget):
         mode, config, features = job
 
         def work(progress, cancel):
-            from model.embedding_map import server
+            from model.map.layout import server
             from .train_job import run_in_child
             # RunConfig is built in the child: its package imports torch, and an import on
             # this thread would hold the GIL (and so the event loop) for a few hundred ms.

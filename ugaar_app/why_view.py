@@ -2,7 +2,7 @@
 
 A heatmap with one row per query position and one column per result
 position (syllables, engraved notes, audio onsets), coloured by the
-occlusion interaction Δ of :mod:`model.alignment_view`; bars above and
+occlusion interaction Δ of :mod:`model.search.alignment_view`; bars above and
 beside it show how much similarity each position carries on its own.
 Hovering a cell announces the result position (:attr:`WhyView.position_hovered`)
 so the sample view can put its note cursor and lyrics highlight there.
@@ -38,7 +38,7 @@ class WhyResult:
 
     query_id: str
     result_id: str
-    alignment: Any  # model.alignment_view.PositionAlignment
+    alignment: Any  # model.search.alignment_view.PositionAlignment
     query_labels: list[str]
     result_labels: list[str]
     result_onsets: Optional[np.ndarray]
@@ -188,7 +188,7 @@ class WhyView(QWidget):
     # ---- computing -----------------------------------------------------------------------------
     def explain(self, query_id: str, query_modality: str, result_id: str, result_modality: str) -> None:
         """Show how dataset sample ``query_id`` (in ``query_modality``) lines up with ``result_id``."""
-        from model.alignment_view import alignment_status
+        from model.search.alignment_view import alignment_status
         run, features, dataset = self.session.run, self.session.features, self.session.dataset
         if run is None or features is None or dataset is None:
             self.clear("No active run: train one or make a finished run active.")
@@ -220,8 +220,8 @@ class WhyView(QWidget):
 
     def _compute(self, run: Any, features: Any, dataset: Any, qid: str, qm: str, rid: str, rm: str) -> WhyResult:
         """Worker side: the alignment, the positions' labels, the partner path."""
-        from model.alignment_view import (audio_onset_seconds, partner_alignment, per_note, position_labels,
-                                          run_alignment)
+        from model.search.alignment_view import (audio_onset_seconds, partner_alignment, per_note, position_labels,
+                                                 run_alignment)
         a = run_alignment(run, self._method_for(run), features, qid, qm, rid, rm)
         qs, rs = dataset.sample(qid), dataset.sample(rid)
 

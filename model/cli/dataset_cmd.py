@@ -93,7 +93,7 @@ def _program(n: int) -> int:
 
 
 def _render_audio(args: argparse.Namespace) -> int:
-    from model.render_split import Rendering, render_split
+    from model.data.render_split import Rendering, render_split
     from model.validate import check_dataset_folder
     check_dataset_folder(args.dir)
     rendering = Rendering(renderer=args.audio_renderer, soundfont=_soundfont(args.soundfont),
@@ -114,8 +114,8 @@ def _render_audio(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from model.dataset import BuildConfig, build_dataset
-    from model.dataset_shards import parse_shard
+    from model.data.dataset import BuildConfig, build_dataset
+    from model.data.shards import parse_shard
     if args.source in ("midi", "musicxml") and not args.path:
         raise ValueError(f"--source {args.source} needs a PATH")
     config = BuildConfig(source=args.source, path=args.path, out=args.out, limit=args.limit,
@@ -138,7 +138,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    from model.dataset_merge import MERGE_REPORT_NAME, merge_shards
+    from model.data.merge import MERGE_REPORT_NAME, merge_shards
     bar = None if args.quiet else StageBar()
     t0 = time.perf_counter()
     try:
@@ -159,7 +159,7 @@ def _merge(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from model.dataset import Dataset
+    from model.data.dataset import Dataset
     from model.validate import check_dataset_folder
     check_dataset_folder(args.dir)  # a file or a missing folder: says which, and how to build one
     summary = Dataset.open(args.dir).summary()

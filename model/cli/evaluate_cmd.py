@@ -14,7 +14,7 @@ def evaluate_runs(run_dirs: list[str], dataset: str | None = None, split: str = 
     With ``dataset`` the run's models embed another dataset, whose features are
     computed with the run's own encoders (``features_meta.json: encoders_dir``).
     """
-    from model.evaluation import code_version, retrieval_metrics
+    from model.search.evaluation import code_version, retrieval_metrics
     from model.ugaar import Run
 
     if dataset:  # checked before any run loads, so a wrong path fails at once
@@ -51,7 +51,7 @@ def evaluate_runs(run_dirs: list[str], dataset: str | None = None, split: str = 
 
 
 def run(args: argparse.Namespace) -> int:
-    from model.evaluation import table_normalised, table_one, table_two, write_results
+    from model.search.evaluation import table_normalised, table_one, table_two, write_results
 
     records = evaluate_runs(args.runs, args.dataset, args.split, args.device)
     by_method: dict[str, list] = {}

@@ -16,7 +16,7 @@ def open_run_dataset(run) -> Optional[Any]:
     if not root:
         return None
     try:
-        from model.dataset import Dataset
+        from model.data.dataset import Dataset
         return Dataset.open(root)
     except Exception:  # noqa: BLE001 - moved or partial dataset: ids and coordinates still answer
         return None
@@ -29,11 +29,11 @@ def run_map(run_dir: str | Path, view: str = "shared", split: str = "all", progr
     Returns ``{"coords", "ids", "splits", "rows", "alignment", "from_cache",
     "dataset", "partner_ranks"}``: ``rows`` are the CSV rows of the chosen
     split, ``alignment`` its partner-in-neighbourhood (neighbours from the
-    whole map; see :mod:`model.map_alignment`).
+    whole map; see :mod:`model.map.alignment`).
     """
-    from model.embedding_map import MODALITIES, compute_map
-    from model.map_alignment import partner_in_neighbourhood
-    from model.map_export import map_rows
+    from model.map.layout import MODALITIES, compute_map
+    from model.map.alignment import partner_in_neighbourhood
+    from model.map.export import map_rows
     from model.ugaar.run import Run
 
     run = Run.open(run_dir)
@@ -48,8 +48,8 @@ def run_map(run_dir: str | Path, view: str = "shared", split: str = "all", progr
                                      progress=progress, in_process=True)
     median = None
     if ranks:
-        from model.partner_rank import median_partner_ranks, partner_rank_table
-        from model.retrieval import RetrievalIndex
+        from model.search.partner_rank import median_partner_ranks, partner_rank_table
+        from model.search.retrieval import RetrievalIndex
         median = median_partner_ranks(partner_rank_table(RetrievalIndex.from_run(run)))
     sel = np.arange(len(ids)) if split == "all" else np.nonzero(np.asarray(splits) == split)[0]
     if split != "all" and len(sel) == 0:
@@ -62,8 +62,8 @@ def run_map(run_dir: str | Path, view: str = "shared", split: str = "all", progr
 
 
 def run(args: argparse.Namespace) -> int:
-    from model.map_alignment import format_alignment
-    from model.map_export import write_map_table
+    from model.map.alignment import format_alignment
+    from model.map.export import write_map_table
 
     from .progress_bar import StageBar
 

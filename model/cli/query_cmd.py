@@ -15,7 +15,7 @@ def _lyrics_lookup(run):
     if not root:
         return {}
     try:
-        from model.dataset import Dataset
+        from model.data.dataset import Dataset
         ds = Dataset.open(root)
     except Exception:  # the dataset may have moved: ids alone still answer the query
         return {}
@@ -41,10 +41,10 @@ def query_inputs(embedder, args, aligned: bool) -> dict:
 
 def window_seconds(run) -> float:
     """Length of the run's dataset samples in seconds (the sliding window of audio queries)."""
-    from model.audio_query import DEFAULT_WINDOW_S, sample_seconds
+    from model.search.audio_query import DEFAULT_WINDOW_S, sample_seconds
     root = run.features_meta.get("dataset_root")
     try:
-        from model.dataset import Dataset
+        from model.data.dataset import Dataset
         return sample_seconds(Dataset.open(root).samples) if root else DEFAULT_WINDOW_S
     except Exception:  # the dataset may have moved: the usual sample length still slides
         return DEFAULT_WINDOW_S
@@ -52,7 +52,7 @@ def window_seconds(run) -> float:
 
 def audio_query(run, index, embedder, path, targets, k: int):
     """Slide sample-long windows over an audio file; the best window's ``AudioMatch`` (results per target)."""
-    from model.audio_query import best_window, load_query_audio
+    from model.search.audio_query import best_window, load_query_audio
 
     audio = load_query_audio(path, embedder.config.sample_rate)
     for warning in audio.warnings:
@@ -113,7 +113,7 @@ def check_query_args(args: argparse.Namespace) -> None:
     if args.lyrics is not None:
         check_lyrics_query(args.lyrics)
     elif args.audio is not None:
-        from model.audio_query import load_query_audio
+        from model.search.audio_query import load_query_audio
         load_query_audio(args.audio)  # no audio, silence, too short: one message before anything loads
     elif args.midi is not None:
         check_midi_query(args.midi)
@@ -123,7 +123,7 @@ def check_query_args(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from model.retrieval import RetrievalIndex
+    from model.search.retrieval import RetrievalIndex
     from model.ugaar import Run
     from model.validate import check_sample_id
 

@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from model.song import Note
+from model.data.song import Note
 
 from .augment_config import GM_NAMES, AugmentConfig
 
@@ -230,7 +230,7 @@ class TimbreAugmenter:
         """Room, chorus, EQ and noise on a rendered wave, then the renderers' peak (length and rate kept).
 
         The result is peak-normalised like every dataset rendering (and every
-        query window, ``model.audio_query``): measured on the music21 set,
+        query window, ``model.search.audio_query``): measured on the music21 set,
         the unaugmented encoders fall from 52 % to 18 % train R@1 under a
         random ±6 dB gain alone, so level is taken out of the problem instead
         of being learnt; only a small gain is left to the per-step augmentation.

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from model.feature_set import SequenceInput, pad_sequences
-from model.song import Note
+from model.data.song import Note
 
 from .extract import Encoders, audio_input, load_encoders, sheet_input
 from .encoders import mean_by_sample
@@ -196,7 +196,7 @@ class Embedder:
 
     @staticmethod
     def _midi_notes(path: str | Path, max_notes: int) -> tuple[Note, ...]:
-        from model.cleaning import CleaningConfig, CleaningReport, clean_song
+        from model.data.cleaning import CleaningConfig, CleaningReport, clean_song
         from model.sources.midi_file import read_song
         song = clean_song(read_song(str(path)), CleaningConfig(), CleaningReport())
         if not song.notes:

@@ -343,7 +343,7 @@ def cache_key(dataset_hash: str, config: FeatureConfig, checkpoint_hash: str) ->
 
 def _open(dataset: Any) -> Any:
     if isinstance(dataset, (str, Path)):
-        from model.dataset import Dataset
+        from model.data.dataset import Dataset
         return Dataset.open(dataset)
     return dataset
 
@@ -358,7 +358,7 @@ def extract_features(dataset: Any, config: FeatureConfig | None = None, *,
     Parameters
     ----------
     dataset : Dataset or path
-        A built dataset (``model.dataset.Dataset``) or its folder.
+        A built dataset (``model.data.dataset.Dataset``) or its folder.
     config : FeatureConfig, optional
         Extractor configuration (default ``FeatureConfig()``).  Ignored when
         ``encoders_dir`` already holds trained encoders: their own

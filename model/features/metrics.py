@@ -1,6 +1,6 @@
 """Retrieval figures used to early-stop the pre-training and to sanity-check features.
 
-The evaluation proper (Tables I/II) lives in ``model.evaluation``; this is the
+The evaluation proper (Tables I/II) lives in ``model.search.evaluation``; this is the
 small self-contained subset the feature extractors need: the rank of each
 query's own partner (1-based, ties count against the query), R@K, MedR,
 MeanR, N — and plain scikit-learn CCA between two modalities.

@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from model.atomic import atomic_path
-from model.song import Note
+from model.data.song import Note
 
 #: Seconds of audio kept after the last note's end (the piano's release).
 RELEASE_S = 0.3

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from model.song import Note
+from model.data.song import Note
 
 LILYPOND_LANGUAGE_VERSION = "2.24.0"
 #: Quantisation grid in beats (a thirty-second note): the LMD release's

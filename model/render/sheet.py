@@ -26,7 +26,7 @@ from model.atomic import atomic_path
 from model.progress import CancelToken
 from model.render.lilypond_source import (PREAMBLE, book_source, lilypond_source,  # noqa: F401
                                           music_source, score_source)
-from model.song import Note
+from model.data.song import Note
 
 #: LilyPond's default staff size: 20 pt staff height, so one staff space is 5 pt.
 STAFF_SPACE_PT = 5.0

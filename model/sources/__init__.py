@@ -1,4 +1,4 @@
-"""Importers: every source yields the same ``model.song.Song``.
+"""Importers: every source yields the same ``model.data.song.Song``.
 
 Each source module exposes two plain functions, so the dataset builder can
 call them in worker processes:

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from model.song import Note, Song
+from model.data.song import Note, Song
 from model.sources import SourceError, list_files, read_item_bytes
 
 SOURCE = "midi"

@@ -19,7 +19,7 @@ import zipfile
 from pathlib import Path
 
 from model.atomic import write_json
-from model.song import Song
+from model.data.song import Song
 from model.sources import SourceError
 from model.sources.lmd_archive import cache_root
 from model.sources.score_file import is_figure, parse_score, song_from_score

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from numpy.lib import format as npy_format
 
-from model.song import Note, Song
+from model.data.song import Note, Song
 from model.sources import SourceError, os_errors_as_source_errors
 from model.sources.lmd_archive import ARCHIVE_NAME, cache_root, find_lmd_archive, unpack_lmd_archive
 

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from model.song import Note, Song
+from model.data.song import Note, Song
 from model.sources import SourceError, list_files, read_item_bytes
 
 SOURCE = "musicxml"

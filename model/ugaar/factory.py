@@ -194,7 +194,7 @@ class Method:
     def embed(self, features: FeatureSet) -> dict[str, np.ndarray]:
         """Retrieval-space vectors of every sample: ``{"audio", "sheet", "lyrics"}`` (N, E).
 
-        For CCA also the pair-specific views ``"A@B"`` (see model.evaluation).
+        For CCA also the pair-specific views ``"A@B"`` (see model.search.evaluation).
         """
         kind = self.config.inputs
         out = {m: self.embed_modality(m, features.input_of(m, kind)) for m in MODALITIES}

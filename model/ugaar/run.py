@@ -98,7 +98,7 @@ class Run:
 
         Without ``features``: those saved at the end of the run (its own feature
         set).  With ``features``: computed by the selected method.  CCA runs also
-        return pair-specific views ``"A@B"`` (see model.evaluation).
+        return pair-specific views ``"A@B"`` (see model.search.evaluation).
         """
         if features is not None:
             return self.method().embed(features)

@@ -40,7 +40,7 @@ import torch
 from model import distributed as dist_
 from model.atomic import atomic_path, write_error, write_json, write_torch
 from model.errors import WriteError
-from model.evaluation import retrieval_metrics, validation_score
+from model.search.evaluation import retrieval_metrics, validation_score
 from model.events import EpochEvent, EventCallback, RunEvent, StepEvent, TrainingEvent, event_to_json
 from model.feature_set import FeatureSet
 

@@ -1,6 +1,6 @@
 """Child process of the embedding map (no Qt).
 
-``python -m model.umap_job --serve`` reads commands on stdin, one a line:
+``python -m model.map.umap_job --serve`` reads commands on stdin, one a line:
 
 - ``WARM``: run a tiny UMAP so numba compiles everything once;
 - ``JOB<TAB>in.npz<TAB>out.npz``: UMAP of ``x`` with ``params`` (on the neighbour graph
@@ -19,7 +19,7 @@ import numpy as np
 
 
 def _job(src: str, dst: str) -> None:
-    from model.embedding_map import _umap
+    from model.map.layout import _umap
     with np.load(src, allow_pickle=False) as data:
         x = data["x"]
         params = json.loads(str(data["params"]))
@@ -30,7 +30,7 @@ def _job(src: str, dst: str) -> None:
 
 
 def _warm() -> None:
-    from model.embedding_map import DEFAULT_PARAMS, _umap
+    from model.map.layout import DEFAULT_PARAMS, _umap
     rng = np.random.default_rng(0)
     _umap(rng.normal(size=(60, 16)).astype(np.float32), {**DEFAULT_PARAMS, "n_neighbors": 10})
     print("WARMED", flush=True)

@@ -1,7 +1,7 @@
 """A run's approximate retrieval indexes on disk, next to its ``embeddings.npz``.
 
 Building HNSW or IVF-PQ over a million items takes minutes, so
-:meth:`model.retrieval.RetrievalIndex.from_run` keeps them in the run folder:
+:meth:`model.search.retrieval.RetrievalIndex.from_run` keeps them in the run folder:
 
 - ``retrieval-<fingerprint>-<key>.faiss``: one FAISS index per embedding key
   (``@`` written as ``__``), each written atomically;
@@ -27,7 +27,7 @@ from typing import Mapping, Optional
 import numpy as np
 
 from model.atomic import atomic_path, write_json
-from model.faiss_index import IndexConfig, KeyIndex, faiss
+from model.search.faiss_index import IndexConfig, KeyIndex, faiss
 
 FORMAT = 1
 PREFIX = "retrieval-"

@@ -13,8 +13,8 @@ interrupted build run again finishes with the same result as an
 uninterrupted one.
 
 Shards: ``BuildConfig.shard = (K, N)`` builds only the items
-``model.dataset_shards`` assigns to shard K and records in the manifest what
-``model.dataset_merge`` needs to join N shards into the whole build.
+``model.data.shards`` assigns to shard K and records in the manifest what
+``model.data.merge`` needs to join N shards into the whole build.
 """
 from __future__ import annotations
 
@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 from model.atomic import write_json
-from model.dataset import FORMAT_NAME, FORMAT_VERSION, MANIFEST_NAME, BuildConfig, Dataset
-from model.dataset_shards import SHARD_RECORD, shard_items, shard_record
+from model.data.dataset import FORMAT_NAME, FORMAT_VERSION, MANIFEST_NAME, BuildConfig, Dataset
+from model.data.shards import SHARD_RECORD, shard_items, shard_record
 from model.progress import CancelToken, ProgressCallback, report
-from model.samples import assign_split, make_windows, sample_id_for
-from model.song import Note, Sample, Song
+from model.data.samples import assign_split, make_windows, sample_id_for
+from model.data.song import Note, Sample, Song
 
 STATE_NAME = ".build_state.json"
 PARSE_CHUNK = 16       # .npy items per worker task: amortises process round trips
@@ -84,7 +84,7 @@ def _close_renderers(cache: dict) -> None:
 def _parse_chunk(kind: str, items: Sequence[str], cleaning_json: Any,
                  cache: Optional[dict] = None) -> list[dict[str, Any]]:
     """Parse and clean ``items``; one result dict per item, never raises for one item."""
-    from model.cleaning import CleaningConfig, CleaningReport, clean_song, song_fingerprints
+    from model.data.cleaning import CleaningConfig, CleaningReport, clean_song, song_fingerprints
     from model.sources import SourceError, get_source
 
     source = get_source(kind)
@@ -241,7 +241,7 @@ def _list_items(config: BuildConfig) -> list[str]:
 
 
 def _merge_cleaning(reports: Iterable[Any]) -> dict[str, Any]:
-    from model.cleaning import CleaningReport
+    from model.data.cleaning import CleaningReport
     total = CleaningReport()
     for data in reports:
         for rule, n in _report_counts(data).items():
@@ -296,13 +296,13 @@ def choose_songs(records: Sequence[dict[str, Any]]) -> tuple[list[str], dict[str
     """Keep one song per id and per duplicate group.
 
     A plain function of the parse records (see :func:`parse_records`), in
-    item order, so a merge of shards (``model.dataset_merge``) decides from
+    item order, so a merge of shards (``model.data.merge``) decides from
     all shards' records exactly as one whole build decides.
 
     Returns the kept (canonical) song ids, sorted, ``{canonical: [merged
     ids]}`` and the skipped items.
     """
-    from model.cleaning import group_duplicates
+    from model.data.cleaning import group_duplicates
     skipped: list[dict[str, str]] = []
     paths: dict[str, str] = {}
     fingerprints: dict[str, Any] = {}

@@ -23,7 +23,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
-from .atomic import write_text
+from model.atomic import write_text
 
 DIRECTIONS = [("audio", "lyrics"), ("lyrics", "audio"), ("sheet", "lyrics"), ("lyrics", "sheet"),
               ("audio", "sheet"), ("sheet", "audio")]

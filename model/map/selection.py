@@ -1,7 +1,7 @@
 """Which map points a box or a lasso encloses, and whose samples they are (no Qt).
 
 The map lays out 3N points, modality-major (all audio, then sheet, then
-lyrics, N each, :mod:`model.embedding_map`); a selection is reported as the
+lyrics, N each, :mod:`model.map.layout`); a selection is reported as the
 *samples* with at least one enclosed visible point.
 """
 from __future__ import annotations

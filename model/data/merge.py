@@ -12,7 +12,7 @@ report and content hash.  Only what describes a run differs (``out``,
 * Duplicates.  A shard merges the duplicate songs it holds; two duplicates in
   different shards are each kept by their shard.  The merge groups the parse
   records of all shards again with the builder's own rule
-  (``model.dataset_build.choose_songs``), keeps the canonical song (the
+  (``model.data.build.choose_songs``), keeps the canonical song (the
   smallest id in its group, which its own shard always kept) and leaves out
   the others' samples.  What it left out is listed in ``DIR/merge_report.json``
   and printed.
@@ -31,11 +31,11 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from model.atomic import link_or_copy, write_json
-from model.dataset import FORMAT_NAME, FORMAT_VERSION, MANIFEST_NAME, Dataset, DatasetError
-from model.dataset_shards import SHARD_RECORD, format_shard, shard_of
+from model.data.dataset import FORMAT_NAME, FORMAT_VERSION, MANIFEST_NAME, Dataset, DatasetError
+from model.data.shards import SHARD_RECORD, format_shard, shard_of
 from model.errors import UgaarError
 from model.progress import CancelToken, ProgressCallback, report
-from model.song import Sample
+from model.data.song import Sample
 
 MERGE_REPORT_NAME = "merge_report.json"
 # Settings that say where or how fast a shard ran; every other one must match.
@@ -157,7 +157,7 @@ def plan_merge(dirs: Sequence[Path], manifests: Sequence[dict[str, Any]], out: P
         Songs a shard kept that the whole set merges into a song of
         another shard: ``song_id``, ``dir``, ``canonical``, ``canonical_dir``.
     """
-    from model.dataset_build import _merge_cleaning, choose_songs, content_hash
+    from model.data.build import _merge_cleaning, choose_songs, content_hash
 
     records = sorted(((r, pos) for pos, m in enumerate(manifests)
                       for r in m[SHARD_RECORD]["parsed"]), key=lambda rp: rp[0]["index"])
@@ -259,7 +259,7 @@ def _sample_files(shard: Path, sample_id: str) -> list[str]:
 def _place_files(dirs: Sequence[Path], sources: Sequence[tuple[int, str]], out: Path,
                  progress: Optional[ProgressCallback], cancel: Optional[CancelToken]
                  ) -> dict[str, int]:
-    from model.dataset_build import _done
+    from model.data.build import _done
     counts = {"linked": 0, "copied": 0, "present": 0}
     for folder in ("audio", "sheet", "sheet_lyrics"):
         (out / folder).mkdir(parents=True, exist_ok=True)
@@ -326,7 +326,7 @@ def merge_shards(shard_dirs: Sequence[str | Path], out: str | Path,
     if not manifest["samples"]:
         raise UgaarError(", ".join(str(d) for d in dirs), "the shards hold no samples at all")
 
-    from model.dataset_build import _old_manifest, _prepare_state, _sample_settings
+    from model.data.build import _old_manifest, _prepare_state, _sample_settings
     root.mkdir(parents=True, exist_ok=True)
     old = _old_manifest(root)
     if old is not None and _sample_settings(old.get("config", {})) != _sample_settings(

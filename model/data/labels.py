@@ -35,7 +35,7 @@ def lyrics_label(words: list[str], n_words: int = LABEL_WORDS) -> str:
 
 
 def sample_label(sample: Any, n_words: int = LABEL_WORDS) -> str:
-    """The name to show for ``sample`` (a :class:`model.song.Sample`).
+    """The name to show for ``sample`` (a :class:`model.data.song.Sample`).
 
     Its title when it has a real one, otherwise the first ``n_words`` words
     of its lyrics, and the song id as a last resort.

@@ -4,8 +4,8 @@ The rank is the one the retrieval panel shows: the 1-based position of the
 sample's own item among all N items of the target modality (ties count
 against), over the run's whole index, not one split.
 
-Above :data:`model.retrieval.EXACT_RANKS_MAX_ITEMS` items the ranks come
-from the retrieval index's top K (:data:`model.retrieval.PARTNER_TOP_K`):
+Above :data:`model.search.retrieval.EXACT_RANKS_MAX_ITEMS` items the ranks come
+from the retrieval index's top K (:data:`model.search.retrieval.PARTNER_TOP_K`):
 a partner beyond it is stored as K + 1, the table's *cap*, and shown as
 "> K" (:func:`format_rank`).
 """
@@ -23,7 +23,7 @@ DIRECTIONS = tuple((s, t) for s in MODALITIES for t in MODALITIES if s != t)
 
 def partner_rank_table(index, progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None,
                        exact_max_items: Optional[int] = None) -> dict[tuple[str, str], np.ndarray]:
-    """``{(source, target): (N,) ranks}`` for the six directions of a :class:`~model.retrieval.RetrievalIndex`.
+    """``{(source, target): (N,) ranks}`` for the six directions of a :class:`~model.search.retrieval.RetrievalIndex`.
 
     ``exact_max_items`` overrides the index's threshold for exact ranks;
     :func:`rank_cap` says whether ranks beyond the top K were capped.

@@ -79,7 +79,7 @@ def field_values(name: str, samples: Sequence[Any], partner_ranks: Optional[Sequ
     ----------
     name : str
         A key of :data:`FIELDS`.
-    samples : sequence of :class:`model.song.Sample` or None
+    samples : sequence of :class:`model.data.song.Sample` or None
     partner_ranks : (N,) sequence, optional
         Aligned with ``samples``; needed for ``partner_rank`` (else all NaN).
     """

@@ -3,7 +3,7 @@
 Columns: ``sample_id, modality, x, y, song_id, split, label, partner_rank,
 lyrics``.  ``song_id``, ``label`` and ``lyrics`` are empty when the run's
 dataset cannot be read; ``partner_rank`` is empty when it was not computed
-(see :func:`model.partner_rank.median_partner_ranks`).
+(see :func:`model.search.partner_rank.median_partner_ranks`).
 
 Parquet (:func:`write_map_parquet`, needs ``pyarrow``) keeps the same
 columns with types: ``x``/``y`` float32 (the layout's own values),
@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from model.labels import sample_label
+from model.data.labels import sample_label
 
 MODALITIES = ("audio", "sheet", "lyrics")
 MAP_COLUMNS = ("sample_id", "modality", "x", "y", "song_id", "split", "label", "partner_rank", "lyrics")
@@ -36,7 +36,7 @@ def map_rows(coords: np.ndarray, ids: Sequence[str], *, sample_of: Optional[Call
     Parameters
     ----------
     sample_of : callable, optional
-        sample id → :class:`model.song.Sample` or None (e.g. ``dataset.sample``;
+        sample id → :class:`model.data.song.Sample` or None (e.g. ``dataset.sample``;
         a ``KeyError`` counts as None).
     splits : (N,) sequence, optional
         Used where the sample is unknown.

@@ -9,7 +9,7 @@ A dataset is a folder (see ``docs/dataset.md``)::
     DIR/sheet/<sample_id>.json   note x-positions in the PNG (null when unknown)
     DIR/sheet_lyrics/<id>.png    display version with syllables under the notes
 
-The builder lives in ``model/dataset_build.py``; ``build_dataset`` here is
+The builder lives in ``model/data/build.py``; ``build_dataset`` here is
 its public entry point.  The manifest is written last, so a folder without
 one is an unfinished build (run the build again to resume it).
 """
@@ -24,7 +24,7 @@ import numpy as np
 
 from model.errors import UgaarError
 from model.progress import CancelToken, ProgressCallback
-from model.song import Sample
+from model.data.song import Sample
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_NAME = "ugaar-dataset"
@@ -33,7 +33,7 @@ FORMAT_VERSION = 1
 
 def _default_cleaning() -> Any:
     # Imported lazily: reading a dataset never needs the cleaning rules.
-    from model.cleaning import CleaningConfig
+    from model.data.cleaning import CleaningConfig
     return CleaningConfig()
 
 
@@ -65,7 +65,7 @@ class BuildConfig:
         Notes per sample; a window with a longer silence (s) is dropped.
     split_seed, split_fractions : int, tuple
         Split by song: pure function of (seed, canonical song id).
-    cleaning : model.cleaning.CleaningConfig
+    cleaning : model.data.cleaning.CleaningConfig
         Cleaning rules.
     audio_renderer : str
         ``auto``, ``fluidsynth`` or ``builtin``.
@@ -84,7 +84,7 @@ class BuildConfig:
     sheet_batch_size : int
         Snippets per LilyPond run.
     shard : (int, int) or None
-        ``(K, N)``: build only shard K of N (``model.dataset_shards``); None
+        ``(K, N)``: build only shard K of N (``model.data.shards``); None
         builds every song.  Left out of the JSON when None, so a whole
         build's manifest is what it was before shards existed.
     """
@@ -133,7 +133,7 @@ class BuildConfig:
         if kwargs.get("shard") is not None:
             kwargs["shard"] = tuple(int(x) for x in kwargs["shard"])
         if "cleaning" in kwargs:
-            from model.cleaning import CleaningConfig
+            from model.data.cleaning import CleaningConfig
             raw = kwargs["cleaning"]
             kwargs["cleaning"] = CleaningConfig.from_json(raw)
         return cls(**kwargs)
@@ -148,8 +148,8 @@ class BuildConfig:
 
 def build_dataset(config: BuildConfig, progress: Optional[ProgressCallback] = None,
                   cancel: Optional[CancelToken] = None) -> "Dataset":
-    """Build (or resume) the dataset described by ``config``; see ``model.dataset_build``."""
-    from model.dataset_build import build_dataset as _build
+    """Build (or resume) the dataset described by ``config``; see ``model.data.build``."""
+    from model.data.build import build_dataset as _build
     return _build(config, progress=progress, cancel=cancel)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from typing import Sequence
 
-from model.song import Note, Song
+from model.data.song import Note, Song
 
 SPLITS = ("train", "val", "test")
 

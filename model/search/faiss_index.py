@@ -1,6 +1,6 @@
 """One FAISS index over one modality's vectors: exact flat, HNSW or IVF-PQ, chosen by size and memory.
 
-:class:`model.retrieval.RetrievalIndex` keeps one :class:`KeyIndex` per
+:class:`model.search.retrieval.RetrievalIndex` keeps one :class:`KeyIndex` per
 embedding key (``"audio"``, ``"lyrics@audio"`` …).  Which kind is built:
 
 - ``flat`` (``IndexFlatL2``, or ``IndexFlatIP`` for cosine) up to

@@ -21,11 +21,11 @@ Plain Python (no Qt).  Two views of the same embeddings:
      islands (docs/benchmarks.md, "Embedding map").
 
   Only the picture changes: retrieval keeps the raw embeddings
-  (``model.retrieval.RetrievalIndex``).
+  (``model.search.retrieval.RetrievalIndex``).
 - ``modality``: the raw embeddings, as before (three islands).
 
 UMAP (numba) can hold the GIL for long stretches, so the window runs it in a
-separate Python process (``model.umap_job``): its event loop never stalls and
+separate Python process (``model.map.umap_job``): its event loop never stalls and
 cancelling kills the process.  Progress comes from UMAP's verbose lines.  The
 2-D layout of all three modalities is cached in ``run_dir/umap-<key>.npz``,
 keyed by a hash of the embeddings, the parameters and the view; the CLI reads
@@ -311,7 +311,7 @@ class UmapServer:
         env.setdefault("NUMBA_NUM_THREADS", "1")
         env["PYTHONUNBUFFERED"] = "1"
         self._lines = queue.Queue()
-        self.proc = subprocess.Popen([sys.executable, "-m", "model.umap_job", "--serve"],
+        self.proc = subprocess.Popen([sys.executable, "-m", "model.map.umap_job", "--serve"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, env=env, bufsize=1)
         lines, proc = self._lines, self.proc

@@ -35,7 +35,7 @@ import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from model.song import Note, Song
+from model.data.song import Note, Song
 
 PIANO_LOW, PIANO_HIGH = 21, 108
 # Onsets closer than this are one chord, not two melody notes.

@@ -356,7 +356,7 @@ def position_labels(modality: str, sample: Any, length: int,
                     onsets: Optional[Sequence[float]] = None) -> list[str]:
     """One label per valid position: syllables (lyrics), note names (sheet), onset times (audio).
 
-    ``sample`` is the dataset's :class:`model.song.Sample` (None: numbered
+    ``sample`` is the dataset's :class:`model.data.song.Sample` (None: numbered
     positions); ``onsets`` are the audio onsets in seconds
     (:func:`audio_onset_seconds`).
     """

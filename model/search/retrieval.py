@@ -1,8 +1,8 @@
 """Top-k retrieval over each modality's embeddings, on FAISS.
 
 The GUI and ``ugaar query`` both call :class:`RetrievalIndex`.  Each
-embedding key gets one :class:`model.faiss_index.KeyIndex`: an exact flat
-index up to :data:`model.faiss_index.EXACT_MAX_ITEMS` items, HNSW above it,
+embedding key gets one :class:`model.search.faiss_index.KeyIndex`: an exact flat
+index up to :data:`model.search.faiss_index.EXACT_MAX_ITEMS` items, HNSW above it,
 IVF-PQ when HNSW would not fit in memory.  Distances are Euclidean or cosine
 (``1 − cos``); approximate indexes report the recall@10 they reached against
 an exact search on held-out queries when they were built
@@ -17,7 +17,7 @@ index's top :data:`PARTNER_TOP_K`, and a partner not among them is reported
 as ``PARTNER_TOP_K + 1`` (:meth:`~RetrievalIndex.partner_rank_cap`).
 
 :meth:`RetrievalIndex.from_run` stores approximate indexes next to the run's
-``embeddings.npz`` (:mod:`model.retrieval_cache`) and rebuilds them when the
+``embeddings.npz`` (:mod:`model.search.retrieval_cache`) and rebuilds them when the
 embeddings change.
 """
 from __future__ import annotations
@@ -27,10 +27,10 @@ from typing import Mapping, Optional
 import numpy as np
 import torch
 
-from model import retrieval_cache
+from model.search import retrieval_cache
 from model.errors import WriteError
-from model.faiss_index import (IndexConfig, KeyIndex, array_source, available_memory, build_key_index,
-                               to_device)
+from model.search.faiss_index import (IndexConfig, KeyIndex, array_source, available_memory, build_key_index,
+                                      to_device)
 from model.progress import CancelToken, ProgressCallback, report
 
 MODALITIES = ("audio", "sheet", "lyrics")

@@ -11,10 +11,10 @@ itself; MIDI and MusicXML: stem + content digest; music21: ``m21:`` + corpus
 path).  Two items that could be read as the same song id therefore land in the
 same shard, and a machine's mount point does not change the key.
 
-Duplicate songs (same notes or same lyrics, ``model.cleaning``) are only known
+Duplicate songs (same notes or same lyrics, ``model.data.cleaning``) are only known
 after parsing, so a shard merges the duplicates it holds and records every
 parsed song's fingerprints in its manifest (``manifest["shard"]``).
-``model.dataset_merge`` groups the fingerprints of all shards again and drops
+``model.data.merge`` groups the fingerprints of all shards again and drops
 a song a shard kept when it duplicates a song of another shard.
 """
 from __future__ import annotations

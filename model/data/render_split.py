@@ -113,8 +113,8 @@ def render_split(dataset: Any, split: str, out: str | os.PathLike[str], renderin
     Dataset
         ``out`` opened.
     """
-    from model.dataset import MANIFEST_NAME, Dataset
-    from model.dataset_build import content_hash
+    from model.data.dataset import MANIFEST_NAME, Dataset
+    from model.data.build import content_hash
     from model.render.audio import write_audio
 
     if isinstance(dataset, (str, os.PathLike)):

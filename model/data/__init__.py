@@ -1,0 +1,1 @@
+"""Songs and samples: cleaning, windows and splits, display names, and the dataset folder built from them."""

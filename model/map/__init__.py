@@ -1,0 +1,1 @@
+"""The embedding map: its 2-D layout, colour fields, selections, alignment and table export."""
