@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from test_dataset_resume import _comparable  # the manifest without what describes a run
 from model.data.dataset import BuildConfig, Dataset, build_dataset
 from model.data.merge import MERGE_REPORT_NAME, merge_shards
 from model.data.shards import parse_shard, shard_items, shard_of
@@ -57,15 +58,6 @@ def _config(src: Path, out: Path, **kw) -> BuildConfig:
                 display_sheets=True, sheet_batch_size=8)
     base.update(kw)
     return BuildConfig(**base)
-
-
-def _comparable(manifest: dict) -> dict:
-    """The manifest without what describes a run (timings, where, how many workers)."""
-    m = dict(manifest)
-    m["report"] = {k: v for k, v in m["report"].items()
-                   if k not in ("timings_s", "rendered_this_run")}
-    m["config"] = {k: v for k, v in m["config"].items() if k not in ("out", "workers")}
-    return m
 
 
 def _files(root: Path) -> dict[str, str]:

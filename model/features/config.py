@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .augment_config import AugmentConfig
+from .augment_config import AugmentConfig, from_known_fields
 
 #: Fields that only affect how fast things run, never the numbers produced.
 _RUNTIME_ONLY = ("extract_batch",)
@@ -192,11 +192,7 @@ class FeatureConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "FeatureConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"FeatureConfig: unknown fields {sorted(unknown)}")
-        return cls(**data)
+        return from_known_fields(cls, data)
 
     @classmethod
     def from_json(cls, text_or_path: str | Path) -> "FeatureConfig":
