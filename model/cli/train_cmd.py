@@ -16,13 +16,11 @@ from pathlib import Path
 from model.events import EpochEvent, RunEvent, StepEvent, TrainingEvent
 from model.feature_set import cached_feature_files
 
+from model.cli.torchrun import STOP_FILE
 from model.sources.lmd_archive import cache_root
 
 DEFAULT_RUNS = cache_root() / "runs"
 
-#: Created in a run folder to stop a distributed run cleanly (``ugaar train
-#: --nproc``'s Ctrl-C writes it; on a cluster, ``touch RUN/stop.request``).
-STOP_FILE = "stop.request"  # model.cli.torchrun.STOP_FILE
 
 
 def resolve_features(path: str | Path, device: str = "cpu"):
@@ -154,19 +152,21 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "nproc", 1) > 1 and dist_.env_world_size() == 1:
         return launch(args)
     world = dist_.World()
+    # config.json and checkpoint.pt checked first: a damaged one is named with its field
+    resume_config = load_resume_state(args.resume)[0] if args.resume else None
     if dist_.env_world_size() > 1:  # a rank of a torchrun job: join the group (gloo or NCCL by device)
-        if args.resume:
-            device = load_resume_state(args.resume)[0].device
+        if resume_config is not None:
+            device = resume_config.device
         else:
             device = args.device or str(parse_overrides(args.set).get("device", "cpu"))
         world = dist_.init_from_env(device)
     try:
-        return _run(args, world)
+        return _run(args, world, resume_config)
     finally:
         dist_.shutdown()
 
 
-def _run(args: argparse.Namespace, world) -> int:
+def _run(args: argparse.Namespace, world, resume_config=None) -> int:
     import torch
 
     from model import distributed as dist_
@@ -192,8 +192,7 @@ def _run(args: argparse.Namespace, world) -> int:
             print(line, flush=True)
 
     if args.resume:
-        # config.json and checkpoint.pt checked first: a damaged one is named with its field
-        config, _ = load_resume_state(args.resume)
+        config = resume_config
         if args.features:
             features, _ = features_first_on_rank_0(args.features, args.device or "cpu")
         else:
