@@ -245,9 +245,8 @@ class TimbreAugmenter:
         if rng.random() < cfg.noise_prob:
             wave = add_noise(wave, float(rng.uniform(*cfg.noise_snr_db)), rng,
                              "pink" if rng.random() < 0.5 else "white")
-        from model.render.audio import PEAK
-        peak = float(np.max(np.abs(wave))) if wave.size else 0.0
-        return (wave * np.float32(PEAK / peak) if peak > 0 else wave).astype(np.float32)
+        from model.render.audio import peak_normalise
+        return peak_normalise(wave)
 
     def close(self) -> None:
         for synth in self._fluid.values():

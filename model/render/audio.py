@@ -58,8 +58,12 @@ def _timeline(notes: Sequence[Note]) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return pitches, onsets, ends, float(ends.max()) + RELEASE_S
 
 
-def _normalise(audio: np.ndarray) -> np.ndarray:
-    """Scale to peak ``PEAK``; leaves silence untouched (no division by zero)."""
+def peak_normalise(audio: np.ndarray) -> np.ndarray:
+    """Scale to peak ``PEAK``, float32; leaves silence untouched (no division by zero).
+
+    Every rendering, augmented rendering and audio query window goes through
+    it: the audio CNN reads absolute log-mel levels.
+    """
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     if peak > 0:
         audio = audio * (PEAK / peak)
@@ -104,7 +108,7 @@ class AudioRenderer:
             # A renderer that produced nothing (e.g. a SoundFont without that
             # key) must not yield a silent training sample.
             audio = BuiltinRenderer(self.sample_rate)._render(notes)
-        return _normalise(audio)
+        return peak_normalise(audio)
 
     def _render(self, notes: Sequence[Note]) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -202,9 +202,8 @@ def peak_normalised(wave: np.ndarray) -> np.ndarray:
     otherwise look like another timbre (measured: ±6 dB of gain costs the
     music21 encoders two thirds of their R@1).
     """
-    from model.render.audio import PEAK
-    peak = float(np.max(np.abs(wave))) if wave.size else 0.0
-    return (wave * np.float32(PEAK / peak)).astype(np.float32) if peak > 0 else wave
+    from model.render.audio import peak_normalise
+    return peak_normalise(wave)
 
 
 def best_window(audio: QueryAudio, window_s: float, embed: Callable[[np.ndarray, int], Any],
