@@ -390,12 +390,13 @@ class RetrievalPanel(QWidget):
         from model.search.audio_query import best_window, load_query_audio
         run_method, run, index = self.run_method, self.session.run, self.session.index
         aligned = self._run_is_aligned()
-        window_s, k = self._window_seconds(), self.k.value()
+        k = self.k.value()
         targets = [m for m in MODALITIES if m != "audio"]
         label = p.name
         self.header.setText(f"Embedding {html.escape(label)} …")
 
         def work(progress, cancel):
+            window_s = self._window_seconds()  # walks every sample's notes: off the GUI thread
             emb = self._ensure_embedder()
             audio = load_query_audio(p, emb.config.sample_rate, subject)
             if aligned:

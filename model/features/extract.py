@@ -278,8 +278,6 @@ def train_encoders(dataset: Any, config: FeatureConfig, folder: str | Path, inpu
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     config.to_json(folder / CONFIG_NAME)
-    split = np.array([s.split for s in dataset.samples])
-    tr, va = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
     t0 = time.perf_counter()
     if config.init_encoders:
         lyrics = LyricsEncoder.load(config.init_encoders)
@@ -305,7 +303,7 @@ def train_encoders(dataset: Any, config: FeatureConfig, folder: str | Path, inpu
     write_json(folder / REPORT_NAME, {
         "dataset_hash": dataset.content_hash, "dataset_root": str(dataset.root),
         "audio_renderer": getattr(dataset, "renderers", {}).get("audio"),
-        "train_samples": int(len(tr)), "val_samples": int(len(va)), "best_epoch": result.best_epoch,
+        "train_samples": len(job.train_audio), "val_samples": len(job.val_audio), "best_epoch": result.best_epoch,
         "val": result.val_figures, "history": result.history, "pretrain_seconds": pretrain_s,
         "skipgram_seconds": skipgram_s, "device": device, "resumed_from_epoch": result.resumed_from,
         "lyrics_dim": lyrics.dim, "syllable_vocab": len(lyrics.syllables.index_to_key),
