@@ -23,17 +23,16 @@ def _lyrics_lookup(run):
 
 
 def query_inputs(embedder, args, aligned: bool) -> dict:
-    """The query item's inputs per modality: sequences for an aligned run, pooled vectors otherwise."""
+    """A typed line's or a MIDI file's inputs per modality: sequences for an aligned run, pooled vectors otherwise.
+
+    (``--audio`` slides windows over the recording instead: :func:`audio_query`.)
+    """
     if aligned:
         if args.lyrics is not None:
             return {"lyrics": embedder.lyrics_sequence(args.lyrics)}
-        if args.audio:
-            return {"audio": embedder.audio_file_sequence(args.audio)}
         return embedder.midi_file_sequence(args.midi)
     if args.lyrics is not None:
         raw = {"lyrics": embedder.lyrics(args.lyrics)}
-    elif args.audio:
-        raw = {"audio": embedder.audio_file(args.audio)}
     else:
         raw = embedder.midi_file(args.midi)
     return {s: np.asarray(v, np.float32)[None, :] for s, v in raw.items()}
