@@ -355,7 +355,7 @@ def check_audio_query(path: str | Path, subject: str = "--audio") -> Path:
 
     subject = f"{subject} {path}"
     p = check_file(path, subject, "an audio file")
-    fix = "give a WAV, FLAC or OGG recording"
+    fix = "give a WAV, FLAC, OGG or MP3 recording"
     try:
         info = soundfile.info(str(p))
         if info.frames == 0:

@@ -281,5 +281,5 @@ def test_console_script_reports_one_line(ctx, tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"ugaar: error: --audio {notes}: is not an audio file libsndfile can read (Format not recognised); "
-        "give a WAV, FLAC or OGG recording"]
+        "give a WAV, FLAC, OGG or MP3 recording"]
     assert proc.stdout == ""
