@@ -78,6 +78,22 @@ def test_player_without_device_moves_cursor_and_highlight(qtbot, window):
     assert not window.session.playback.playing
 
 
+def test_hovered_audio_onset_highlights_its_note_within_the_onset_tolerance(qtbot, window):
+    """A hovered "Why" audio onset a little before a note (as detected onsets land) highlights
+    that note, as the heatmap's alignment and per-note importance count it (notes_of_onsets)."""
+    from model.search.alignment_view import ONSET_TOLERANCE_S
+    open_tiny(qtbot, window)
+    sid = _select_row(window, 0)
+    sv = window.sample_view
+    k = next(i for i in range(1, len(sv.times)) if sv.times[i] - sv.times[i - 1] > 2 * ONSET_TOLERANCE_S)
+    sv.highlight_position(sid, "audio", 0, sv.times[k] - ONSET_TOLERANCE_S / 2)
+    assert sv.lyrics.current == k and sv.sheet.cursor.isVisible()
+    sv.highlight_position(sid, "audio", 0, sv.times[k] - 2 * ONSET_TOLERANCE_S)
+    assert sv.lyrics.current == k - 1
+    sv.highlight_position(sid, "audio", -1, -1.0)
+    assert sv.lyrics.current == -1 and not sv.sheet.cursor.isVisible()
+
+
 def test_sheet_zoom_and_display_toggle(qtbot, window):
     ds = open_tiny(qtbot, window)
     sid = _select_row(window, 0)

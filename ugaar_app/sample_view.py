@@ -86,7 +86,10 @@ class SampleView(QWidget):
         """Show where position ``index`` of the selected result lies (a hovered alignment cell).
 
         A syllable or an engraved note is note ``index`` (syllable k is sung
-        on note k); an audio onset is placed by its time, as the play cursor is.
+        on note k); an audio onset is placed by its time, as the play cursor is,
+        and highlights the note it belongs to with the same onset tolerance as
+        the heatmap's alignment and per-note importance
+        (:func:`model.search.alignment_view.notes_of_onsets`).
         """
         if sample_id != self.session.selected or self.session.playback.playing:
             return  # playback drives the cursor while it runs
@@ -96,8 +99,9 @@ class SampleView(QWidget):
         elif modality == "audio":
             if seconds < 0:
                 return
+            from model.search.alignment_view import notes_of_onsets
             self.sheet.set_position(seconds)
-            self.lyrics.set_current(current_note(self.times, seconds))
+            self.lyrics.set_current(int(notes_of_onsets([seconds], self.times)[0]) if self.times else -1)
         else:
             self.sheet.show_note(index)
             self.lyrics.set_current(index)

@@ -297,15 +297,19 @@ def partner_alignment(query_modality: str, result_modality: str, query_length: i
     return out
 
 
+#: How far before a note's onset a detected audio onset still belongs to it:
+#: one 40 ms row of tolerance, since a detected onset may land a row before its note.
+ONSET_TOLERANCE_S = 0.045
+
+
 def notes_of_onsets(onsets: Sequence[float], note_onsets: Sequence[float]) -> np.ndarray:
-    """Index of the note sounding at each audio onset.
+    """Index of the note sounding at each audio onset (within :data:`ONSET_TOLERANCE_S`).
 
     ``onsets`` are seconds from the sample's start (the audio starts at its
     first note); ``note_onsets`` are the notes' onsets in song time.
     """
     starts = np.asarray(note_onsets, dtype=float) - float(note_onsets[0])
-    # one 40 ms row of tolerance: a detected onset may land a row before its note
-    return np.clip(np.searchsorted(starts, np.asarray(onsets, dtype=float) + 0.045, side="right") - 1,
+    return np.clip(np.searchsorted(starts, np.asarray(onsets, dtype=float) + ONSET_TOLERANCE_S, side="right") - 1,
                    0, len(starts) - 1)
 
 
