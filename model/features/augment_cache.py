@@ -42,7 +42,7 @@ def variants_dir(dataset: Any, config: FeatureConfig) -> Path:
     return Path(dataset.root) / "features" / "augment" / hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _render_chunk(dataset: Any, samples: Sequence[Any], config: FeatureConfig) -> dict[str, np.ndarray]:
+def _render_chunk(samples: Sequence[Any], config: FeatureConfig) -> dict[str, np.ndarray]:
     """All renderings of ``samples``: per rendering k, flat patches and offsets; timbre names."""
     from .augment import TimbreAugmenter, item_rng
     from .extract import audio_input
@@ -65,7 +65,7 @@ def _render_chunk(dataset: Any, samples: Sequence[Any], config: FeatureConfig) -
     return out
 
 
-def _load_part(path: Path, ids: Sequence[str], k_total: int) -> Optional[dict[str, np.ndarray]]:
+def _load_part(path: Path, ids: Sequence[str]) -> Optional[dict[str, np.ndarray]]:
     try:
         with np.load(path, allow_pickle=False) as data:
             if list(data["sample_ids"]) != list(ids):
@@ -105,7 +105,7 @@ def load_or_render_variants(dataset: Any, indices: Sequence[int], config: Featur
     chunks = [samples[s:s + CHUNK] for s in range(0, len(samples), CHUNK)]
     parts: list[Optional[dict[str, np.ndarray]]] = [None] * len(chunks)
     for c, chunk in enumerate(chunks):
-        parts[c] = _load_part(folder / f"part-{c:05d}.npz", [s.sample_id for s in chunk], k_total)
+        parts[c] = _load_part(folder / f"part-{c:05d}.npz", [s.sample_id for s in chunk])
     todo = [c for c, part in enumerate(parts) if part is None]
     cached = len(chunks) - len(todo)
     report(progress, "augment", cached * CHUNK if todo else len(samples), len(samples),
@@ -113,7 +113,7 @@ def load_or_render_variants(dataset: Any, indices: Sequence[int], config: Featur
     t0 = time.perf_counter()
 
     def one(c: int) -> tuple[int, dict[str, np.ndarray]]:
-        part = _render_chunk(dataset, chunks[c], config)
+        part = _render_chunk(chunks[c], config)
         with atomic_path(folder / f"part-{c:05d}.npz", suffix=".npz") as tmp:
             np.savez(tmp, **part)
         return c, part
