@@ -51,6 +51,8 @@ def test_render_split_in_a_held_out_timbre(built, tmp_path):
     b, _ = built.load_audio(sid)
     assert sr == 16000 and a.shape == b.shape and not np.allclose(a, b, atol=0.05)
     assert ds.sheet_path(sid).is_file()  # sheets linked from the original
+    # hard links (or copies), not symlinks: the new dataset stays whole if the original moves
+    assert not ds.sheet_path(sid).is_symlink() and ds.sheet_path(sid).read_bytes() == built.sheet_path(sid).read_bytes()
 
 
 def test_bad_program_and_soundfont_are_refused(tmp_path, capsys):

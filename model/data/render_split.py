@@ -2,12 +2,12 @@
 
 ``render_split(DIR, "test", OUT, renderer="fluidsynth", soundfont=FluidR3, program=48)``
 writes ``OUT`` as a dataset of its own: the split's samples, audio rendered
-anew (optionally with noise at a given SNR), the feature sheets linked to the
-original ones, and a manifest whose audio renderer says what was done (so its
-content hash, and every feature cache keyed by it, differs from the
-original's).  ``ugaar features extract OUT --encoders ENC`` then embeds it
-with trained encoders; ``benchmarks/timbre.py`` does the same in memory with
-:func:`render_waves`.
+anew (optionally with noise at a given SNR), the feature sheets hard-linked
+to the original ones (copied across file systems), and a manifest whose audio
+renderer says what was done (so its content hash, and every feature cache
+keyed by it, differs from the original's).  ``ugaar features extract OUT
+--encoders ENC`` then embeds it with trained encoders; ``benchmarks/timbre.py``
+does the same in memory with :func:`render_waves`.
 
 Resumable: audio files are written atomically and kept when the state file
 names the same rendering; the manifest is written last.
@@ -23,7 +23,7 @@ from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
-from model.atomic import write_json
+from model.atomic import link_or_copy, write_json
 from model.progress import CancelToken, ProgressCallback, report
 
 STATE_NAME = ".render_state.json"
@@ -86,15 +86,6 @@ def render_waves(samples: Sequence[Any], rendering: Rendering, renderer: Any = N
         yield sample.sample_id, wave
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
-    if dst.exists() or not src.exists():
-        return
-    try:
-        os.symlink(src.resolve(), dst)
-    except OSError:  # a file system without symlinks
-        shutil.copyfile(src, dst)
-
-
 def render_split(dataset: Any, split: str, out: str | os.PathLike[str], rendering: Rendering,
                  progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None) -> Any:
     """Write ``out``: the ``split`` samples of ``dataset`` with audio rendered as ``rendering`` says.
@@ -155,8 +146,13 @@ def render_split(dataset: Any, split: str, out: str | os.PathLike[str], renderin
             (root / folder).mkdir(exist_ok=True)
             for s in samples:
                 for suffix in (".png", ".json"):
-                    _link_or_copy(src / f"{s.sample_id}{suffix}", root / folder / f"{s.sample_id}{suffix}")
-    manifest = json.loads((Path(dataset.root) / MANIFEST_NAME).read_text(encoding="utf-8"))
+                    # a hard link (a copy across file systems): the new dataset stays whole when the
+                    # original is moved or deleted, which a symlink would not; a symlink left by an
+                    # older run is replaced, files already there are kept (resume)
+                    src_file, dst_file = src / f"{s.sample_id}{suffix}", root / folder / f"{s.sample_id}{suffix}"
+                    if src_file.is_file() and (dst_file.is_symlink() or not dst_file.exists()):
+                        link_or_copy(src_file, dst_file)
+    manifest = dict(dataset.manifest)  # the opened dataset's manifest.json; top-level keys are replaced below
     keep = {s.sample_id for s in samples}
     songs = {s.song_id for s in samples}
     renderers = {**manifest.get("renderers", {}), "audio": identity}
