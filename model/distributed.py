@@ -74,9 +74,19 @@ def env_world_size() -> int:
                                "start the job with torchrun, which sets it") from None
 
 
+def _initialised() -> bool:
+    """Whether this process has joined a process group (False in a torch build without one)."""
+    return dist.is_available() and dist.is_initialized()
+
+
+def _several_ranks() -> bool:
+    """Whether collectives have other ranks to talk to (a process group of two or more)."""
+    return _initialised() and dist.get_world_size() > 1
+
+
 def current() -> World:
     """The world of an initialised process group, or a world of one."""
-    if dist.is_available() and dist.is_initialized():
+    if _initialised():
         return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")),
                      str(dist.get_backend()))
     return World()
@@ -100,7 +110,7 @@ def init_from_env(device: str = "cpu", timeout_s: float = DEFAULT_TIMEOUT_S) -> 
     size = env_world_size()
     if size <= 1:
         return World()
-    if dist.is_initialized():
+    if _initialised():
         return current()
     if not dist.is_available():
         raise DistributedError("torch.distributed", "is not available in this torch build",
@@ -124,7 +134,7 @@ def init_from_env(device: str = "cpu", timeout_s: float = DEFAULT_TIMEOUT_S) -> 
 
 def shutdown() -> None:
     """Leave the process group (no-op when there is none)."""
-    if dist.is_available() and dist.is_initialized():
+    if _initialised():
         dist.destroy_process_group()
 
 
@@ -204,7 +214,7 @@ def gather_rows(local: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor:
 
 def all_sum(values: torch.Tensor) -> torch.Tensor:
     """Sum of ``values`` over all ranks (no gradient), on every rank."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if not _several_ranks():
         return values
     out = values.detach().clone()
     dist.all_reduce(out, op=dist.ReduceOp.SUM)
@@ -213,7 +223,7 @@ def all_sum(values: torch.Tensor) -> torch.Tensor:
 
 def any_rank(flag: bool, device: torch.device | str = "cpu") -> bool:
     """Whether ``flag`` is set on any rank (every rank gets the same answer)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if not _several_ranks():
         return bool(flag)
     t = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
@@ -231,7 +241,7 @@ def sum_gradients(params: Iterable[torch.nn.Parameter]) -> None:
     different sub-networks, which DDP's per-forward hooks do not fit.  A
     parameter without a gradient on this rank counts as zero.
     """
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if not _several_ranks():
         return
     params = [p for p in params if p.requires_grad]
     if not params:
@@ -252,7 +262,7 @@ def average_buffers(module: torch.nn.Module) -> None:
     variance drift apart from the others'; their average is the estimate
     of the global batch's, and every rank keeps the same model.
     """
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if not _several_ranks():
         return
     buffers = [b for b in module.buffers() if b.is_floating_point()]
     if not buffers:
@@ -268,13 +278,13 @@ def average_buffers(module: torch.nn.Module) -> None:
 
 def barrier() -> None:
     """Wait for every rank (no-op when not distributed)."""
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+    if _several_ranks():
         dist.barrier()
 
 
 def broadcast_object(obj: Any, src: int = 0) -> Any:
     """Rank ``src``'s ``obj`` on every rank (picklable objects only)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if not _several_ranks():
         return obj
     box = [obj]
     dist.broadcast_object_list(box, src=src)
@@ -283,7 +293,7 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
 
 def gather_objects(obj: Any) -> list[Any]:
     """Every rank's ``obj`` in rank order, on every rank (``[obj]`` when not distributed)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if not _several_ranks():
         return [obj]
     out: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(out, obj)
