@@ -8,7 +8,8 @@ import torch
 from model.feature_set import FeatureSet, SequenceInput, pad_sequences
 from model.ugaar import RunConfig
 from model.ugaar.factory import build_method, method_from_state
-from model.ugaar.model import SequenceBatch, SequenceEncoder, SequenceSpec, masked_mean
+from model.ugaar.model import (Generator, SequenceBatch, SequenceEncoder, SequenceSpec, StructureEncoder,
+                               StructureSpec, masked_mean)
 from model.ugaar.synthetic import synthetic_stress_features
 from model.ugaar.trainer import Trainer
 
@@ -34,6 +35,65 @@ def test_golden_output_of_the_sequence_encoder():
     assert out.shape == (3, 12) and out.dtype == torch.float32
     assert torch.allclose(out.norm(dim=1), torch.ones(3), atol=1e-5)  # normalised like F, G, H
     assert np.allclose(out[:, :4].flatten().numpy(), GOLDEN, atol=2e-4)
+
+
+# torch.manual_seed(0) StructureEncoder(columns 2, positions 6, dim 4, hidden 16) on _structure_batch():
+# a regression value, taken when the encoder was written
+STRUCTURE_GOLDEN = [0.68308, -0.50251, -0.35606, -0.39257, -0.57189, 0.51456, -0.37309, -0.51863,
+                    -0.62485, 0.25151, -0.43650, -0.59646]
+
+
+def _structure_batch() -> SequenceBatch:
+    g = torch.Generator().manual_seed(7)
+    pooled, tokens = torch.randn(3, 6, generator=g), torch.randn(3, 8, 5, generator=g)
+    mask = torch.arange(8)[None, :] < torch.tensor([[8], [5], [1]])
+    return SequenceBatch(pooled, tokens * mask[..., None], mask)
+
+
+def test_golden_output_of_the_structure_encoder():
+    torch.manual_seed(0)
+    enc = StructureEncoder(StructureSpec(columns=2, positions=6, dim=4, hidden=16), dropout=0.0).eval()
+    batch = _structure_batch()
+    with torch.no_grad():
+        out = enc(batch)
+        assert out.shape == (3, 4)
+        assert torch.allclose(out.norm(dim=1), torch.ones(3), atol=1e-5)
+        assert np.allclose(out.flatten().numpy(), STRUCTURE_GOLDEN, atol=2e-4)
+        # it reads only the last two columns of the first six positions
+        other = batch.tokens.clone()
+        other[..., :3] = 5.0
+        other[:, 6:] = -5.0
+        assert torch.allclose(enc(SequenceBatch(batch.pooled * 0, other, batch.mask)), out, atol=1e-6)
+        shorter = SequenceBatch(batch.pooled, batch.tokens[:, :4], batch.mask[:, :4])  # padded up to 6
+        changed = batch.tokens.clone()
+        changed[:, 4:] = 0.0
+        assert torch.allclose(enc(shorter), enc(SequenceBatch(batch.pooled, changed, batch.mask)), atol=1e-6)
+
+
+def test_structure_block_lyrics_rank_music_by_structure_alone():
+    torch.manual_seed(0)
+    specs = {m: SequenceSpec(5, 8, width=16, layers=1, heads=2, position_dim=4) for m in ("audio", "sheet", "lyrics")}
+    structure = {m: StructureSpec(columns=2, positions=8, dim=6, weight=0.25, hidden=16) for m in specs}
+    gen = Generator({"audio": 6, "sheet": 6, "lyrics": 6}, embed_dim=16, hidden=(32,), dropout=0.0,
+                    specs=specs, structure=structure).eval()
+    batch = _structure_batch()
+    with torch.no_grad():
+        audio, lyrics = gen("audio", batch), gen("lyrics", batch)
+        assert audio.shape == lyrics.shape == (3, 16)
+        assert torch.allclose(audio.norm(dim=1), torch.ones(3), atol=1e-5)
+        assert torch.allclose(lyrics.norm(dim=1), torch.full((3,), 0.5), atol=1e-5)  # sqrt(0.25)
+        assert torch.count_nonzero(lyrics[:, :10]) == 0  # H lives in the structure block only
+        # new audio content (pooled vector, non-structure columns) moves F(x) but not its distance to lyrics
+        content = batch.tokens.clone()
+        content[..., :3] += 3.0
+        moved = gen("audio", SequenceBatch(batch.pooled + 2.0, content, batch.mask))
+        assert not torch.allclose(moved, audio, atol=1e-3)
+        d = torch.cdist(lyrics, audio)
+        assert torch.allclose(torch.cdist(lyrics, moved), d, atol=1e-5)
+        # eq. 3 compares H with the pair's structure block
+        pairs = gen.lyrics_view(0.5 * (audio + gen("sheet", batch)))
+        assert torch.count_nonzero(pairs[:, :10]) == 0 and pairs.shape == (3, 16)
+    assert "lyrics" not in gen.maps  # no content network for H
 
 
 def test_padding_content_and_length_do_not_change_the_output():
@@ -87,11 +147,12 @@ def test_feature_set_round_trip_with_sequences(tmp_path):
         FeatureSet(fs.sample_ids, fs.song_ids, fs.splits, fs.audio, fs.sheet, fs.lyrics).input_of("audio", "aligned")
 
 
-@pytest.mark.parametrize("method", ["baseline", "ugaar", "cca"])
+@pytest.mark.parametrize("method", ["baseline", "ugaar", "cca", "ugaar-structure"])
 def test_aligned_method_state_round_trip(method, tmp_path):
     fs = synthetic_stress_features(60, seed=1)
-    cfg = RunConfig.for_method(method, inputs="aligned", epochs=1, batch_size=16, seq_width=16, seq_heads=2,
-                               seq_layers=1, g_hidden=(32,), candidates=32)
+    extra = {"structure_dim": 8} if method == "ugaar-structure" else {}
+    cfg = RunConfig.for_method(method.split("-structure")[0], inputs="aligned", epochs=1, batch_size=16,
+                               seq_width=16, seq_heads=2, seq_layers=1, g_hidden=(32,), candidates=32, **extra)
     run = Trainer(cfg, fs, tmp_path / method).run()
     assert run.status == "finished"
     method_obj = run.method()

@@ -56,6 +56,12 @@ class RunConfig:
     seq_width, seq_layers, seq_heads, seq_position_dim : int
         Sequence encoders (``inputs="aligned"``): model width, transformer
         layers, attention heads, per-position summary size.
+    structure_dim, structure_weight, structure_hidden : int, float, int
+        The structure block of G's common space (``inputs="aligned"``; 0: none).
+        Audio and sheet embeddings get a block of ``structure_dim`` dimensions
+        read from their tokens' structure columns only, holding
+        ``structure_weight`` of the unit norm; the lyrics embedding H lives in
+        that block alone (docs/training.md, "Third round").
     cca_positions : int
         Positions of each sequence flattened into the CCA baseline's input
         (``inputs="aligned"``).
@@ -156,6 +162,9 @@ class RunConfig:
     seq_layers: int = 2
     seq_heads: int = 4
     seq_position_dim: int = 8
+    structure_dim: int = 0
+    structure_weight: float = 0.5
+    structure_hidden: int = 256
     cca_positions: int = 20
     cca_reg: float = 1e-4
     cca_lyrics_components: int = 0
@@ -239,6 +248,12 @@ class RunConfig:
         for name in ("temperature_kl", "temperature_g", "temperature_align"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.structure_dim < 0 or self.structure_dim >= self.embed_dim:
+            raise ValueError(f"structure_dim must be in [0, embed_dim), got {self.structure_dim}")
+        if not 0.0 < self.structure_weight < 1.0:
+            raise ValueError(f"structure_weight must be in (0, 1), got {self.structure_weight}")
+        if self.structure_dim and not self.normalize_embeddings:
+            raise ValueError("structure_dim needs normalize_embeddings")
         if not 0.0 <= self.importance_mix < 1.0:
             raise ValueError(f"importance_mix must be in [0, 1), got {self.importance_mix}")
 

@@ -18,7 +18,7 @@ from model.feature_set import MODALITIES, FeatureSet, SequenceInput
 
 from .cca import LinearCCA
 from .config import RunConfig
-from .model import Discriminator, Generator, SequenceBatch, SequenceSpec
+from .model import Discriminator, Generator, SequenceBatch, SequenceSpec, StructureSpec
 
 #: What a method reads for one modality: pooled features, or pooled + sequence.
 Inputs = "np.ndarray | SequenceInput"
@@ -63,7 +63,8 @@ class Method:
             torch.manual_seed(config.seed)
             specs = self.sequence_specs()
             self.generator = Generator(self.dims, config.embed_dim, config.g_hidden, config.dropout,
-                                       config.normalize_embeddings, config.g_skip, specs).to(self.device)
+                                       config.normalize_embeddings, config.g_skip, specs,
+                                       self.structure_specs()).to(self.device)
             self.discriminator = Discriminator(self.dims, config.embed_dim, specs, config.dropout).to(self.device)
 
     def sequence_specs(self) -> dict[str, SequenceSpec] | None:
@@ -73,6 +74,16 @@ class Method:
             return None
         return {m: SequenceSpec(self.token_dims[m], self.max_lens[m], cfg.seq_width, cfg.seq_layers,
                                 cfg.seq_heads, cfg.seq_position_dim) for m in MODALITIES}
+
+    def structure_specs(self) -> dict[str, StructureSpec] | None:
+        """G's structure block for each modality (None: no block; paper inputs never have one)."""
+        cfg = self.config
+        if cfg.inputs != "aligned" or cfg.structure_dim <= 0:
+            return None
+        if set(self.structure_dims) != set(MODALITIES):
+            raise ValueError("structure_dim needs the structure columns of every modality (features too old?)")
+        return {m: StructureSpec(self.structure_dims[m], cfg.cca_positions, cfg.structure_dim,
+                                 cfg.structure_weight, cfg.structure_hidden) for m in MODALITIES}
 
     # ---------------------------------------------------------------- inputs
     def normalize(self, modality: str, values: Inputs) -> Inputs:

@@ -157,6 +157,55 @@ class SequenceEncoder(nn.Module):
         return self.head(summary)
 
 
+@dataclass(frozen=True)
+class StructureSpec:
+    """The structure block of one modality's embedding (aligned inputs).
+
+    Parameters
+    ----------
+    columns : int
+        The last ``columns`` of each token are its structure (timing, spacing,
+        written durations, stress, word position; ``Method.structure_dims``).
+    positions : int
+        Positions read (the first ``positions``; CCA reads the same).
+    dim : int
+        Size of the block in the common space.
+    weight : float
+        Share of the embedding's squared norm that the block holds (0–1).
+    hidden : int
+        Hidden width of the block's network.
+    """
+
+    columns: int
+    positions: int
+    dim: int
+    weight: float = 0.5
+    hidden: int = 256
+
+
+class StructureEncoder(nn.Module):
+    """The structure columns of the first positions, flattened → a unit vector.
+
+    The position-wise correspondence "syllable *i* is stressed ↔ note *i* is
+    long" is what lyrics and melody share across songs; it is linear in the
+    flattened columns (CCA finds it), and a small MLP on them keeps it
+    without the per-note content that lets a network memorise training songs
+    (docs/training.md, "Third round").
+    """
+
+    def __init__(self, spec: StructureSpec, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.spec = spec
+        self.net = nn.Sequential(nn.Dropout(dropout), nn.Linear(spec.positions * spec.columns, spec.hidden),
+                                 nn.ReLU(), nn.Dropout(dropout), nn.Linear(spec.hidden, spec.dim))
+
+    def forward(self, batch: SequenceBatch) -> torch.Tensor:
+        cols = batch.tokens[..., : self.spec.positions, batch.tokens.shape[-1] - self.spec.columns:]
+        if cols.shape[-2] < self.spec.positions:
+            cols = F.pad(cols, (0, 0, 0, self.spec.positions - cols.shape[-2]))
+        return F.normalize(self.net(cols.flatten(-2)), dim=-1)
+
+
 def _encoder(dim: int, spec: SequenceSpec | None, out_dim: int, hidden: Sequence[int], dropout: float,
              normalize: bool, skip: bool) -> nn.Module:
     """A mapping network for pooled inputs, a sequence encoder when ``spec`` is given."""
@@ -170,18 +219,53 @@ class Generator(nn.Module):
 
     ``forward(modality, v)`` maps features of one modality to the common space;
     with ``specs`` each network reads a :class:`SequenceBatch` instead.
+
+    With ``structure`` (aligned inputs) the common space has two blocks:
+    content (the first ``embed_dim − dim`` dimensions, from the sequence
+    encoder) and structure (the last ``dim``, from a
+    :class:`StructureEncoder`), holding ``1 − weight`` and ``weight`` of a
+    unit norm.  Audio and sheet fill both; lyrics fill only the structure
+    block, so a lyrics query ranks music by structure alone (the content
+    block of a unit audio or sheet vector has the same norm for every item)
+    and H cannot memorise training songs through their words.
     """
 
     def __init__(self, dims: dict[str, int], embed_dim: int = 128, hidden: Sequence[int] = (512,),
                  dropout: float = 0.1, normalize: bool = True, skip: bool = False,
-                 specs: Mapping[str, SequenceSpec] | None = None) -> None:
+                 specs: Mapping[str, SequenceSpec] | None = None,
+                 structure: Mapping[str, StructureSpec] | None = None) -> None:
         super().__init__()
         specs = specs or {}
-        self.maps = nn.ModuleDict({m: _encoder(dims[m], specs.get(m), embed_dim, hidden, dropout, normalize, skip)
-                                   for m in MODALITIES})
+        self.structure_specs = dict(structure or {})
+        block = {m: s.dim for m, s in self.structure_specs.items()}
+        if block and not normalize:
+            raise ValueError("a structure block needs normalised embeddings")
+        self.maps = nn.ModuleDict({m: _encoder(dims[m], specs.get(m), embed_dim - block.get(m, 0), hidden,
+                                               dropout, normalize, skip)
+                                   for m in MODALITIES if not (m == "lyrics" and m in block)})
+        self.structure = nn.ModuleDict({m: StructureEncoder(s, dropout) for m, s in self.structure_specs.items()})
+        self.embed_dim = embed_dim
 
     def forward(self, modality: str, v: torch.Tensor) -> torch.Tensor:
-        return self.maps[modality](v)
+        if modality not in self.structure:
+            return self.maps[modality](v)
+        spec = self.structure_specs[modality]
+        s = self.structure[modality](v) * spec.weight ** 0.5
+        if modality not in self.maps:  # lyrics: the structure block only
+            return F.pad(s, (self.embed_dim - spec.dim, 0))
+        return torch.cat([self.maps[modality](v) * (1.0 - spec.weight) ** 0.5, s], dim=-1)
+
+    def lyrics_view(self, pairs: torch.Tensor) -> torch.Tensor:
+        """What of a pair embedding J a lyrics embedding is compared with (eq. 3).
+
+        H(z) lives in the structure block when there is one, so J is
+        projected onto it: ‖H − J‖² would otherwise add J's content norm,
+        which H cannot change and which would push F and G's content apart.
+        """
+        spec = self.structure_specs.get("lyrics")
+        if spec is None:
+            return pairs
+        return F.pad(pairs[..., self.embed_dim - spec.dim:], (self.embed_dim - spec.dim, 0))
 
     def pair(self, audio: torch.Tensor, sheet: torch.Tensor) -> torch.Tensor:
         """J(x, y) = ½ (F(x) + G(y)) (eq. 4)."""

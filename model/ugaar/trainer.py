@@ -352,7 +352,8 @@ class Trainer:
         own = batch[shard.rows]
         out = {"h": Gn("lyrics", x["lyrics"][own]), "f": self._embed_pool("audio", pool[0], shard),
                "g_pool": self._embed_pool("sheet", pool[1], shard)}
-        out["logits"] = L.generative_logits(out["h"], L.pair_embedding(out["f"], out["g_pool"]), cfg.temperature_g)
+        pairs = Gn.lyrics_view(L.pair_embedding(out["f"], out["g_pool"]))
+        out["logits"] = L.generative_logits(out["h"], pairs, cfg.temperature_g)
         if cfg.use_kl or cfg.use_align:
             out["g_own"] = Gn("sheet", x["sheet"][own])
         return out
@@ -413,7 +414,7 @@ class Trainer:
             terms["gen_nll"] = L.generative_nll(logits, target)
             if cfg.gen_nll_symmetric:  # each true pair picks its lyrics among the batch's
                 if shard.distributed:  # this rank's true pairs against every rank's lyrics
-                    own_pairs = L.pair_embedding(f[rows], fwd["g_pool"][rows])
+                    own_pairs = Gn.lyrics_view(L.pair_embedding(f[rows], fwd["g_pool"][rows]))
                     reverse = L.generative_logits(shard.gather(h), own_pairs, cfg.temperature_g).t()
                 else:
                     reverse = logits[:, :b].t()
