@@ -50,8 +50,8 @@ TUNED: dict[str, dict[str, dict]] = {
 }
 
 
-def _one(job: tuple[str, str, int, str, str]) -> dict:
-    inputs, method, seed, features_path, runs_dir = job
+def _one(job: tuple[str, str, int, str, str, bool]) -> dict:
+    inputs, method, seed, features_path, runs_dir, reuse = job
     import torch
 
     torch.set_num_threads(1)
@@ -61,15 +61,38 @@ def _one(job: tuple[str, str, int, str, str]) -> dict:
     fs = FeatureSet.load(features_path)
     cfg = RunConfig.for_method(method, seed=seed, threads=1, features_path=features_path, log_every=10,
                                inputs=inputs, **TUNED[inputs][method])
-    t0 = time.perf_counter()
-    run = train(cfg, fs, Path(runs_dir) / inputs / f"{method}-s{seed}")
-    seconds = time.perf_counter() - t0
+    run_dir = Path(runs_dir) / inputs / f"{method}-s{seed}"
+    earlier = _finished_run(run_dir, cfg) if reuse else None
+    if earlier is not None:
+        run, seconds = earlier
+    else:
+        t0 = time.perf_counter()
+        run = train(cfg, fs, run_dir)
+        seconds = time.perf_counter() - t0
     if run.status != "finished":
         raise RuntimeError(f"{method} seed {seed}: {run.status}: {run.message}")
     return {"inputs": inputs, "method": method, "seed": seed, "split": "test", "metrics": run.metrics["test"],
             "val": run.metrics.get("val"), "config": cfg.to_dict(), "run_dir": str(run.run_dir),
             "dataset_hash": str(fs.meta.get("dataset_hash", "")), "seconds": seconds,
-            "selected_epoch": run.metrics.get("selected_epoch")}
+            "selected_epoch": run.metrics.get("selected_epoch"), "reused": earlier is not None}
+
+
+def _finished_run(run_dir: Path, cfg) -> "tuple[object, float] | None":
+    """A finished run of exactly this configuration in ``run_dir``, with its training seconds, or None."""
+    from model.ugaar.run import Run
+
+    try:
+        run = Run.open(run_dir)
+    except (OSError, ValueError):
+        return None
+    if run.status != "finished" or "test" not in run.metrics or run.config.to_dict() != cfg.to_dict():
+        return None
+    records = run_dir.parent / "records.json"
+    try:
+        seconds = next(r["seconds"] for r in json.loads(records.read_text()) if r["run_dir"] == str(run_dir))
+    except (OSError, ValueError, StopIteration, KeyError):
+        return None  # no timing to report: train again
+    return run, float(seconds)
 
 
 def _targets(records: list[dict], inputs: str) -> str:
@@ -120,6 +143,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--runs-dir", default=str(Path.home() / ".cache" / "ugaar" / "paper_runs"))
     parser.add_argument("--md", default=str(REPO / "docs" / "results.md"))
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep finished runs of --runs-dir whose configuration is unchanged (their test "
+                             "figures and training seconds come from that run); train the others")
     args = parser.parse_args()
 
     if args.features:
@@ -145,13 +171,29 @@ def main() -> None:
               "and **paper** — the paper's mean-pooled features, kept for the replication. "
               "Produced by `python benchmarks/paper_tables.py`.\n")
     from model.atomic import write_text
-    write_text(args.md, header + "\n".join(parts))
+    write_text(args.md, header + "\n".join(_merge_parts(Path(args.md), args.inputs, parts)))
     print(f"wrote {args.md}")
+
+
+def _merge_parts(md: Path, inputs: list[str], parts: list[str]) -> list[str]:
+    """The new parts, in the file's order, beside the parts of input kinds not run this time.
+
+    ``--inputs aligned`` then replaces only the aligned part of an existing results file.
+    """
+    new = dict(zip(inputs, parts))
+    old: dict[str, str] = {}
+    if md.is_file():
+        chunks = md.read_text(encoding="utf-8").split("\n## Part: ")[1:]
+        for chunk in chunks:
+            kind = chunk.split(" ", 1)[0]
+            old[kind] = "## Part: " + chunk.rstrip("\n") + "\n"
+    order = [k for k in TUNED if k in new or k in old]
+    return [new.get(k, old.get(k, "")) for k in order]
 
 
 def _tables_for(inputs: str, args, features_path: Path, fs, meta: dict, n: dict, version: str) -> str:
     """Run every method and seed on one input kind; the Markdown part for it."""
-    jobs = [(inputs, m, s if m != "cca" else 0, str(features_path), args.runs_dir)
+    jobs = [(inputs, m, s if m != "cca" else 0, str(features_path), args.runs_dir, args.reuse)
             for m in args.methods for s in (args.seeds if m != "cca" else [0])]
     # longest first, so the two workers finish together
     weight = {"ugaar": 4, "baseline-gan": 3, "baseline": 2, "cca": 1, "random": 0}
@@ -179,7 +221,9 @@ def _tables_for(inputs: str, args, features_path: Path, fs, meta: dict, n: dict,
         "comparable: use MedR/N. CCA is deterministic (one run).",
         "", f"- features: `{features_path.name}` (encoders {meta.get('checkpoint_hash', '?')}, "
         f"lyrics dim {fs.lyrics.shape[1]})",
-        f"- wall time: {total / 60:.1f} min for {len(records)} runs, {args.workers} workers × 1 thread",
+        f"- wall time: {total / 60:.1f} min for {len(records)} runs, {args.workers} workers × 1 thread"
+        + (f" ({sum(r['reused'] for r in records)} runs reused from an earlier invocation with the same "
+           "configuration: their seconds are from that invocation)" if any(r["reused"] for r in records) else ""),
         "", "| method | runs | seconds per run |", "|---|---:|---:|", timing, "", _targets(records, inputs)])
     runs_dir = Path(args.runs_dir) / inputs
     csv_path = runs_dir / "results.csv"
