@@ -187,7 +187,7 @@ def _merge_parts(md: Path, inputs: list[str], parts: list[str]) -> list[str]:
         for chunk in chunks:
             kind = chunk.split(" ", 1)[0]
             old[kind] = "## Part: " + chunk.rstrip("\n") + "\n"
-    order = [k for k in TUNED if k in new or k in old]
+    order = list(old) + [k for k in inputs if k not in old]  # the file's order, new kinds last
     return [new.get(k, old.get(k, "")) for k in order]
 
 
