@@ -1,0 +1,145 @@
+"""Timbre benchmark through a trained run: what a user's retrieval gives when other instruments play.
+
+``benchmarks/timbre.py`` measures the encoders' pooled CNN vectors.  This
+script asks the same question of a trained run, as the window and
+``ugaar query`` would answer it: the split is written again in each timbre of
+``timbre.renderings()`` with ``ugaar dataset render-audio``, embedded with the
+run's encoders by ``ugaar features extract`` (per-onset tokens included), and
+the run ranks those audio items against the split's original sheets and
+lyrics.  For a run on aligned inputs, the audio tokens' structure columns
+(onset timing) do not depend on the instrument, which the pooled CNN vector
+does.
+
+Usage::
+
+    python benchmarks/timbre_model.py DATASET RUN [--split test] [--work DIR] [--label L] [--json OUT]
+
+The rendered folders are kept under ``--work`` (default
+``~/.cache/ugaar/timbre_model/<dataset>``), so a second call re-uses them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from timbre import renderings  # noqa: E402
+
+DIRECTIONS = ("audio→sheet", "sheet→audio", "audio→lyrics", "lyrics→audio")
+
+
+def render_args(rendering) -> list[str]:
+    """``ugaar dataset render-audio`` options for a :class:`Rendering`."""
+    out = ["--audio-renderer", rendering.renderer]
+    if rendering.soundfont:
+        out += ["--soundfont", str(rendering.soundfont)]
+    if rendering.renderer == "fluidsynth":
+        out += ["--program", str(rendering.program)]
+    if rendering.noise_snr_db is not None:
+        out += ["--noise-snr", str(rendering.noise_snr_db), "--seed", str(rendering.seed)]
+    return out
+
+
+def folder_name(rendering) -> str:
+    """A readable folder name per rendering: ``fluidsynth-FluidR3_GM-48``, ``builtin``, ``fluidsynth-0-snr20``."""
+    parts = [rendering.renderer]
+    if rendering.soundfont:
+        parts.append(Path(rendering.soundfont).stem)
+    if rendering.renderer == "fluidsynth":
+        parts.append(str(rendering.program))
+    if rendering.noise_snr_db is not None:
+        parts.append(f"snr{rendering.noise_snr_db:g}-seed{rendering.seed}")
+    return "-".join(parts)
+
+
+def _ugaar(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "model", *args], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+
+
+def evaluate(run, base, rendered, split: str) -> dict:
+    """The run's figures with ``rendered``'s audio against ``base``'s sheets and lyrics on ``split``."""
+    from model.search.evaluation import retrieval_metrics
+
+    part = base.split(split)
+    where = {s: i for i, s in enumerate(rendered.sample_ids)}
+    order = np.array([where[s] for s in part.sample_ids])
+    method, kind = run.method(), run.config.inputs
+    emb = {"audio": method.embed_modality("audio", rendered.input_of("audio", kind)[order]),
+           "sheet": method.embed_modality("sheet", part.input_of("sheet", kind)),
+           "lyrics": method.embed_modality("lyrics", part.input_of("lyrics", kind))}
+    metrics = retrieval_metrics(emb, run.config.metric)
+    return {d: metrics[d] for d in DIRECTIONS}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dataset", help="the run's dataset folder")
+    parser.add_argument("run", help="a finished run folder")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--work", default=None, help="where the rendered folders are kept")
+    parser.add_argument("--label", default="")
+    parser.add_argument("--json", default=None, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+
+    from model.feature_set import FeatureSet, cached_feature_files
+    from model.ugaar import Run
+
+    run = Run.open(args.run)
+    if run.config.method in ("cca", "random"):
+        parser.error(f"{args.run} is a {run.config.method} run; give a trained run with one common space")
+    encoders = run.features_meta.get("encoders_dir")
+    if not encoders:
+        parser.error(f"{args.run} does not record its encoders_dir")
+    base = FeatureSet.load(run.config.features_path)
+    work = Path(args.work or Path.home() / ".cache" / "ugaar" / "timbre_model" / Path(args.dataset).name)
+    rows = [{"rendering": "the run's own test features (training timbre, from the dataset)",
+             "figures": evaluate(run, base, base, args.split), "seconds": 0.0}]
+    for label, rendering in renderings():
+        if isinstance(rendering, str):
+            rows.append({"rendering": label, "skipped": rendering})
+            continue
+        folder = work / folder_name(rendering)
+        t0 = time.perf_counter()
+        if not (folder / "manifest.json").is_file():
+            _ugaar("dataset", "render-audio", args.dataset, "--split", args.split, "--out", str(folder), "--quiet",
+                   *render_args(rendering))
+        # features extract re-uses its own cache when these encoders already embedded this folder
+        _ugaar("features", "extract", str(folder), "--encoders", str(encoders), "--threads", "2", "--quiet")
+        rendered = next(fs for fs in map(FeatureSet.load, reversed(cached_feature_files(folder)))
+                        if fs.meta.get("encoders_dir") == str(encoders))
+        figures = evaluate(run, base, rendered, args.split)
+        rows.append({"rendering": label, "figures": figures, "seconds": time.perf_counter() - t0})
+        print(f"{label}: a→s R@1 {figures['audio→sheet']['R@1']:.1f} %, s→a {figures['sheet→audio']['R@1']:.1f} %, "
+              f"l→a MedR/N {figures['lyrics→audio']['MedR/N']:.3f}", file=sys.stderr, flush=True)
+
+    title = (f"Timbre through run {Path(args.run).name}{' — ' + args.label if args.label else ''}: "
+             f"{Path(args.dataset).name}, {args.split} split, encoders {Path(encoders).name}, "
+             f"{run.config.method} on {run.config.inputs} inputs")
+    print(f"\n**{title}**\n")
+    print("| test rendering | audio→sheet R@1 | sheet→audio R@1 | audio→lyrics MedR/N | lyrics→audio MedR/N | "
+          "render + extract |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for row in rows:
+        if "skipped" in row:
+            print(f"| {row['rendering']} | – | – | – | – | skipped: {row['skipped']} |")
+            continue
+        f = row["figures"]
+        print(f"| {row['rendering']} | {f['audio→sheet']['R@1']:.1f} | {f['sheet→audio']['R@1']:.1f} | "
+              f"{f['audio→lyrics']['MedR/N']:.3f} | {f['lyrics→audio']['MedR/N']:.3f} | {row['seconds']:.0f} s |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"title": title, "rows": rows}, indent=1, ensure_ascii=False),
+                                   encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
