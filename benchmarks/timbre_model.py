@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     if not encoders:
         parser.error(f"{args.run} does not record its encoders_dir")
     base = FeatureSet.load(run.config.features_path)
+    onset_delta = float(base.meta["config"]["onset_delta"])
     work = Path(args.work or Path.home() / ".cache" / "ugaar" / "timbre_model" / Path(args.dataset).name)
     rows = [{"rendering": "the run's own test features (training timbre, from the dataset)",
              "figures": evaluate(run, base, base, args.split), "seconds": 0.0}]
@@ -112,10 +113,12 @@ def main(argv: list[str] | None = None) -> int:
         if not (folder / "manifest.json").is_file():
             _ugaar("dataset", "render-audio", args.dataset, "--split", args.split, "--out", str(folder), "--quiet",
                    *render_args(rendering))
-        # features extract re-uses its own cache when these encoders already embedded this folder
-        _ugaar("features", "extract", str(folder), "--encoders", str(encoders), "--threads", "2", "--quiet")
+        # cut into tokens as the run's features were; features extract re-uses its own cache
+        _ugaar("features", "extract", str(folder), "--encoders", str(encoders), "--threads", "2", "--quiet",
+               "--onset-delta", str(onset_delta))
         rendered = next(fs for fs in map(FeatureSet.load, reversed(cached_feature_files(folder)))
-                        if fs.meta.get("encoders_dir") == str(encoders))
+                        if fs.meta.get("encoders_dir") == str(encoders)
+                        and fs.meta.get("config", {}).get("onset_delta") == onset_delta)
         figures = evaluate(run, base, rendered, args.split)
         rows.append({"rendering": label, "figures": figures, "seconds": time.perf_counter() - t0})
         print(f"{label}: a→s R@1 {figures['audio→sheet']['R@1']:.1f} %, s→a {figures['sheet→audio']['R@1']:.1f} %, "
@@ -123,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
 
     title = (f"Timbre through run {Path(args.run).name}{' — ' + args.label if args.label else ''}: "
              f"{Path(args.dataset).name}, {args.split} split, encoders {Path(encoders).name}, "
-             f"{run.config.method} on {run.config.inputs} inputs")
+             f"{run.config.method} on {run.config.inputs} inputs, onset threshold {onset_delta:g}")
     print(f"\n**{title}**\n")
     print("| test rendering | audio→sheet R@1 | sheet→audio R@1 | audio→lyrics MedR/N | lyrics→audio MedR/N | "
           "render + extract |")

@@ -247,6 +247,25 @@ def test_embedder_sequences_match_the_dataset_rows(tiny_dataset, extracted):
     assert emb.sheet_sequence(tiny_dataset.sheet_path(sample.sample_id)).lengths[0] >= 2
 
 
+def test_onset_threshold_is_an_extraction_setting(tiny_dataset, extracted):
+    """--onset-delta re-cuts the audio tokens with the same encoders; queries cut theirs alike."""
+    fs, enc, _ = extracted
+    stages = []
+    other = extract_features(tiny_dataset, encoders_dir=enc, sequence_settings={"onset_delta": 0.3, "seed": 9},
+                             progress=lambda p: stages.append(p.stage))
+    assert "pretrain" not in stages and other.meta["checkpoint_hash"] == fs.meta["checkpoint_hash"]
+    assert other.meta["cache_path"] != fs.meta["cache_path"]
+    assert other.meta["config"]["onset_delta"] == 0.3 and other.meta["config"]["seed"] == fs.meta["config"]["seed"]
+    assert np.array_equal(other.audio, fs.audio) and np.array_equal(other.tokens["sheet"], fs.tokens["sheet"])
+    # a higher threshold finds fewer onsets
+    assert other.lengths["audio"].sum() < fs.lengths["audio"].sum()
+    emb = load_embedder(enc, sequence_settings=other.meta["config"])
+    assert emb.config.onset_delta == 0.3 and load_embedder(enc).config.onset_delta == TINY.onset_delta
+    i = int(np.argmax(fs.lengths["audio"] - other.lengths["audio"]))
+    wave_, sr = tiny_dataset.load_audio(tiny_dataset.samples[i].sample_id)
+    assert int(emb.audio_sequence(wave_, sr).lengths[0]) == int(other.lengths["audio"][i])
+
+
 def test_query_lyrics_through_an_aligned_run(tiny_dataset, extracted, tmp_path, capsys):
     from model.cli import main
     from model.ugaar import Run

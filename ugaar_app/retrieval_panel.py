@@ -334,7 +334,7 @@ class RetrievalPanel(QWidget):
             enc = fs.meta.get("encoders_dir")
         if enc is None:
             raise RuntimeError("the dataset's features do not record their encoders; re-extract them")
-        self.embedder = load_embedder(enc)
+        self.embedder = load_embedder(enc, sequence_settings=fs.meta.get("config"))
         return self.embedder
 
     def query_lyrics(self) -> None:

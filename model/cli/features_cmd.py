@@ -35,6 +35,10 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
                      help="timbre augmentation of the audio encoder's pre-training: none (default), "
                           "timbre (4 extra renderings per training sample in other instruments, rooms, "
                           "noise) or timbre-lite (2); see docs/features.md")
+    ext.add_argument("--onset-delta", type=float, default=None, metavar="X",
+                     help="peak threshold of the audio onset detector that cuts the per-onset tokens "
+                          "(default: the encoders' config, 0.05); 0.02 finds the notes of noisy audio "
+                          "(docs/features.md). Only the sequences change; the encoders are kept")
     ext.add_argument("--cca", action="store_true",
                      help="also print plain CCA six-direction figures on the test split")
     ext.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -90,18 +94,25 @@ def _extract(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         fs = extract_features(args.dataset, config, encoders_dir=args.encoders, device=args.device,
-                              progress=bar, force=args.force, log=_logger(bar))
+                              progress=bar, force=args.force, log=_logger(bar),
+                              sequence_settings=_sequence_settings(args))
     finally:
         if bar is not None:
             bar.close()
     return _summary(fs, args, t0)
 
 
+def _sequence_settings(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The sequence-stage settings given on the command line (None: the encoders' own)."""
+    return {"onset_delta": args.onset_delta} if args.onset_delta is not None else None
+
+
 def worker_argv(args: argparse.Namespace) -> list[str]:
     """``ugaar features extract`` arguments of one rank: ``args`` without ``--nproc``."""
     argv = ["features", "extract", str(args.dataset), "--device", args.device]
     for flag, name in (("--encoders", "encoders"), ("--config", "config"), ("--threads", "threads"),
-                       ("--published-skipgram", "published_skipgram"), ("--augment", "augment")):
+                       ("--published-skipgram", "published_skipgram"), ("--augment", "augment"),
+                       ("--onset-delta", "onset_delta")):
         value = getattr(args, name)
         if value is not None:
             argv += [flag, str(value)]
@@ -150,7 +161,8 @@ def _extract_rank(args: argparse.Namespace) -> int:
         with rank_stop_signals(cancel.set, Path(args.dataset) / "features" / STOP_FILE if world.is_main else None):
             fs = extract_on_rank(args.dataset, config, world, encoders_dir=args.encoders, device=args.device,
                                  progress=bar, cancel=cancel, force=args.force,
-                                 log=_logger(bar) if world.is_main else None)
+                                 log=_logger(bar) if world.is_main else None,
+                                 sequence_settings=_sequence_settings(args))
     except Cancelled:
         if world.is_main:
             print("stopped on every process; the caches and the pre-training checkpoint are kept and the same "

@@ -86,7 +86,7 @@ def query_results(run, index, args, info: dict | None = None) -> list[tuple[str,
         raise ValueError(f"{run.run_dir}: the run does not record its encoders_dir; only --sample queries work")
     from model.features import load_embedder
 
-    embedder = load_embedder(encoders)
+    embedder = load_embedder(encoders, sequence_settings=run.features_meta.get("config"))
     if args.audio:
         targets = [t for t in MODALITIES if t != "audio" and (not args.target or t == args.target)]
         match = audio_query(run, index, embedder, args.audio, targets, args.k)

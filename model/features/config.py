@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Optional
 
 from .augment_config import AugmentConfig, from_known_fields
 
@@ -21,6 +21,10 @@ _RUNTIME_ONLY = ("extract_batch",)
 #: Fields added after encoders were first trained with this class: left out of
 #: the digest while they hold their neutral value, so earlier digests (encoder
 #: folders, feature caches) stay valid.
+#: Fields that only cut items into sequences (feature extraction and queries), never the encoders'
+#: training: an extraction may set them over the encoders' own config.json
+#: (``ugaar features extract --onset-delta``, :meth:`FeatureConfig.with_sequence_settings`).
+SEQUENCE_FIELDS = ("onset_delta", "sounding_db", "sequence_max_len")
 _OMIT_IF = {"aux_item_weight": 0.0, "init_encoders": None, "sequence_max_len": 32, "onset_delta": 0.05,
             "sounding_db": 20.0, "augment": AugmentConfig().to_dict()}
 
@@ -189,6 +193,12 @@ class FeatureConfig:
             from model.atomic import write_text
             write_text(path, text)
         return text
+
+    def with_sequence_settings(self, settings: Optional[Mapping[str, Any]]) -> "FeatureConfig":
+        """A copy with the :data:`SEQUENCE_FIELDS` that ``settings`` holds (a dict, or another config's
+        ``to_dict()``, such as a FeatureSet's ``meta["config"]``); ``self`` when it holds none."""
+        chosen = {k: settings[k] for k in SEQUENCE_FIELDS if settings and k in settings}
+        return dataclasses.replace(self, **chosen) if chosen else self
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "FeatureConfig":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -41,9 +41,11 @@ class Embedder:
         trained on, when recorded, else ``"auto"``.
     """
 
-    def __init__(self, encoders: Encoders, device: str = "cpu", audio_renderer: str | None = None) -> None:
+    def __init__(self, encoders: Encoders, device: str = "cpu", audio_renderer: str | None = None,
+                 sequence_settings: Mapping[str, Any] | None = None) -> None:
         self.encoders = encoders
-        self.config = encoders.config
+        # a query is cut into tokens as the run's features were (their onset threshold, …)
+        self.config = encoders.config.with_sequence_settings(sequence_settings)
         self.device = device
         recorded = (encoders.report.get("audio_renderer") or {}).get("name") \
             if isinstance(encoders.report.get("audio_renderer"), dict) else None
@@ -204,6 +206,11 @@ class Embedder:
         return tuple(song.notes[:max_notes])
 
 
-def load_embedder(encoders_dir: str | Path, device: str = "cpu", audio_renderer: str | None = None) -> Embedder:
-    """An ``Embedder`` over the trained encoders in ``encoders_dir``."""
-    return Embedder(load_encoders(encoders_dir, device), device, audio_renderer)
+def load_embedder(encoders_dir: str | Path, device: str = "cpu", audio_renderer: str | None = None,
+                  sequence_settings: Mapping[str, Any] | None = None) -> Embedder:
+    """An ``Embedder`` over the trained encoders in ``encoders_dir``.
+
+    ``sequence_settings``: the features' ``meta["config"]`` (or a dict of
+    ``SEQUENCE_FIELDS``), so a query is cut into tokens as those features were.
+    """
+    return Embedder(load_encoders(encoders_dir, device), device, audio_renderer, sequence_settings)

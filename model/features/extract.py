@@ -350,7 +350,8 @@ def extract_features(dataset: Any, config: FeatureConfig | None = None, *,
                      encoders_dir: str | Path | None = None, device: str = "cpu",
                      progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None,
                      force: bool = False, workers: int = 2,
-                     log: Optional[Callable[[str], None]] = None, pretrain_call: Any = None) -> FeatureSet:
+                     log: Optional[Callable[[str], None]] = None, pretrain_call: Any = None,
+                     sequence_settings: Optional[dict[str, Any]] = None) -> FeatureSet:
     """The dataset's audio, sheet and lyrics features (cached).
 
     Parameters
@@ -376,6 +377,11 @@ def extract_features(dataset: Any, config: FeatureConfig | None = None, *,
         Threads for the front end.
     log : callable, optional
         Receives one line per pre-training epoch.
+    sequence_settings : dict, optional
+        Sequence-stage settings (``SEQUENCE_FIELDS`` of the config, such as
+        ``onset_delta``) that apply over the encoders' own config; they are
+        part of the features' cache key and of ``meta["config"]``, and
+        queries read them from there.
     pretrain_call : PretrainCall, optional
         Rank 0 of a torchrun job (``model.features.extract_ddp``): the
         other ranks join the encoders' pre-training, and nothing else.
@@ -401,6 +407,7 @@ def extract_features(dataset: Any, config: FeatureConfig | None = None, *,
             encoders = load_encoders(encoders_dir, device)
             if encoders.config.digest() != config.digest():
                 raise ValueError(f"{encoders_dir} holds encoders trained with another configuration")
+    config = config.with_sequence_settings(sequence_settings)
     features_dir = Path(dataset.root) / "features"
     if encoders is not None:
         key = cache_key(dataset.content_hash, config, encoders.checkpoint_hash)

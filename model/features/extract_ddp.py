@@ -145,7 +145,8 @@ def extract_on_rank(dataset: Any, config: FeatureConfig | None, world: dist_.Wor
                     encoders_dir: str | Path | None = None, device: str = "cpu",
                     progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None,
                     force: bool = False, workers: int = 2,
-                    log: Optional[Callable[[str], None]] = None) -> Optional[FeatureSet]:
+                    log: Optional[Callable[[str], None]] = None,
+                    sequence_settings: Optional[dict] = None) -> Optional[FeatureSet]:
     """:func:`extract_features` on rank 0, :func:`join_pretraining` on the others.
 
     Returns
@@ -163,7 +164,7 @@ def extract_on_rank(dataset: Any, config: FeatureConfig | None, world: dist_.Wor
     try:
         return extract_features(dataset, config, encoders_dir=encoders_dir, device=dist_.device_of(device, world),
                                 progress=progress, cancel=cancel, force=force, workers=workers, log=log,
-                                pretrain_call=call)
+                                pretrain_call=call, sequence_settings=sequence_settings)
     finally:
         call.release()  # cached, already trained, or stopped early: nobody is left waiting
 
