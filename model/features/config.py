@@ -18,13 +18,13 @@ from .augment_config import AugmentConfig, from_known_fields
 
 #: Fields that only affect how fast things run, never the numbers produced.
 _RUNTIME_ONLY = ("extract_batch",)
-#: Fields added after encoders were first trained with this class: left out of
-#: the digest while they hold their neutral value, so earlier digests (encoder
-#: folders, feature caches) stay valid.
 #: Fields that only cut items into sequences (feature extraction and queries), never the encoders'
 #: training: an extraction may set them over the encoders' own config.json
 #: (``ugaar features extract --onset-delta``, :meth:`FeatureConfig.with_sequence_settings`).
 SEQUENCE_FIELDS = ("onset_delta", "sounding_db", "sequence_max_len")
+#: Fields added after encoders were first trained with this class: left out of
+#: the digest while they hold their neutral value, so earlier digests (encoder
+#: folders, feature caches) stay valid.
 _OMIT_IF = {"aux_item_weight": 0.0, "init_encoders": None, "sequence_max_len": 32, "onset_delta": 0.05,
             "sounding_db": 20.0, "augment": AugmentConfig().to_dict()}
 
