@@ -266,6 +266,19 @@ def test_onset_threshold_is_an_extraction_setting(tiny_dataset, extracted):
     assert int(emb.audio_sequence(wave_, sr).lengths[0]) == int(other.lengths["audio"][i])
 
 
+def test_onset_threshold_does_not_change_which_encoders_a_dataset_has(tiny_dataset, extracted):
+    """Encoders first trained by an extraction with --onset-delta are the same encoders for a plain one."""
+    fs, enc, _ = extracted
+    cfg = FeatureConfig(**{**TINY.to_dict(), "pretrain_epochs": 1, "init_encoders": str(enc), "seed": 5})
+    first = extract_features(tiny_dataset, cfg, sequence_settings={"onset_delta": 0.3})
+    assert first.meta["config"]["onset_delta"] == 0.3
+    assert load_encoders(first.meta["encoders_dir"]).config.onset_delta == cfg.onset_delta  # not the override
+    stages = []
+    plain = extract_features(tiny_dataset, cfg, progress=lambda p: stages.append(p.stage))
+    assert "pretrain" not in stages and plain.meta["encoders_dir"] == first.meta["encoders_dir"]
+    assert plain.meta["config"]["onset_delta"] == cfg.onset_delta and plain.meta["cache_path"] != first.meta["cache_path"]
+
+
 def test_query_lyrics_through_an_aligned_run(tiny_dataset, extracted, tmp_path, capsys):
     from model.cli import main
     from model.ugaar import Run

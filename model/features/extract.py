@@ -407,7 +407,9 @@ def extract_features(dataset: Any, config: FeatureConfig | None = None, *,
             encoders = load_encoders(encoders_dir, device)
             if encoders.config.digest() != config.digest():
                 raise ValueError(f"{encoders_dir} holds encoders trained with another configuration")
-    config = config.with_sequence_settings(sequence_settings)
+    # the encoders are trained (and named) with their own config; only cutting items into
+    # sequences reads the extraction's settings, so a later plain extraction finds the same encoders
+    train_config, config = config, config.with_sequence_settings(sequence_settings)
     features_dir = Path(dataset.root) / "features"
     if encoders is not None:
         key = cache_key(dataset.content_hash, config, encoders.checkpoint_hash)
@@ -426,7 +428,7 @@ def extract_features(dataset: Any, config: FeatureConfig | None = None, *,
 
     inputs = load_or_compute_inputs(dataset, config, workers, progress, cancel)
     if encoders is None:
-        encoders = train_encoders(dataset, config, encoders_dir, inputs, device, progress, cancel, log,
+        encoders = train_encoders(dataset, train_config, encoders_dir, inputs, device, progress, cancel, log,
                                   pretrain_call)
     key = cache_key(dataset.content_hash, config, encoders.checkpoint_hash)
     path = features_dir / f"{key}.npz"
