@@ -206,6 +206,8 @@ CASES: list[tuple[str, Callable[[Ctx], list[str]], tuple[str, ...]]] = [
      ("--dataset", "gone", "no such dataset")),
     ("features-not-a-dataset", lambda c: ["features", "extract", str(_dataset_without_manifest(c))],
      ("not-a-dataset", "no manifest.json")),
+    ("features-onset-delta", lambda c: ["features", "extract", str(_dataset_without_manifest(c)), "--onset-delta",
+                                        "-0.1"], ("--onset-delta", "[0, 1)", "-0.1")),
     ("build-missing-source", lambda c: ["dataset", "build", "--source", "midi", str(c.tmp / "none"),
                                         "--out", str(c.tmp / "ds"), "--quiet"], ("none",)),
 ]

@@ -81,6 +81,7 @@ def _extract(args: argparse.Namespace) -> int:
     from model.features import extract_features
     from model.validate import check_dataset_folder
 
+    settings = _sequence_settings(args)  # a bad flag, then a bad folder, before anything starts
     check_dataset_folder(args.dataset)  # before torch threads and the progress bar start
     if getattr(args, "nproc", 1) > 1 and dist_.env_world_size() == 1:
         return _launch(args)
@@ -94,8 +95,7 @@ def _extract(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         fs = extract_features(args.dataset, config, encoders_dir=args.encoders, device=args.device,
-                              progress=bar, force=args.force, log=_logger(bar),
-                              sequence_settings=_sequence_settings(args))
+                              progress=bar, force=args.force, log=_logger(bar), sequence_settings=settings)
     finally:
         if bar is not None:
             bar.close()
@@ -104,7 +104,15 @@ def _extract(args: argparse.Namespace) -> int:
 
 def _sequence_settings(args: argparse.Namespace) -> dict[str, Any] | None:
     """The sequence-stage settings given on the command line (None: the encoders' own)."""
-    return {"onset_delta": args.onset_delta} if args.onset_delta is not None else None
+    if args.onset_delta is None:
+        return None
+    settings = {"onset_delta": args.onset_delta}
+    from model.features.config import FeatureConfig
+    try:  # FeatureConfig's own check, named by the flag
+        FeatureConfig().with_sequence_settings(settings)
+    except ValueError as exc:
+        raise ValueError(f"--onset-delta: {exc}") from None
+    return settings
 
 
 def worker_argv(args: argparse.Namespace) -> list[str]:

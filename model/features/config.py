@@ -177,6 +177,8 @@ class FeatureConfig:
             raise ValueError(f"loss must be 'infonce' or 'ranking', got {self.loss!r}")
         if self.patch_frames % self.audio_time_pool:
             raise ValueError("patch_frames must be a multiple of audio_time_pool")
+        if not 0.0 <= self.onset_delta < 1.0:  # a threshold on the flux normalised to [0, 1]
+            raise ValueError(f"onset_delta must be in [0, 1), got {self.onset_delta}")
 
     # -- serialisation -------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
