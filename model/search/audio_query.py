@@ -195,17 +195,6 @@ def window_spans(n_samples: int, sample_rate: int, window_s: float, hop_share: f
     return [(s, s + win) for s in kept]
 
 
-def peak_normalised(wave: np.ndarray) -> np.ndarray:
-    """``wave`` scaled to the renderers' peak (0.9), as every dataset sample is.
-
-    The audio CNN reads absolute log-mel levels: a quiet recording would
-    otherwise look like another timbre (measured: ±6 dB of gain costs the
-    music21 encoders two thirds of their R@1).
-    """
-    from model.render.audio import peak_normalise
-    return peak_normalise(wave)
-
-
 def best_window(audio: QueryAudio, window_s: float, embed: Callable[[np.ndarray, int], Any],
                 to_space: Callable[[Any, str], np.ndarray],
                 search: Callable[[np.ndarray, str], list[tuple[str, float]]],
@@ -234,6 +223,7 @@ def best_window(audio: QueryAudio, window_s: float, embed: Callable[[np.ndarray,
     k : int, optional
         Results kept per target (default: all ``search`` returns).
     """
+    from model.render.audio import peak_normalise
     long = len(audio.wave) > 1.25 * window_s * audio.sample_rate
     onsets = onset_times(audio.wave, audio.sample_rate) if long else ()
     spans = window_spans(len(audio.wave), audio.sample_rate, window_s, hop_share, onsets)
@@ -245,7 +235,9 @@ def best_window(audio: QueryAudio, window_s: float, embed: Callable[[np.ndarray,
         if not loud[i]:
             scores.append(math.inf)
             continue
-        feats = embed(peak_normalised(audio.wave[a:b]), audio.sample_rate)
+        # scaled to the renderers' peak, as every dataset sample is: the audio CNN reads absolute
+        # log-mel levels (measured: ±6 dB of gain costs the music21 encoders two thirds of their R@1)
+        feats = embed(peak_normalise(audio.wave[a:b]), audio.sample_rate)
         vectors, results, parts = {}, {}, []
         for target in targets:
             vec = np.asarray(to_space(feats, target), np.float32).reshape(-1)
