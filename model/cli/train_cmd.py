@@ -13,14 +13,12 @@ import sys
 import time
 from pathlib import Path
 
+from model.cli.torchrun import STOP_FILE
 from model.events import EpochEvent, RunEvent, StepEvent, TrainingEvent
 from model.feature_set import cached_feature_files
-
-from model.cli.torchrun import STOP_FILE
 from model.sources.lmd_archive import cache_root
 
 DEFAULT_RUNS = cache_root() / "runs"
-
 
 
 def resolve_features(path: str | Path, device: str = "cpu"):
