@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -65,19 +66,26 @@ def _ugaar(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "model", *args], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
 
 
-def evaluate(run, base, rendered, split: str) -> dict:
-    """The run's figures with ``rendered``'s audio against ``base``'s sheets and lyrics on ``split``."""
+def split_evaluator(run, base, split: str) -> Callable[[Any], dict]:
+    """``evaluate(rendered)``: the run's figures with ``rendered``'s audio against ``base``'s sheets and lyrics.
+
+    The method is built and the split's sheets and lyrics embedded once; each
+    rendering embeds only its audio.
+    """
     from model.search.evaluation import retrieval_metrics
 
     part = base.split(split)
-    where = {s: i for i, s in enumerate(rendered.sample_ids)}
-    order = np.array([where[s] for s in part.sample_ids])
     method, kind = run.method(), run.config.inputs
-    emb = {"audio": method.embed_modality("audio", rendered.input_of("audio", kind)[order]),
-           "sheet": method.embed_modality("sheet", part.input_of("sheet", kind)),
-           "lyrics": method.embed_modality("lyrics", part.input_of("lyrics", kind))}
-    metrics = retrieval_metrics(emb, run.config.metric)
-    return {d: metrics[d] for d in DIRECTIONS}
+    fixed = {m: method.embed_modality(m, part.input_of(m, kind)) for m in ("sheet", "lyrics")}
+
+    def evaluate(rendered) -> dict:
+        where = {s: i for i, s in enumerate(rendered.sample_ids)}
+        order = np.array([where[s] for s in part.sample_ids])
+        audio = method.embed_modality("audio", rendered.input_of("audio", kind)[order])
+        metrics = retrieval_metrics({"audio": audio, **fixed}, run.config.metric)
+        return {d: metrics[d] for d in DIRECTIONS}
+
+    return evaluate
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,33 +101,45 @@ def main(argv: list[str] | None = None) -> int:
     from model.feature_set import FeatureSet, cached_feature_files
     from model.ugaar import Run
 
-    run = Run.open(args.run)
+    from model.errors import UgaarError
+
+    if not (Path(args.dataset) / "manifest.json").is_file():
+        parser.error(f"{args.dataset}: not a dataset folder (no manifest.json)")
+    try:
+        run = Run.open(args.run)
+        base = FeatureSet.load(run.config.features_path)
+    except (UgaarError, OSError, ValueError) as exc:
+        parser.error(str(exc))
     if run.config.method in ("cca", "random"):
         parser.error(f"{args.run} is a {run.config.method} run; give a trained run with one common space")
     encoders = run.features_meta.get("encoders_dir")
     if not encoders:
         parser.error(f"{args.run} does not record its encoders_dir")
-    base = FeatureSet.load(run.config.features_path)
     onset_delta = float(base.meta["config"]["onset_delta"])
     work = Path(args.work or Path.home() / ".cache" / "ugaar" / "timbre_model" / Path(args.dataset).name)
+    evaluate = split_evaluator(run, base, args.split)
     rows = [{"rendering": "the run's own test features (training timbre, from the dataset)",
-             "figures": evaluate(run, base, base, args.split), "seconds": 0.0}]
+             "figures": evaluate(base), "seconds": 0.0}]
     for label, rendering in renderings():
         if isinstance(rendering, str):
             rows.append({"rendering": label, "skipped": rendering})
             continue
         folder = work / folder_name(rendering)
         t0 = time.perf_counter()
-        if not (folder / "manifest.json").is_file():
-            _ugaar("dataset", "render-audio", args.dataset, "--split", args.split, "--out", str(folder), "--quiet",
-                   *render_args(rendering))
-        # cut into tokens as the run's features were; features extract re-uses its own cache
-        _ugaar("features", "extract", str(folder), "--encoders", str(encoders), "--threads", "2", "--quiet",
-               "--onset-delta", str(onset_delta))
+        try:
+            if not (folder / "manifest.json").is_file():
+                _ugaar("dataset", "render-audio", args.dataset, "--split", args.split, "--out", str(folder),
+                       "--quiet", *render_args(rendering))
+            # cut into tokens as the run's features were; features extract re-uses its own cache
+            _ugaar("features", "extract", str(folder), "--encoders", str(encoders), "--threads", "2", "--quiet",
+                   "--onset-delta", str(onset_delta))
+        except subprocess.CalledProcessError as exc:  # ugaar printed its one-line reason above
+            parser.exit(1, f"{label}: `ugaar {' '.join(exc.cmd[3:5])}` failed; the renderings before it are kept "
+                           f"in {work}\n")
         rendered = next(fs for fs in map(FeatureSet.load, reversed(cached_feature_files(folder)))
                         if fs.meta.get("encoders_dir") == str(encoders)
                         and fs.meta.get("config", {}).get("onset_delta") == onset_delta)
-        figures = evaluate(run, base, rendered, args.split)
+        figures = evaluate(rendered)
         rows.append({"rendering": label, "figures": figures, "seconds": time.perf_counter() - t0})
         print(f"{label}: a→s R@1 {figures['audio→sheet']['R@1']:.1f} %, s→a {figures['sheet→audio']['R@1']:.1f} %, "
               f"l→a MedR/N {figures['lyrics→audio']['MedR/N']:.3f}", file=sys.stderr, flush=True)
