@@ -279,6 +279,41 @@ def test_onset_threshold_does_not_change_which_encoders_a_dataset_has(tiny_datas
     assert plain.meta["config"]["onset_delta"] == cfg.onset_delta and plain.meta["cache_path"] != first.meta["cache_path"]
 
 
+def test_learned_onsets_are_trained_once_into_the_encoders_folder_and_cut_queries(tiny_dataset, extracted,
+                                                                                   tmp_path):
+    """--onset-method learned: the onset network is trained on first use, kept with the encoders, part of
+    the cache key, and queries cut their audio with it; without it a query says what to run."""
+    import shutil
+
+    from model.features.onset_net import ONSET_NET_FILE
+
+    fs, enc, _ = extracted
+    mine = tmp_path / "enc"
+    shutil.copytree(enc, mine)  # the module's encoders stay without a network
+    stages = []
+    learned = extract_features(tiny_dataset, encoders_dir=mine, sequence_settings={"onset_method": "learned"},
+                               progress=lambda p: stages.append(p.stage))
+    net_file = mine / ONSET_NET_FILE
+    assert net_file.is_file() and "onsets" in stages and "pretrain" not in stages
+    assert learned.meta["config"]["onset_method"] == "learned"
+    assert learned.meta["checkpoint_hash"] == fs.meta["checkpoint_hash"]
+    assert learned.meta["cache_key"] != fs.meta["cache_key"]
+    assert np.array_equal(learned.tokens["sheet"], fs.tokens["sheet"]) and np.array_equal(learned.audio, fs.audio)
+    assert learned.lengths["audio"].min() >= 1
+    # again: from the cache, the network not trained a second time
+    written = net_file.stat().st_mtime_ns
+    again = extract_features(tiny_dataset, encoders_dir=mine, sequence_settings={"onset_method": "learned"})
+    assert again.meta["cache_key"] == learned.meta["cache_key"] and net_file.stat().st_mtime_ns == written
+    # a query cuts its audio as the dataset item was cut
+    emb = load_embedder(mine, sequence_settings=learned.meta["config"])
+    i = int(np.argmax(learned.lengths["audio"]))
+    wave_, sr = tiny_dataset.load_audio(tiny_dataset.samples[i].sample_id)
+    assert int(emb.audio_sequence(wave_, sr).lengths[0]) == int(learned.lengths["audio"][i])
+    net_file.unlink()
+    with pytest.raises(FileNotFoundError, match="onset-method learned"):
+        load_embedder(mine, sequence_settings=learned.meta["config"])
+
+
 def test_query_lyrics_through_an_aligned_run(tiny_dataset, extracted, tmp_path, capsys):
     from model.cli import main
     from model.ugaar import Run

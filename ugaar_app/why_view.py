@@ -230,7 +230,8 @@ class WhyView(QWidget):
                 return None
             try:
                 from model.features.config import FeatureConfig
-                return audio_onset_seconds(dataset, sid, FeatureConfig.from_dict(features.meta["config"]))
+                return audio_onset_seconds(dataset, sid, FeatureConfig.from_dict(features.meta["config"]),
+                                           features.meta.get("encoders_dir"))
             except Exception:  # noqa: BLE001 - no audio or no config: numbered onsets instead of times
                 return None
 

@@ -39,6 +39,11 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
                      help="peak threshold of the audio onset detector that cuts the per-onset tokens "
                           "(default: the encoders' config, 0.05); 0.02 finds the notes of noisy audio "
                           "(docs/features.md). Only the sequences change; the encoders are kept")
+    ext.add_argument("--onset-method", default=None, choices=("flux", "superflux", "learned"),
+                     help="how audio onsets are found (default: the encoders' config, flux): learned trains "
+                          "a small onset network on the dataset's notes in training timbres (about 3 min on "
+                          "LMD-full, kept in the encoders folder) and finds the soft onsets of strings, flute "
+                          "and voice (docs/features.md). Only the sequences change; the encoders are kept")
     ext.add_argument("--cca", action="store_true",
                      help="also print plain CCA six-direction figures on the test split")
     ext.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -104,14 +109,16 @@ def _extract(args: argparse.Namespace) -> int:
 
 def _sequence_settings(args: argparse.Namespace) -> dict[str, Any] | None:
     """The sequence-stage settings given on the command line (None: the encoders' own)."""
-    if args.onset_delta is None:
+    settings = {name: getattr(args, name) for name in ("onset_delta", "onset_method")
+                if getattr(args, name, None) is not None}
+    if not settings:
         return None
-    settings = {"onset_delta": args.onset_delta}
     from model.features.config import FeatureConfig
-    try:  # FeatureConfig's own check, named by the flag
-        FeatureConfig().with_sequence_settings(settings)
-    except ValueError as exc:
-        raise ValueError(f"--onset-delta: {exc}") from None
+    for name, value in settings.items():
+        try:  # FeatureConfig's own check, named by the flag
+            FeatureConfig().with_sequence_settings({name: value})
+        except ValueError as exc:
+            raise ValueError(f"--{name.replace('_', '-')}: {exc}") from None
     return settings
 
 
@@ -120,7 +127,7 @@ def worker_argv(args: argparse.Namespace) -> list[str]:
     argv = ["features", "extract", str(args.dataset), "--device", args.device]
     for flag, name in (("--encoders", "encoders"), ("--config", "config"), ("--threads", "threads"),
                        ("--published-skipgram", "published_skipgram"), ("--augment", "augment"),
-                       ("--onset-delta", "onset_delta")):
+                       ("--onset-delta", "onset_delta"), ("--onset-method", "onset_method")):
         value = getattr(args, name)
         if value is not None:
             argv += [flag, str(value)]

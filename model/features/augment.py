@@ -181,12 +181,21 @@ class TimbreAugmenter:
     config : AugmentConfig
     sample_rate : int
         Output rate in Hz (the front end's).
+    attack_range_s : (float, float)
+        Attack times the built-in synthesiser draws from (the onset
+        detector's training draws slower ones, ``model.features.onset_net``).
+    vibrato_cents : float
+        Largest vibrato depth of the built-in synthesiser (0: none, and no
+        draw, so the default keeps every earlier rendering).
     """
 
-    def __init__(self, config: AugmentConfig, sample_rate: int = 16000) -> None:
+    def __init__(self, config: AugmentConfig, sample_rate: int = 16000,
+                 attack_range_s: tuple[float, float] = (0.005, 0.06), vibrato_cents: float = 0.0) -> None:
         from model.render.audio import BuiltinRenderer, fluidsynth_available
         self.config = config
         self.sample_rate = int(sample_rate)
+        self.attack_range_s = (float(attack_range_s[0]), float(attack_range_s[1]))
+        self.vibrato_cents = float(vibrato_cents)
         self._fluid: dict[int, Any] = {}
         self._builtin = BuiltinRenderer(self.sample_rate)
         self.have_fluidsynth = fluidsynth_available()[0] and bool(config.programs)
@@ -203,6 +212,12 @@ class TimbreAugmenter:
         The same generator state gives the same audio.  Without FluidSynth
         every rendering comes from the built-in synthesiser.
         """
+        wave, name, _ = self.render_with_notes(notes, rng)
+        return wave, name
+
+    def render_with_notes(self, notes: Sequence[Note], rng: np.random.Generator
+                          ) -> tuple[np.ndarray, str, tuple[Note, ...]]:
+        """:meth:`render`, and the notes as played (their timings after the tempo jitter)."""
         cfg = self.config
         notes = jitter_notes(notes, rng, cfg.tempo_jitter)
         velocity = int(rng.integers(cfg.velocity[0], cfg.velocity[1] + 1))
@@ -212,11 +227,13 @@ class TimbreAugmenter:
             synth.profile = rng.uniform(0.05, 1.0, int(rng.integers(2, 9))) ** 1.5
             synth.profile[0] = max(synth.profile[0], 0.5)  # keep a clear fundamental (the pitch)
             synth.decay = float(rng.uniform(0.2, 3.0))
-            synth.attack_s = float(rng.uniform(0.005, 0.06))
+            synth.attack_s = float(rng.uniform(*self.attack_range_s))
+            if self.vibrato_cents:
+                synth.vibrato_cents = float(rng.uniform(0.0, self.vibrato_cents))
             try:
                 wave = synth.render(notes) * np.float32(velocity / 127.0)
             finally:
-                synth.profile, synth.decay, synth.attack_s = None, 1.5, synth.ATTACK_S
+                synth.profile, synth.decay, synth.attack_s, synth.vibrato_cents = None, 1.5, synth.ATTACK_S, 0.0
             name = "builtin"
         else:
             program = int(rng.choice(cfg.programs))
@@ -224,7 +241,7 @@ class TimbreAugmenter:
             synth.set_voice(velocity=velocity)
             wave = synth.render(notes)
             name = GM_NAMES.get(program, f"program {program}")
-        return self.finish(wave, rng), name
+        return self.finish(wave, rng), name, notes
 
     def finish(self, wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Room, chorus, EQ and noise on a rendered wave, then the renderers' peak (length and rate kept).

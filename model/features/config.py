@@ -14,19 +14,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from .augment_config import AugmentConfig, from_known_fields
+from model.validate import from_known_fields
+
+from .augment_config import AugmentConfig
 
 #: Fields that only affect how fast things run, never the numbers produced.
 _RUNTIME_ONLY = ("extract_batch",)
 #: Fields that only cut items into sequences (feature extraction and queries), never the encoders'
 #: training: an extraction may set them over the encoders' own config.json
 #: (``ugaar features extract --onset-delta``, :meth:`FeatureConfig.with_sequence_settings`).
-SEQUENCE_FIELDS = ("onset_delta", "sounding_db", "sequence_max_len")
+#: Onset detectors of the audio tokens (``model.features.sequences.detect_onsets``).
+ONSET_METHODS = ("flux", "superflux", "learned")
+SEQUENCE_FIELDS = ("onset_delta", "onset_method", "sounding_db", "sequence_max_len")
 #: Fields added after encoders were first trained with this class: left out of
 #: the digest while they hold their neutral value, so earlier digests (encoder
 #: folders, feature caches) stay valid.
 _OMIT_IF = {"aux_item_weight": 0.0, "init_encoders": None, "sequence_max_len": 32, "onset_delta": 0.05,
-            "sounding_db": 20.0, "augment": AugmentConfig().to_dict()}
+            "onset_method": "flux", "sounding_db": 20.0, "augment": AugmentConfig().to_dict()}
 
 
 @dataclass
@@ -107,7 +111,14 @@ class FeatureConfig:
         Positions kept per item in the per-position sequences
         (``model.features.sequences``): syllables, audio onsets, sheet notes.
     onset_delta : float
-        Peak-picking threshold on the normalised spectral flux (audio onsets).
+        Peak-picking threshold on the normalised onset envelope (audio onsets).
+    onset_method : str
+        How audio onsets are found (:data:`ONSET_METHODS`): ``flux``, the rise
+        of loudness per mel band; ``superflux``, the same with vibrato
+        suppression; ``learned``, a small network trained on the dataset's
+        notes rendered in training timbres, which finds the soft onsets of
+        strings, flutes and voices (``model.features.onset_net``; saved in
+        the encoders folder).  ``onset_delta`` applies to the first two.
     sounding_db : float
         A 40 ms audio row "sounds" when its energy is within this many dB of
         the sample's loudest row (the share of an inter-onset interval that
@@ -163,6 +174,7 @@ class FeatureConfig:
     init_encoders: str | None = None
     sequence_max_len: int = 32
     onset_delta: float = 0.05
+    onset_method: str = "flux"
     sounding_db: float = 20.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     seed: int = 0
@@ -179,6 +191,8 @@ class FeatureConfig:
             raise ValueError("patch_frames must be a multiple of audio_time_pool")
         if not 0.0 <= self.onset_delta < 1.0:  # a threshold on the flux normalised to [0, 1]
             raise ValueError(f"onset_delta must be in [0, 1), got {self.onset_delta}")
+        if self.onset_method not in ONSET_METHODS:
+            raise ValueError(f"onset_method must be one of {', '.join(ONSET_METHODS)}, got {self.onset_method!r}")
 
     # -- serialisation -------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -46,6 +46,10 @@ class Embedder:
         self.encoders = encoders
         # a query is cut into tokens as the run's features were (their onset threshold, …)
         self.config = encoders.config.with_sequence_settings(sequence_settings)
+        if self.config.onset_method == "learned" and encoders.onset_net is None:
+            raise FileNotFoundError(f"{encoders.folder}: these features cut audio at learned onsets, but the "
+                                    "encoders folder has no onset_net.pt; run `ugaar features extract DATASET "
+                                    "--onset-method learned` with these encoders")
         self.device = device
         recorded = (encoders.report.get("audio_renderer") or {}).get("name") \
             if isinstance(encoders.report.get("audio_renderer"), dict) else None
@@ -130,7 +134,7 @@ class Embedder:
             raise ValueError("empty audio")
         patches = audio_input(wave, int(sample_rate), self.config)
         pooled = self._embed(self.encoders.model.audio.forward_pooled, patches)
-        segments = audio_segments(audio_rows(patches), self.config)
+        segments = audio_segments(audio_rows(patches), self.config, onset_net=self.encoders.onset_net)
         return self._sequence(pooled, self._cnn_tokens(self.encoders.model.audio.forward_pooled, segments))
 
     def audio_file_sequence(self, path: str | Path) -> SequenceInput:

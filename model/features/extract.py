@@ -165,6 +165,16 @@ class Encoders:
     lyrics: LyricsEncoder
     checkpoint_hash: str
     report: dict[str, Any]
+    #: The learned onset detector (``onset_net.pt``), when the folder has one.
+    onset_net: Any = None
+
+    def sequence_hash(self, config: FeatureConfig) -> str:
+        """What the features' cache key hashes of the networks: the encoders, and the onset
+        detector when ``config`` cuts audio with it."""
+        if config.onset_method != "learned":
+            return self.checkpoint_hash
+        from .onset_net import net_digest
+        return f"{self.checkpoint_hash}-onsets-{net_digest(self.onset_net)}"
 
 
 def save_audio_sheet(model: AudioSheetModel, folder: str | Path) -> None:
@@ -191,7 +201,8 @@ def load_encoders(folder: str | Path, device: str = "cpu") -> Encoders:
         (state_dict_digest(flat) + lyrics.digest()).encode()).hexdigest()[:16]
     report_path = folder / REPORT_NAME
     report_data = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else {}
-    return Encoders(folder, config, model, lyrics, checkpoint_hash, report_data)
+    from .onset_net import load as load_onset_net
+    return Encoders(folder, config, model, lyrics, checkpoint_hash, report_data, load_onset_net(folder))
 
 
 def _songs_for_lyrics(dataset: Any, split: str = "train") -> list[list[tuple[str, bool]]]:
@@ -411,8 +422,9 @@ def extract_features(dataset: Any, config: FeatureConfig | None = None, *,
     # sequences reads the extraction's settings, so a later plain extraction finds the same encoders
     train_config, config = config, config.with_sequence_settings(sequence_settings)
     features_dir = Path(dataset.root) / "features"
-    if encoders is not None:
-        key = cache_key(dataset.content_hash, config, encoders.checkpoint_hash)
+    learned_onsets = config.onset_method == "learned"
+    if encoders is not None and (encoders.onset_net is not None or not learned_onsets):
+        key = cache_key(dataset.content_hash, config, encoders.sequence_hash(config))
         path = features_dir / f"{key}.npz"
         if path.exists() and not force:
             from model.errors import UgaarError
@@ -430,7 +442,10 @@ def extract_features(dataset: Any, config: FeatureConfig | None = None, *,
     if encoders is None:
         encoders = train_encoders(dataset, train_config, encoders_dir, inputs, device, progress, cancel, log,
                                   pretrain_call)
-    key = cache_key(dataset.content_hash, config, encoders.checkpoint_hash)
+    if learned_onsets and encoders.onset_net is None:
+        from .onset_net import ensure_onset_net
+        encoders.onset_net = ensure_onset_net(dataset, encoders.folder, encoders.config, progress, cancel)
+    key = cache_key(dataset.content_hash, config, encoders.sequence_hash(config))
     path = features_dir / f"{key}.npz"
 
     t0 = time.perf_counter()

@@ -83,20 +83,56 @@ def audio_rows(patches: np.ndarray) -> np.ndarray:
     return patches.reshape(-1, patches.shape[-1])
 
 
-def detect_onsets(rows: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """Onset rows of a log-mel ``(T, F)`` (40 ms rows), by ``librosa``'s spectral flux and peak picking.
+def onset_envelope(rows: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Spectral-flux onset strength per 40 ms row of a log-mel ``(T, F)``, ``(T,)``.
 
+    ``config.onset_method``:
+
+    * ``flux`` — ``librosa``'s spectral flux, the mean rise of the log-mel
+      bands, marked one row after the rise (as in every feature file made
+      before the other methods, kept so they stay reproducible; the probe
+      scores onsets within ±80 ms, docs/features.md);
+    * ``superflux`` — lag 2 and a 3-band maximum filter (Böck & Widmer's
+      vibrato suppression), marked in the row the rise ends in.
+
+    A struck or plucked note rises in loudness; a bowed, blown or sung one
+    often does not, which is what ``learned`` (:mod:`model.features.onset_net`)
+    is for.
+    """
+    import librosa
+
+    # A silent row in front, so a note that starts the item (row 0) has a rise to find.
+    silent = np.full((1, rows.shape[1]), float(np.log(config.log_offset)), dtype=np.float32)
+    lag, max_size, late = (2, 3, 0) if config.onset_method == "superflux" else (1, 1, 1)
+    env = librosa.onset.onset_strength(S=np.vstack([silent, rows]).T, lag=lag, max_size=max_size, center=False,
+                                       aggregate=np.mean)
+    # without centring, librosa pads ``lag`` zeros in front: env[t] is the rise into padded row t, i.e. into
+    # row t - 1 of ``rows``; ``flux`` keeps the padded index (one row late)
+    env = env if late else env[1:]
+    return np.pad(env, (0, max(0, len(rows) - len(env))))[: len(rows)]
+
+
+def detect_onsets(rows: np.ndarray, config: FeatureConfig, onset_net: Any = None) -> np.ndarray:
+    """Onset rows of a log-mel ``(T, F)`` (40 ms rows).
+
+    ``flux`` and ``superflux``: :func:`onset_envelope` and ``librosa``'s peak
+    picking at ``config.onset_delta``; ``learned``: ``onset_net``'s
+    probabilities (:mod:`model.features.onset_net`), which must be given.
     Returns at least one row index (0 when nothing rises: silence).
     """
     import librosa
     if len(rows) < 3:
         return np.zeros(1, dtype=np.int64)
-    # A silent row in front, so a note that starts the item (row 0) has a rise to find.
-    silent = np.full((1, rows.shape[1]), float(np.log(config.log_offset)), dtype=np.float32)
-    env = librosa.onset.onset_strength(S=np.vstack([silent, rows]).T, lag=1, max_size=1, center=False,
-                                       aggregate=np.mean)
-    # without centring, env[t] is the rise into row t + lag of the padded rows, i.e. into row t
-    env = np.pad(env, (0, max(0, len(rows) - len(env))))[: len(rows)]
+    if config.onset_method == "learned":
+        from .onset_net import onset_probabilities, pick_onsets
+        if onset_net is None:
+            raise ValueError("onset_method 'learned' needs the encoders' onset network (onset_net.pt); "
+                             "extract features with `ugaar features extract DATASET --onset-method learned`")
+        prob = onset_probabilities(onset_net, rows, config.log_offset)
+        if prob.max() <= 1e-3:
+            return np.zeros(1, dtype=np.int64)
+        return pick_onsets(prob)
+    env = onset_envelope(rows, config)
     peak = env.max()
     if peak <= 1e-6:
         return np.zeros(1, dtype=np.int64)
@@ -106,13 +142,20 @@ def detect_onsets(rows: np.ndarray, config: FeatureConfig) -> np.ndarray:
     return np.asarray(onsets if len(onsets) else [int(np.argmax(env))], dtype=np.int64)
 
 
-def audio_segments(rows: np.ndarray, config: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Patches at each onset ``(K, R, F)`` float32 and their scalars ``(K, len(AUDIO_SCALARS))``."""
+def audio_segments(rows: np.ndarray, config: FeatureConfig, onsets: Optional[np.ndarray] = None,
+                   onset_net: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Patches at each onset ``(K, R, F)`` float32 and their scalars ``(K, len(AUDIO_SCALARS))``.
+
+    ``onsets`` (sorted row indices) replace :func:`detect_onsets` when given
+    (``benchmarks/onset_oracle.py`` cuts at the notes' own onsets);
+    ``onset_net`` is the detector of ``onset_method="learned"``.
+    """
     rows = np.asarray(rows, dtype=np.float32)
     r = config.patch_frames // config.audio_time_pool
     row_s = config.stft_hop_s * config.audio_time_pool
     pad = float(np.log(config.log_offset))
-    onsets = detect_onsets(rows, config)[: config.sequence_max_len]
+    onsets = (detect_onsets(rows, config, onset_net) if onsets is None else np.asarray(onsets, dtype=np.int64))
+    onsets = onsets[: config.sequence_max_len]
     power = np.exp(rows)  # the rows are log-mel magnitudes
     energy = np.log(power.mean(axis=1) + 1e-9)
     sounding_rows = energy > energy.max() - config.sounding_db / 4.343  # dB → natural log units
@@ -265,7 +308,8 @@ def dataset_sequences(dataset: Any, encoders: Any, audio_inputs: Any, config: Fe
             for start in range(0, n, chunk):
                 part = range(start, min(n, start + chunk))
                 audio_seg = [audio_segments(audio_rows(audio_inputs.data[audio_inputs.offsets[i]:
-                                                                         audio_inputs.offsets[i + 1]]), config)
+                                                                         audio_inputs.offsets[i + 1]]), config,
+                                            onset_net=encoders.onset_net)
                              for i in part]
                 sheet_seg = list(pool.map(sheet_one, [samples[i] for i in part]))
                 tokens["audio"] += tokens_from_segments(model.audio.forward_pooled, audio_seg, device)

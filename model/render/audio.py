@@ -135,6 +135,8 @@ class BuiltinRenderer(AudioRenderer):
         self.profile: np.ndarray | None = None
         self.decay = 1.5
         self.attack_s = self.ATTACK_S
+        #: Vibrato depth in cents at 5.5 Hz (0: none, the canonical sound).
+        self.vibrato_cents = 0.0
 
     def _render(self, notes: Sequence[Note]) -> np.ndarray:
         sr = self.sample_rate
@@ -163,6 +165,10 @@ class BuiltinRenderer(AudioRenderer):
         t = np.arange(length, dtype=np.float32) / np.float32(sr)
         f0 = 440.0 * 2.0 ** ((pitch - 69) / 12.0)
         x = (2 * np.pi * f0) * t
+        if self.vibrato_cents:  # phase modulation: every harmonic's frequency swings by the same cents
+            rate = 5.5
+            swing = f0 * (2.0 ** (self.vibrato_cents / 1200.0) - 1.0)
+            x = x + np.float32(swing / rate) * np.sin(np.float32(2 * np.pi * rate) * t)
         two_cos = 2 * np.cos(x)
         base = np.exp(np.float32(-self.decay) * t)  # decay of the fundamental is base**2
         sin_prev, sin_k = np.zeros_like(t), np.sin(x)
