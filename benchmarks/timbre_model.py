@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     if not encoders:
         parser.error(f"{args.run} does not record its encoders_dir")
     onset_delta = float(base.meta["config"]["onset_delta"])
+    onset_method = str(base.meta["config"].get("onset_method", "flux"))
     work = Path(args.work or Path.home() / ".cache" / "ugaar" / "timbre_model" / Path(args.dataset).name)
     evaluate = split_evaluator(run, base, args.split)
     rows = [{"rendering": "the run's own test features (training timbre, from the dataset)",
@@ -132,13 +133,14 @@ def main(argv: list[str] | None = None) -> int:
                        "--quiet", *render_args(rendering))
             # cut into tokens as the run's features were; features extract re-uses its own cache
             _ugaar("features", "extract", str(folder), "--encoders", str(encoders), "--threads", "2", "--quiet",
-                   "--onset-delta", str(onset_delta))
+                   "--onset-delta", str(onset_delta), "--onset-method", onset_method)
         except subprocess.CalledProcessError as exc:  # ugaar printed its one-line reason above
             parser.exit(1, f"{label}: `ugaar {' '.join(exc.cmd[3:5])}` failed; the renderings before it are kept "
                            f"in {work}\n")
         rendered = next(fs for fs in map(FeatureSet.load, reversed(cached_feature_files(folder)))
                         if fs.meta.get("encoders_dir") == str(encoders)
-                        and fs.meta.get("config", {}).get("onset_delta") == onset_delta)
+                        and fs.meta.get("config", {}).get("onset_delta") == onset_delta
+                        and fs.meta.get("config", {}).get("onset_method", "flux") == onset_method)
         figures = evaluate(rendered)
         rows.append({"rendering": label, "figures": figures, "seconds": time.perf_counter() - t0})
         print(f"{label}: a→s R@1 {figures['audio→sheet']['R@1']:.1f} %, s→a {figures['sheet→audio']['R@1']:.1f} %, "
@@ -146,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
 
     title = (f"Timbre through run {Path(args.run).name}{' — ' + args.label if args.label else ''}: "
              f"{Path(args.dataset).name}, {args.split} split, encoders {Path(encoders).name}, "
-             f"{run.config.method} on {run.config.inputs} inputs, onset threshold {onset_delta:g}")
+             f"{run.config.method} on {run.config.inputs} inputs, onsets {onset_method}"
+             + (f" (threshold {onset_delta:g})" if onset_method != "learned" else ""))
     print(f"\n**{title}**\n")
     print("| test rendering | audio→sheet R@1 | sheet→audio R@1 | audio→lyrics MedR/N | lyrics→audio MedR/N | "
           "render + extract |")

@@ -56,3 +56,17 @@ def test_cancel_build_keeps_window_working(qtbot, window):
     assert any("cancelled" in t.lower() for t in window.notifications.texts())
     assert panel.build_btn.isEnabled() and not panel.bar.isVisible()
     assert window.session.dataset is None
+
+
+def test_features_label_says_how_audio_onsets_were_found():
+    """The datasets panel names the onset detector of the features' audio tokens (issue 10)."""
+    from model.ugaar.synthetic import synthetic_features, synthetic_stress_features
+    from ugaar_app.dataset_panel import onsets_text
+
+    aligned = synthetic_stress_features(40)
+    aligned.meta["config"] = {"onset_method": "flux", "onset_delta": 0.02}
+    assert "spectral-flux onsets (threshold 0.02)" in onsets_text(aligned)
+    assert "--onset-method learned" in onsets_text(aligned)
+    aligned.meta["config"] = {"onset_method": "learned", "onset_delta": 0.05}
+    assert "learned onset detector" in onsets_text(aligned) and "threshold" not in onsets_text(aligned)
+    assert onsets_text(synthetic_features(40)) == ""  # the paper's pooled features: no audio tokens

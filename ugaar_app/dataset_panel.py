@@ -77,6 +77,17 @@ def summary_html(summary: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def onsets_text(features: Any) -> str:
+    """How a FeatureSet's audio tokens were cut, in a sentence (empty for features without sequences)."""
+    config = features.meta.get("config") or {}
+    if not features.has_sequences:
+        return ""
+    if config.get("onset_method") == "learned":
+        return " Audio tokens start at onsets found by the learned onset detector."
+    return (f" Audio tokens start at spectral-flux onsets (threshold {config.get('onset_delta', 0.05):g}); "
+            "`ugaar features extract --onset-method learned` finds the soft onsets of strings, flute and voice.")
+
+
 class DatasetPanel(QWidget):
     """Open, build/import with progress and cancel, show the report, extract features."""
 
@@ -392,7 +403,7 @@ class DatasetPanel(QWidget):
             dims = ", ".join(f"{m} {fs.modality(m).shape[1]}-d" for m in ("audio", "sheet", "lyrics"))
             timbres = fs.meta.get("timbres") or []
             heard = (" The audio encoder was trained on: " + "; ".join(timbres) + ".") if timbres else ""
-            self.features_label.setText(f"Cached: {len(fs)} samples ({dims}).{heard}")
+            self.features_label.setText(f"Cached: {len(fs)} samples ({dims}).{heard}{onsets_text(fs)}")
             self.features_label.setToolTip("Audio in other timbres than these may retrieve worse "
                                            "(docs/features.md, timbre augmentation).")
             self.features_btn.setEnabled(True)
