@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -49,11 +50,13 @@ def window_seconds(run) -> float:
         return DEFAULT_WINDOW_S
 
 
-def audio_query(run, index, embedder, path, targets, k: int):
-    """Slide sample-long windows over an audio file; the best window's ``AudioMatch`` (results per target)."""
+def audio_query(run, index, embedder, audio, targets, k: int):
+    """Slide sample-long windows over a checked recording (``QueryAudio``, or a path to load); the best
+    window's ``AudioMatch`` (results per target)."""
     from model.search.audio_query import best_window, load_query_audio
 
-    audio = load_query_audio(path, embedder.config.sample_rate)
+    if isinstance(audio, (str, Path)) or audio.sample_rate != embedder.config.sample_rate:
+        audio = load_query_audio(audio if isinstance(audio, (str, Path)) else audio.path, embedder.config.sample_rate)
     for warning in audio.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if run.config.inputs == "aligned":
@@ -68,10 +71,13 @@ def audio_query(run, index, embedder, path, targets, k: int):
                        targets, k=k)
 
 
-def query_results(run, index, args, info: dict | None = None) -> list[tuple[str, str, list[tuple[str, float]]]]:
+def query_results(run, index, args, info: dict | None = None,
+                  audio=None) -> list[tuple[str, str, list[tuple[str, float]]]]:
     """[(source, target, hits)] for the query described by ``args``.
 
-    For ``--audio``, ``info["match"]`` receives the ``AudioMatch`` (which segment matched).
+    For ``--audio``, ``audio`` is the recording :func:`check_query_args` already
+    decoded (None: decoded here), and ``info["match"]`` receives the
+    ``AudioMatch`` (which segment matched).
     """
     out = []
     if args.sample:
@@ -89,7 +95,7 @@ def query_results(run, index, args, info: dict | None = None) -> list[tuple[str,
     embedder = load_embedder(encoders, sequence_settings=run.features_meta.get("config"))
     if args.audio:
         targets = [t for t in MODALITIES if t != "audio" and (not args.target or t == args.target)]
-        match = audio_query(run, index, embedder, args.audio, targets, args.k)
+        match = audio_query(run, index, embedder, audio if audio is not None else args.audio, targets, args.k)
         if info is not None:
             info["match"] = match
         return [("audio", t, match.results[t]) for t in targets]
@@ -102,23 +108,28 @@ def query_results(run, index, args, info: dict | None = None) -> list[tuple[str,
     return out
 
 
-def check_query_args(args: argparse.Namespace) -> None:
+def check_query_args(args: argparse.Namespace):
     """Refuse a query that cannot give results: empty or letter-free lyrics, silent or
-    non-audio WAVs, MIDI without lyric notes, ``--k 0``, ``--source`` equal to ``--target``."""
+    non-audio WAVs, MIDI without lyric notes, ``--k 0``, ``--source`` equal to ``--target``.
+
+    Returns the decoded ``--audio`` recording (``QueryAudio``), so it is read once, or None.
+    """
     from model.errors import BadInputError
     from model.validate import check_count, check_lyrics_query, check_midi_query
 
     check_count(args.k, "--k")
+    audio = None
     if args.lyrics is not None:
         check_lyrics_query(args.lyrics)
     elif args.audio is not None:
         from model.search.audio_query import load_query_audio
-        load_query_audio(args.audio)  # no audio, silence, too short: one message before anything loads
+        audio = load_query_audio(args.audio)  # no audio, silence, too short: one message before anything loads
     elif args.midi is not None:
         check_midi_query(args.midi)
     if args.sample and args.source and args.source == args.target:
         raise BadInputError(f"--source {args.source} --target {args.target}",
                             "a modality is not retrieved from itself", "choose two different modalities")
+    return audio
 
 
 def run(args: argparse.Namespace) -> int:
@@ -126,14 +137,14 @@ def run(args: argparse.Namespace) -> int:
     from model.ugaar import Run
     from model.validate import check_sample_id
 
-    check_query_args(args)  # before the run and the encoders load: a bad query fails in a second
+    audio = check_query_args(args)  # before the run and the encoders load: a bad query fails in a second
     r = Run.open(args.run)
     index = RetrievalIndex.from_run(r)
     if args.sample is not None:
         check_sample_id(args.sample, index.sample_ids, r.run_dir)
     texts = _lyrics_lookup(r)
     info: dict = {}
-    results = query_results(r, index, args, info)
+    results = query_results(r, index, args, info, audio)
     if "match" in info:
         print(f"audio segment: {info['match'].describe()}")
     for source, target, hits in results:

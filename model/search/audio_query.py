@@ -129,7 +129,6 @@ def load_query_audio(path: str | Path, sample_rate: int = 16000, subject: str = 
         or shorter than ``min_seconds``.
     """
     import soundfile
-    import soxr
 
     from model.validate import check_audio_query
 
@@ -145,9 +144,8 @@ def load_query_audio(path: str | Path, sample_rate: int = 16000, subject: str = 
     if clipped > CLIP_SHARE:
         warnings.append(f"{name} is clipped ({100 * clipped:.1f} % of its samples at full scale); "
                         "results may be worse, record it a little quieter")
-    mono = data.mean(axis=1)
-    if int(rate) != int(sample_rate):
-        mono = soxr.resample(mono, int(rate), int(sample_rate), quality="HQ")
+    from model.features.frontend import resample
+    mono = resample(data.mean(axis=1), int(rate), int(sample_rate))
     return QueryAudio(np.ascontiguousarray(mono, dtype=np.float32), int(sample_rate), str(path), int(rate), warnings)
 
 
