@@ -177,6 +177,53 @@ def epoch_batches(n: int, steps: int, seed: Sequence[int]) -> list[np.ndarray]:
     return np.array_split(order, steps)
 
 
+@dataclass(frozen=True)
+class Shard:
+    """This rank's rows ``[lo, hi)`` of an ``n``-row global batch.
+
+    A world of one owns every row, and then every method is the identity
+    (no collective), so a single process computes exactly what it always did.
+    """
+
+    n: int
+    lo: int
+    hi: int
+    sizes: tuple[int, ...]
+
+    @classmethod
+    def of(cls, n: int, world: World) -> "Shard":
+        lo, hi = shard_bounds(n, world)
+        return cls(n, lo, hi, tuple(shard_sizes(n, world.size)))
+
+    @property
+    def distributed(self) -> bool:
+        return len(self.sizes) > 1
+
+    @property
+    def rows(self) -> slice:
+        return slice(self.lo, self.hi)
+
+    def gather(self, local: torch.Tensor) -> torch.Tensor:
+        """Every rank's rows (this shard's layout), with the gradient flowing back to their owners."""
+        return gather_rows(local, self.sizes)
+
+    def share(self, local_mean: torch.Tensor) -> torch.Tensor:
+        """A mean over this rank's rows turned into its share of the global mean.
+
+        mean_own · n_own / n = Σ_own / n; the ranks' shares sum to the global
+        mean, and the summed gradients to its gradient.
+        """
+        if not self.distributed:
+            return local_mean
+        return local_mean * ((self.hi - self.lo) / self.n)
+
+    def mean(self, local: torch.Tensor) -> torch.Tensor:
+        """The mean of a tensor whose first dimension is this rank's rows, over the global batch."""
+        if not self.distributed:
+            return local.mean()
+        return all_sum(local.detach().sum().reshape(1))[0] / (self.n * local[0].numel())
+
+
 # --------------------------------------------------------------- collectives
 def gather_rows(local: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor:
     """Concatenate every rank's rows in rank order, with the gradient flowing back.

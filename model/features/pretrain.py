@@ -286,10 +286,8 @@ def pretrain(train_audio: Ragged, train_sheet: Ragged, val_audio: Ragged, val_sh
             step = epoch * n_batches + b
             for group in optim.param_groups:
                 group["lr"] = _lr_at(step, total_steps, config)
-            sizes = dist_.shard_sizes(len(batch), world.size)
-            lo, hi = dist_.shard_bounds(len(batch), world)
-            index = batch[lo:hi]  # this rank's samples of the global batch (all of it in one process)
-            share = (hi - lo) / len(batch)  # a mean over this rank's rows → its part of the global mean
+            shard = dist_.Shard.of(len(batch), world)
+            index = batch[shard.rows]  # this rank's samples of the global batch (all of it in one process)
             xa, ca = train_audio.gather(index) if audio_batch is None else audio_batch(index, epoch, b)
             xs, cs = train_sheet.gather(index)
             items_a = model.audio.forward_pooled(_to_tensor(xa, device))
@@ -297,7 +295,7 @@ def pretrain(train_audio: Ragged, train_sheet: Ragged, val_audio: Ragged, val_sh
             za, zs = mean_by_sample(items_a, ca), mean_by_sample(items_s, cs)
             # the whole batch's loss on every rank's vectors; the gather's backward sums what each
             # rank's copy sends to a rank's rows, so each rank takes 1/N of the loss
-            loss = contrastive_loss(dist_.gather_rows(za, sizes), dist_.gather_rows(zs, sizes), config)
+            loss = contrastive_loss(shard.gather(za), shard.gather(zs), config)
             contrastive.append(float(loss.detach()))
             if world.distributed:
                 loss = loss / world.size
@@ -305,7 +303,7 @@ def pretrain(train_audio: Ragged, train_sheet: Ragged, val_audio: Ragged, val_sh
                 target = torch.from_numpy(train_pitches[index]).to(device)
                 aux = sum(-(target * F.log_softmax(model.pitch_head(z), dim=1)).sum(1).mean()
                           for z in (za, zs)) / 2
-                loss = loss + config.aux_pitch_weight * (aux * share if world.distributed else aux)
+                loss = loss + config.aux_pitch_weight * shard.share(aux)
             if (config.aux_item_weight > 0 and train_audio.labels is not None
                     and train_sheet.labels is not None):
                 aux_items = sum(F.binary_cross_entropy_with_logits(

@@ -16,7 +16,7 @@ from ``(seed, epoch, step)``, so :meth:`Trainer.resume` after a
 
 Under ``torchrun`` (``model.distributed``) the same trainer runs on every
 rank.  Each rank draws the same global batch, candidate pool and samples,
-computes the terms of its own rows of the batch (``_Shard``), and gathers
+computes the terms of its own rows of the batch (``model.distributed.Shard``), and gathers
 the embeddings that serve as negatives from all ranks with the gradient
 (``torch.distributed.nn.functional.all_gather``); the ranks' gradients are
 summed before each optimiser step.  The losses are the single-process
@@ -30,7 +30,6 @@ import math
 import random
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,53 +83,6 @@ def _jsonable(obj: Any) -> Any:
 
 def _load_torch(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
-
-
-@dataclass(frozen=True)
-class _Shard:
-    """This rank's rows ``[lo, hi)`` of an ``n``-row global batch.
-
-    A world of one owns every row, and then every method is the identity
-    (no collective), so a single process computes exactly what it always did.
-    """
-
-    n: int
-    lo: int
-    hi: int
-    sizes: tuple[int, ...]
-
-    @classmethod
-    def of(cls, n: int, world: dist_.World) -> "_Shard":
-        lo, hi = dist_.shard_bounds(n, world)
-        return cls(n, lo, hi, tuple(dist_.shard_sizes(n, world.size)))
-
-    @property
-    def distributed(self) -> bool:
-        return len(self.sizes) > 1
-
-    @property
-    def rows(self) -> slice:
-        return slice(self.lo, self.hi)
-
-    def gather(self, local: torch.Tensor) -> torch.Tensor:
-        """Every rank's rows (this shard's layout), with the gradient flowing back to their owners."""
-        return dist_.gather_rows(local, self.sizes)
-
-    def share(self, local_mean: torch.Tensor) -> torch.Tensor:
-        """A mean over this rank's rows turned into its share of the global mean.
-
-        mean_own · n_own / n = Σ_own / n; the ranks' shares sum to the global
-        mean, and the summed gradients to its gradient.
-        """
-        if not self.distributed:
-            return local_mean
-        return local_mean * ((self.hi - self.lo) / self.n)
-
-    def mean(self, local: torch.Tensor) -> torch.Tensor:
-        """The mean of a tensor whose first dimension is this rank's rows, over the global batch."""
-        if not self.distributed:
-            return local.mean()
-        return dist_.all_sum(local.detach().sum().reshape(1))[0] / (self.n * local[0].numel())
 
 
 class Trainer:
@@ -319,7 +271,7 @@ class Trainer:
         col = torch.randint(self.gt.shape[1], (len(audio),), generator=gen).to(self.device)
         return audio, self.gt[audio, col]
 
-    def _embed_pool(self, modality: str, rows: torch.Tensor, shard: _Shard) -> torch.Tensor:
+    def _embed_pool(self, modality: str, rows: torch.Tensor, shard: dist_.Shard) -> torch.Tensor:
         """G's embedding of the whole candidate pool, each rank embedding its share.
 
         The pool is the global batch's B true pairs, then C − B random pairs.
@@ -343,7 +295,7 @@ class Trainer:
         return gathered[torch.from_numpy(np.concatenate(order)).to(gathered.device)]
 
     def _g_forward(self, batch: torch.Tensor, pool: tuple[torch.Tensor, torch.Tensor],
-                   shard: _Shard) -> dict[str, torch.Tensor]:
+                   shard: dist_.Shard) -> dict[str, torch.Tensor]:
         """H(z) of this rank's queries, F(x)/G(y) of the whole candidate pool, p_θ's logits (eq. 3–4).
 
         ``logits`` are this rank's query rows against every candidate.
@@ -359,19 +311,25 @@ class Trainer:
         return out
 
     @staticmethod
-    def _all_logits(logits: torch.Tensor, shard: _Shard) -> torch.Tensor:
-        """Every query's p_θ logits (B, C), detached: what the samplers draw from on every rank."""
-        return shard.gather(logits.detach()).clone()
+    def _all_logits(fwd: dict[str, torch.Tensor], shard: dist_.Shard) -> torch.Tensor:
+        """Every query's p_θ logits (B, C), detached: what the samplers draw from on every rank.
+
+        Gathered once per forward (D's and G's steps of a training step share it); each caller
+        gets its own copy to change.
+        """
+        if "all_logits" not in fwd:
+            fwd["all_logits"] = shard.gather(fwd["logits"].detach())
+        return fwd["all_logits"].clone()
 
     def _d_step(self, batch: torch.Tensor, true_sheet: torch.Tensor, pool: tuple[torch.Tensor, torch.Tensor] | None,
-                logits: torch.Tensor | None, gen: torch.Generator, shard: _Shard) -> dict[str, float]:
+                fwd: dict[str, torch.Tensor] | None, gen: torch.Generator, shard: dist_.Shard) -> dict[str, float]:
         cfg, D, x = self.config, self.method.discriminator, self.x
         terms: dict[str, torch.Tensor] = {}
         own, rows = batch[shard.rows], shard.rows
         theta_q = D("lyrics", x["lyrics"][own])
         theta_true = D.pair(x["audio"][own], x["sheet"][true_sheet[rows]])
-        if pool is not None and logits is not None and (cfg.use_bce or cfg.use_margin):
-            logits = self._all_logits(logits, shard)
+        if pool is not None and fwd is not None and (cfg.use_bce or cfg.use_margin):
+            logits = self._all_logits(fwd, shard)
             _check_finite(logits, "G's p_θ logits (sampling D's negatives)")
             b = shard.n
             if cfg.d_exclude_true:  # a generated pair that is the query's own true pair is no negative
@@ -399,7 +357,7 @@ class Trainer:
         return self._optimise(self.opt_d, D, total, terms, "D")
 
     def _g_step(self, batch: torch.Tensor, pool: tuple[torch.Tensor, torch.Tensor], fwd: dict[str, torch.Tensor],
-                gen: torch.Generator, shard: _Shard) -> dict[str, float]:
+                gen: torch.Generator, shard: dist_.Shard) -> dict[str, float]:
         cfg, D, Gn, x = self.config, self.method.discriminator, self.method.generator, self.x
         b, rows = shard.n, shard.rows
         own = batch[rows]
@@ -424,7 +382,7 @@ class Trainer:
             terms["align"] = shard.share(L.info_nce(f[:b], shard.gather(g_own), cfg.temperature_align,
                                                     rows if shard.distributed else None))
         if cfg.use_policy and cfg.adversarial:
-            all_logits = self._all_logits(logits, shard)
+            all_logits = self._all_logits(fwd, shard)
             _check_finite(all_logits, "G loss 'policy' (p_θ logits)")
             log_p = torch.log_softmax(logits, -1)
             p = torch.log_softmax(all_logits, -1).exp()
@@ -485,7 +443,7 @@ class Trainer:
         _seed_everything(cfg.seed, self.epoch, self.step_in_epoch, 1, *rank)
         gen = torch.Generator().manual_seed(_derive_seed(cfg.seed, self.epoch, self.step_in_epoch, 2))
         batch = torch.from_numpy(batch_np).to(self.device)
-        shard = _Shard.of(len(batch), self.world)
+        shard = dist_.Shard.of(len(batch), self.world)
         true_sheet = self.gt[batch, torch.randint(self.gt.shape[1], (len(batch),), generator=gen).to(self.device)]
         d_any = cfg.use_triplet or (cfg.adversarial and (cfg.use_bce or cfg.use_margin))
         g_any = cfg.use_kl or cfg.use_gen_nll or cfg.use_align or (cfg.adversarial and cfg.use_policy)
@@ -498,8 +456,7 @@ class Trainer:
                 if i > 0 and fwd is not None:
                     with torch.no_grad():
                         fwd = self._g_forward(batch, pool, shard)
-                d_losses = self._d_step(batch, true_sheet, pool if cfg.adversarial else None,
-                                        fwd["logits"] if fwd is not None else None, gen, shard)
+                d_losses = self._d_step(batch, true_sheet, pool if cfg.adversarial else None, fwd, gen, shard)
         if g_any and pool is not None:
             for i in range(cfg.g_steps):
                 if i > 0 or not fwd["logits"].requires_grad:
