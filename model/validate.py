@@ -222,6 +222,15 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def from_known_fields(cls: type, data: dict[str, Any]) -> Any:
+    """``cls(**data)`` for a config dataclass, refusing fields it does not have (a typo, a newer file)."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown fields {sorted(unknown)}")
+    return cls(**data)
+
+
 def check_fields(data: dict[str, Any], cls: type, subject: str,
                  error: type[UgaarError] = CorruptFileError) -> None:
     """Check a dict of fields against dataclass ``cls``'s field types.

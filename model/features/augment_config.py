@@ -25,15 +25,6 @@ HELD_OUT_PROGRAMS = (48, 73, 52)
 _TOO_CLOSE = {48: (40, 41, 42, 49, 50, 51), 73: (72, 74, 75, 76, 77, 78, 79), 52: (53, 54, 85, 91)}
 
 
-def from_known_fields(cls: type, data: dict[str, Any]) -> Any:
-    """``cls(**data)`` for a config dataclass, refusing fields it does not have (a typo, a newer file)."""
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - known
-    if unknown:
-        raise ValueError(f"{cls.__name__}: unknown fields {sorted(unknown)}")
-    return cls(**data)
-
-
 @dataclass
 class AugmentConfig:
     """Timbre augmentation of the audio branch in feature pre-training.
@@ -131,6 +122,7 @@ class AugmentConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "AugmentConfig":
+        from model.validate import from_known_fields
         return from_known_fields(cls, data)
 
     def render_settings(self) -> dict[str, Any]:
