@@ -35,21 +35,9 @@ DROP_TEXT = "Drop a MIDI/KAR or audio file (WAV/FLAC/OGG/MP3) here, or record on
 
 
 def embed_query(run: Any, modality: str, features: Any, target: str) -> np.ndarray:
-    """Map one item's raw features (pooled vector, or SequenceInput) into the run's retrieval space."""
+    """Map one item's raw features (pooled vector, or SequenceInput) into the run's retrieval space
+    (the run's model is loaded once and shared: ``Run.loaded_method``)."""
     return np.asarray(run.embed_query(modality, features, target=target), dtype=np.float32).reshape(-1)
-
-
-class _RunMethod:
-    """Loads a run's selected model once (``Run.method()``) for embedding new items."""
-
-    def __init__(self, run: Any) -> None:
-        self.run = run
-        self._method = None
-
-    def embed_query(self, modality: str, x: np.ndarray, target: str) -> np.ndarray:
-        if self._method is None:
-            self._method = self.run.method()
-        return self._method.embed_modality(modality, x, partner=target)
 
 
 class DropZone(QFrame):
@@ -93,7 +81,6 @@ class RetrievalPanel(QWidget):
         self.session = bridge.session
         self.controller = controller
         self.embedder: Any = None
-        self.run_method: Any = None
         self.last_latency_ms = 0.0
         self.query_vectors: dict[str, np.ndarray] = {}
         self.query_label = ""
@@ -251,7 +238,6 @@ class RetrievalPanel(QWidget):
 
     def _on_run(self) -> None:
         self.embedder = None
-        self.run_method = _RunMethod(self.session.run) if self.session.run is not None else None
         self.query_vectors = {}
         self.refresh()
 
@@ -388,7 +374,7 @@ class RetrievalPanel(QWidget):
     def _embed_audio_in_background(self, p: Path, subject: str) -> None:
         """Decode and check the file, slide sample-long windows, keep the best one (``model.search.audio_query``)."""
         from model.search.audio_query import best_window, load_query_audio
-        run_method, run, index = self.run_method, self.session.run, self.session.index
+        run, index = self.session.run, self.session.index
         aligned = self._run_is_aligned()
         k = self.k.value()
         targets = [m for m in MODALITIES if m != "audio"]
@@ -405,7 +391,7 @@ class RetrievalPanel(QWidget):
                 def embed(wave, sr):
                     return np.asarray(emb.audio(wave, sr), np.float32)[None, :]
             match = best_window(audio, window_s, embed,
-                                lambda feats, tgt: embed_query(run_method, "audio", feats, tgt),
+                                lambda feats, tgt: embed_query(run, "audio", feats, tgt),
                                 lambda vec, tgt: list(index.query(vec, tgt, k, source="audio")), targets)
             return audio.warnings, match
 
@@ -519,7 +505,6 @@ class RetrievalPanel(QWidget):
 
     def _embed_in_background(self, label: str, features_of: Any) -> None:
         """Load the extractors and the run's model on a worker thread, embed, then query."""
-        run_method = self.run_method
         run = self.session.run
         self.header.setText(f"Embedding {html.escape(label)} …")
 
@@ -530,7 +515,7 @@ class RetrievalPanel(QWidget):
             for src, vec in feats.items():
                 for tgt in MODALITIES:
                     if tgt != src:
-                        out[(src, tgt)] = embed_query(run_method, src, vec, tgt)
+                        out[(src, tgt)] = embed_query(run, src, vec, tgt)
             return out
 
         def done(vectors):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import html
 import math
-import threading
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -72,8 +71,6 @@ class WhyView(QWidget):
         self.result: Optional[WhyResult] = None
         self.hovered: Optional[tuple[int, int]] = None
         self._ticket = 0
-        self._method_lock = threading.Lock()
-        self._method: tuple[Any, Any] = (None, None)  # (run, its Method), loaded once per run
 
         self.toggle = QToolButton(text="Why this result", checkable=True, checked=True)
         self.toggle.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
@@ -174,17 +171,6 @@ class WhyView(QWidget):
         self.path_item.clear()
         self.hover_rect.hide()
 
-    def _method_for(self, run: Any) -> Any:
-        """The run's selected model, loaded once per run (worker threads share it read-only)."""
-        with self._method_lock:
-            if self._method[0] is not run:
-                method = run.method()
-                for net in (method.generator, method.discriminator):
-                    if net is not None:
-                        net.eval()  # kept in eval: concurrent forwards then never flip dropout on
-                self._method = (run, method)
-            return self._method[1]
-
     # ---- computing -----------------------------------------------------------------------------
     def explain(self, query_id: str, query_modality: str, result_id: str, result_modality: str) -> None:
         """Show how dataset sample ``query_id`` (in ``query_modality``) lines up with ``result_id``."""
@@ -222,7 +208,7 @@ class WhyView(QWidget):
         """Worker side: the alignment, the positions' labels, the partner path."""
         from model.search.alignment_view import (audio_onset_seconds, partner_alignment, per_note, position_labels,
                                                  run_alignment)
-        a = run_alignment(run, self._method_for(run), features, qid, qm, rid, rm)
+        a = run_alignment(run, run.loaded_method(), features, qid, qm, rid, rm)
         qs, rs = dataset.sample(qid), dataset.sample(rid)
 
         def onsets(sid: str, modality: str) -> Optional[np.ndarray]:

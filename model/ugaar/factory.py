@@ -159,6 +159,12 @@ class Method:
             return v[:, :e].astype(np.float32)
         return np.concatenate([v, np.zeros((len(v), e - v.shape[1]), np.float32)], axis=1)
 
+    @property
+    def retrieval_net(self) -> "torch.nn.Module | None":
+        """The network that maps items into the retrieval space (``config.retrieval_space``; None for CCA
+        and random)."""
+        return self.generator if self.config.retrieval_space == "generator" else self.discriminator
+
     @torch.no_grad()
     def embed_modality(self, modality: str, values: Inputs, partner: str | None = None,
                        chunk: int = 8192) -> np.ndarray:
@@ -191,7 +197,7 @@ class Method:
             proj = cca.transform_x(x) if key.startswith(modality + "|") else cca.transform_y(x)
             # Weight each canonical component by its correlation (standard for CCA retrieval).
             return self._pad(proj * cca.correlations_.astype(np.float32))
-        net = self.generator if self.config.retrieval_space == "generator" else self.discriminator
+        net = self.retrieval_net
         assert net is not None
         was_training = net.training
         net.eval()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,8 @@ class Run:
         self.status = str(status.get("status", "unknown"))
         self.message = str(status.get("message", ""))
         self.metrics = metrics
+        self._loaded: Method | None = None
+        self._loading = threading.Lock()
 
     @classmethod
     def open(cls, run_dir: str | Path) -> "Run":
@@ -86,6 +89,23 @@ class Run:
                 return method_from_state(self.config.replace(device="cpu"), state["method"])
         raise FileNotFoundError(f"{self.run_dir} has no best.pt or checkpoint.pt")
 
+    def loaded_method(self) -> Method:
+        """:meth:`method`, loaded once per ``Run`` and kept in eval mode, for inference only.
+
+        Queries, explanations and the window's worker threads share it
+        read-only (eval mode: concurrent forwards never switch dropout on);
+        training takes a fresh :meth:`method`.
+        """
+        with self._loading:
+            if self._loaded is None:
+                method = self.method()
+                for name in ("generator", "discriminator"):
+                    net = getattr(method, name, None)
+                    if net is not None:
+                        net.eval()
+                self._loaded = method
+            return self._loaded
+
     @cached_property
     def _saved(self) -> dict[str, np.ndarray]:
         path = self.run_dir / "embeddings.npz"
@@ -120,4 +140,4 @@ class Run:
         inputs, a ``SequenceInput`` for a run on aligned inputs (a
         ``SequenceInput`` given to a paper run is reduced to its pooled part).
         """
-        return self.method().embed_modality(modality, features, partner=target)
+        return self.loaded_method().embed_modality(modality, features, partner=target)
