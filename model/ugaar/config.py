@@ -64,6 +64,12 @@ class RunConfig:
         read from their tokens' structure columns only, holding
         ``structure_weight`` of the unit norm; the lyrics embedding H lives in
         that block alone (docs/training.md, "Third round").
+    audio_onset_noise : float
+        Training augmentation of the audio token sequences
+        (``inputs="aligned"``): each epoch, each training item loses one
+        token or gains a duplicate one with this probability, as an onset
+        detector's miss or false alarm shifts the positions after it
+        (``model.ugaar.onset_noise``; 0: off).
     cca_positions : int
         Positions of each sequence flattened into the CCA baseline's input
         (``inputs="aligned"``).
@@ -167,6 +173,7 @@ class RunConfig:
     structure_dim: int = 0
     structure_weight: float = 0.5
     structure_hidden: int = 256
+    audio_onset_noise: float = 0.0
     cca_positions: int = 20
     cca_reg: float = 1e-4
     cca_lyrics_components: int = 0
@@ -256,6 +263,8 @@ class RunConfig:
             raise ValueError(f"structure_weight must be in (0, 1), got {self.structure_weight}")
         if self.structure_dim and not self.normalize_embeddings:
             raise ValueError("structure_dim needs normalize_embeddings")
+        if not 0.0 <= self.audio_onset_noise <= 1.0:
+            raise ValueError(f"audio_onset_noise must be in [0, 1], got {self.audio_onset_noise}")
         if not 0.0 <= self.importance_mix < 1.0:
             raise ValueError(f"importance_mix must be in [0, 1), got {self.importance_mix}")
 

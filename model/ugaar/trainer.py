@@ -47,6 +47,7 @@ from . import loss as L
 from .cca import ground_truth_pairs
 from .config import RunConfig
 from .factory import Method, build_method, method_from_state
+from .onset_noise import perturb_onsets
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
@@ -135,6 +136,7 @@ class Trainer:
                                                           config.cca_components)).to(self.device)
             self.x = {m: self.method.tensor(m, self.train.input_of(m, config.inputs))
                       for m in ("audio", "sheet", "lyrics")}
+            self._clean_audio = self.x["audio"]  # what onset noise (audio_onset_noise) perturbs each epoch
             self._init_d_bias()
         n_train = len(self.train)
         self.steps_per_epoch = max(1, math.ceil(n_train / config.batch_size)) if config.trains else 1
@@ -507,6 +509,10 @@ class Trainer:
                 t0 = time.perf_counter()
                 # the same global batches on every rank (each rank takes its rows of each)
                 batches = dist_.epoch_batches(len(self.train), self.steps_per_epoch, (cfg.seed, self.epoch, 7))
+                if cfg.audio_onset_noise > 0 and cfg.inputs == "aligned":
+                    # one draw per epoch, the same on every rank and again on resume
+                    self.x["audio"] = perturb_onsets(self._clean_audio, cfg.audio_onset_noise,
+                                                     _derive_seed(cfg.seed, self.epoch, 0, 11))
                 stopping = False
                 while self.step_in_epoch < self.steps_per_epoch:
                     ts = time.perf_counter()
