@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 
-from test_app_fixtures import app_home, window  # noqa: F401 - fixtures
+from test_app_fixtures import app_home, open_tiny, window  # noqa: F401 - fixtures
 
 
 def _write_midi(path, words, pitch0=60):
@@ -58,15 +58,22 @@ def test_cancel_build_keeps_window_working(qtbot, window):
     assert window.session.dataset is None
 
 
-def test_features_label_says_how_audio_onsets_were_found():
+def test_features_label_says_how_audio_onsets_were_found(qtbot, window):
     """The datasets panel names the onset detector of the features' audio tokens (issue 10)."""
     from model.ugaar.synthetic import synthetic_features, synthetic_stress_features
-    from ugaar_app.dataset_panel import onsets_text
+    from ugaar_app.dataset_panel import FEATURES_TIP
 
+    open_tiny(qtbot, window)
+    label = window.datasets.features_label
     aligned = synthetic_stress_features(40)
     aligned.meta["config"] = {"onset_method": "flux", "onset_delta": 0.02}
-    assert "spectral-flux onsets (threshold 0.02)" in onsets_text(aligned)
-    assert "--onset-method learned" in onsets_text(aligned)
-    aligned.meta["config"] = {"onset_method": "learned", "onset_delta": 0.05}
-    assert "learned onset detector" in onsets_text(aligned) and "threshold" not in onsets_text(aligned)
-    assert onsets_text(synthetic_features(40)) == ""  # the paper's pooled features: no audio tokens
+    window.session.set_features(aligned)
+    qtbot.waitUntil(lambda: "Audio onsets: spectral flux (threshold 0.02)." in label.text(), timeout=5000)
+    assert label.text().startswith("Cached: 40 samples") and label.toolTip() == FEATURES_TIP
+    assert "--onset-method learned" in label.toolTip()
+    learned = synthetic_stress_features(40)
+    learned.meta["config"] = {"onset_method": "learned", "onset_delta": 0.05}
+    window.session.set_features(learned)
+    qtbot.waitUntil(lambda: label.text().endswith("Audio onsets: learned detector."), timeout=5000)
+    window.session.set_features(synthetic_features(40))  # the paper's pooled features: no audio tokens
+    qtbot.waitUntil(lambda: "Audio onsets" not in label.text(), timeout=5000)

@@ -83,9 +83,14 @@ def onsets_text(features: Any) -> str:
     if not features.has_sequences:
         return ""
     if config.get("onset_method") == "learned":
-        return " Audio tokens start at onsets found by the learned onset detector."
-    return (f" Audio tokens start at spectral-flux onsets (threshold {config.get('onset_delta', 0.05):g}); "
-            "`ugaar features extract --onset-method learned` finds the soft onsets of strings, flute and voice.")
+        return " Audio onsets: learned detector."
+    return f" Audio onsets: spectral flux (threshold {config.get('onset_delta', 0.05):g})."
+
+
+#: The label's tooltip: what the choice of onsets and timbres means for a user's recordings.
+FEATURES_TIP = ("Audio in other timbres than these may retrieve worse (docs/features.md, timbre augmentation). "
+                "Spectral-flux onsets miss the soft starts of bowed, blown and sung notes; for such recordings "
+                "extract with ugaar features extract DATASET --onset-method learned (docs/benchmarks.md).")
 
 
 class DatasetPanel(QWidget):
@@ -404,8 +409,7 @@ class DatasetPanel(QWidget):
             timbres = fs.meta.get("timbres") or []
             heard = (" The audio encoder was trained on: " + "; ".join(timbres) + ".") if timbres else ""
             self.features_label.setText(f"Cached: {len(fs)} samples ({dims}).{heard}{onsets_text(fs)}")
-            self.features_label.setToolTip("Audio in other timbres than these may retrieve worse "
-                                           "(docs/features.md, timbre augmentation).")
+            self.features_label.setToolTip(FEATURES_TIP)
             self.features_btn.setEnabled(True)
 
     def start_features(self, then: Any = None) -> Optional[Task]:
