@@ -110,3 +110,18 @@ def test_a_small_trained_net_finds_soft_onsets_and_survives_save_and_load(tmp_pa
                           onset_probabilities(net, rows, CONFIG.log_offset))
     assert load(tmp_path / "nowhere") is None
     assert 0.0 < THRESHOLD < 1.0
+
+
+def test_a_damaged_onset_net_file_is_named(tmp_path):
+    from model.errors import CorruptFileError
+    from model.features.onset_net import ONSET_NET_FILE
+
+    torch.manual_seed(0)
+    save(OnsetNet(), tmp_path, {})
+    path = tmp_path / ONSET_NET_FILE
+    path.write_bytes(path.read_bytes()[:200])  # an interrupted copy
+    with pytest.raises(CorruptFileError, match=ONSET_NET_FILE):
+        load(tmp_path)
+    torch.save({"state": {"layers.0.weight": torch.zeros(1)}, "n_bands": 64, "width": 48}, path)
+    with pytest.raises(CorruptFileError, match="trains it again"):
+        load(tmp_path)

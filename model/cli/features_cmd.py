@@ -41,7 +41,7 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
                           "(docs/features.md). Only the sequences change; the encoders are kept")
     ext.add_argument("--onset-method", default=None, choices=("flux", "superflux", "learned"),
                      help="how audio onsets are found (default: the encoders' config, flux): learned trains "
-                          "a small onset network on the dataset's notes in training timbres (about 3 min on "
+                          "a small onset network on the dataset's notes in training timbres (about 2 min on "
                           "LMD-full, kept in the encoders folder) and finds the soft onsets of strings, flute "
                           "and voice (docs/features.md). Only the sequences change; the encoders are kept")
     ext.add_argument("--cca", action="store_true",

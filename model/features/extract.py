@@ -381,7 +381,8 @@ def extract_features(dataset: Any, config: FeatureConfig | None = None, *,
         ``"cpu"`` or ``"cuda"`` (never required).
     progress, cancel
         Progress callback (stages ``frontend``, ``skipgram``, ``pretrain``,
-        ``extract``, ``sequences``, ``cache``) and cancel token.
+        ``onsets`` (the learned onset detector, on first use), ``extract``,
+        ``sequences``, ``cache``) and cancel token.
     force : bool
         Recompute the features even when cached (trained encoders are kept).
     workers : int

@@ -122,12 +122,21 @@ def save(net: OnsetNet, folder: str | Path, report_data: dict[str, Any]) -> Path
 
 def load(folder: str | Path) -> Optional[OnsetNet]:
     """The network of an encoders folder, or None when it has none (``torch.load(weights_only=True)``)."""
+    from model.errors import CorruptFileError
+    from model.validate import load_checkpoint
+
     path = Path(folder) / ONSET_NET_FILE
     if not path.is_file():
         return None
-    data = torch.load(path, map_location="cpu", weights_only=True)
+    # a truncated or foreign file: an error naming it, not torch's
+    data = load_checkpoint(path, keys=("state", "n_bands", "width"))
     net = OnsetNet(int(data["n_bands"]), int(data["width"]))
-    net.load_state_dict(data["state"])
+    try:
+        net.load_state_dict(data["state"])
+    except (RuntimeError, TypeError) as exc:
+        raise CorruptFileError(str(path), f"does not hold this version's onset network ({type(exc).__name__})",
+                               "delete it; the next `ugaar features extract --onset-method learned` "
+                               "trains it again") from None
     return net.eval()
 
 
