@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         results.append(row)
         d, o = row["detected"], row["oracle"]
         print(f"{folder.name}: a→s R@1 {d['audio→sheet']['R@1']:.1f} → {o['audio→sheet']['R@1']:.1f} %, "
-              f"s→a {d['sheet→audio']['R@1']:.1f} → {o['sheet→audio']['R@1']:.1f} %", file=sys.stderr, flush=True)
+              f"s→a {d['sheet→audio']['R@1']:.1f} → {o['sheet→audio']['R@1']:.1f} %",
+              file=sys.stderr, flush=True)
 
     print(f"\n**Onset oracle through run {Path(args.run).name}: {args.split} split, onsets "
           f"{config.onset_method} (threshold {config.onset_delta:g} for flux)**\n")

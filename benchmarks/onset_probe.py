@@ -84,8 +84,8 @@ def score(rendered: Path, base, ids: list[str], methods: list[str], onset_net=No
                 wanted += len(truth)
                 near += abs(len(got) - len(truth)) <= 2
             p, r = hits / max(found, 1), hits / max(wanted, 1)
-            out[method if delta is None else f"{method}@{delta:g}"] = {"F": 2 * p * r / max(p + r, 1e-9), "P": p, "R": r,
-                                          "count_within_2": near / len(ids)}
+            name = method if delta is None else f"{method}@{delta:g}"
+            out[name] = {"F": 2 * p * r / max(p + r, 1e-9), "P": p, "R": r, "count_within_2": near / len(ids)}
     return out
 
 

@@ -91,7 +91,8 @@ def test_a_small_trained_net_finds_soft_onsets_and_survives_save_and_load(tmp_pa
     for i in range(48):
         notes = _melody(rng)
         rows = _soft_item(notes, float(rng.uniform(0.005, 0.25)), i)
-        items.append((network_input(rows, CONFIG.log_offset), onset_targets([n.onset for n in notes], len(rows), ROW_S)))
+        targets = onset_targets([n.onset for n in notes], len(rows), ROW_S)
+        items.append((network_input(rows, CONFIG.log_offset), targets))
     net = train_onset_net(items, OnsetTraining(epochs=25, batch=8, lr=3e-3), seed=0)
 
     learned, flux = [], []

@@ -55,8 +55,10 @@ def audio_query(run, index, embedder, audio, targets, k: int):
     window's ``AudioMatch`` (results per target)."""
     from model.search.audio_query import best_window, load_query_audio
 
-    if isinstance(audio, (str, Path)) or audio.sample_rate != embedder.config.sample_rate:
-        audio = load_query_audio(audio if isinstance(audio, (str, Path)) else audio.path, embedder.config.sample_rate)
+    if isinstance(audio, (str, Path)):
+        audio = load_query_audio(audio, embedder.config.sample_rate)
+    elif audio.sample_rate != embedder.config.sample_rate:  # checked at 16 kHz; these encoders read another rate
+        audio = load_query_audio(audio.path, embedder.config.sample_rate)
     for warning in audio.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if run.config.inputs == "aligned":
