@@ -13,6 +13,7 @@ does.
 Usage::
 
     python benchmarks/timbre_model.py DATASET RUN [--split test] [--work DIR] [--label L] [--json OUT]
+    python benchmarks/timbre_model.py DATASET RUN --split val --rendered FOLDER [FOLDER ...]
 
 The rendered folders are kept under ``--work`` (default
 ``~/.cache/ugaar/timbre_model/<dataset>``), so a second call re-uses them.
@@ -94,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run", help="a finished run folder")
     parser.add_argument("--split", default="test")
     parser.add_argument("--work", default=None, help="where the rendered folders are kept")
+    parser.add_argument("--rendered", nargs="+", metavar="FOLDER", default=None,
+                        help="rank these folders, written by `ugaar dataset render-audio --split SPLIT`, instead "
+                             "of the standard renderings (validation renderings for choosing settings)")
     parser.add_argument("--label", default="")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args(argv)
@@ -119,16 +123,23 @@ def main(argv: list[str] | None = None) -> int:
     onset_method = str(base.meta["config"].get("onset_method", "flux"))
     work = Path(args.work or Path.home() / ".cache" / "ugaar" / "timbre_model" / Path(args.dataset).name)
     evaluate = split_evaluator(run, base, args.split)
-    rows = [{"rendering": "the run's own test features (training timbre, from the dataset)",
+    rows = [{"rendering": f"the run's own {args.split} features (training timbre, from the dataset)",
              "figures": evaluate(base), "seconds": 0.0}]
-    for label, rendering in renderings():
+    if args.rendered:
+        missing = [f for f in args.rendered if not (Path(f) / "manifest.json").is_file()]
+        if missing:
+            parser.error(f"{missing[0]}: not a rendered dataset folder (no manifest.json)")
+        chosen = [(Path(f).name, None, Path(f)) for f in args.rendered]
+    else:
+        chosen = [(label, rendering, None if isinstance(rendering, str) else work / folder_name(rendering))
+                  for label, rendering in renderings()]
+    for label, rendering, folder in chosen:
         if isinstance(rendering, str):
             rows.append({"rendering": label, "skipped": rendering})
             continue
-        folder = work / folder_name(rendering)
         t0 = time.perf_counter()
         try:
-            if not (folder / "manifest.json").is_file():
+            if rendering is not None and not (folder / "manifest.json").is_file():
                 _ugaar("dataset", "render-audio", args.dataset, "--split", args.split, "--out", str(folder),
                        "--quiet", *render_args(rendering))
             # cut into tokens as the run's features were; features extract re-uses its own cache
@@ -151,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
              f"{run.config.method} on {run.config.inputs} inputs, onsets {onset_method}"
              + (f" (threshold {onset_delta:g})" if onset_method != "learned" else ""))
     print(f"\n**{title}**\n")
-    print("| test rendering | audio→sheet R@1 | sheet→audio R@1 | audio→lyrics MedR/N | lyrics→audio MedR/N | "
+    print(f"| {args.split} rendering | audio→sheet R@1 | sheet→audio R@1 | audio→lyrics MedR/N | lyrics→audio MedR/N | "
           "render + extract |")
     print("|---|---:|---:|---:|---:|---:|")
     for row in rows:
