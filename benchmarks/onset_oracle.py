@@ -31,14 +31,17 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from onset_probe import true_onsets  # noqa: E402
+from timbre_model import rendered_features  # noqa: E402
 
 DIRECTIONS = ("audio→sheet", "sheet→audio", "audio→lyrics", "lyrics→audio")
 
 
 def oracle_rows(sample, row_s: float, n_rows: int, late_rows: int) -> np.ndarray:
     """The rows of the item's note onsets (first at 0), shifted as the run's detector marks them."""
-    onsets = np.array(sorted({round(n.onset, 4) for n in sample.notes}), dtype=np.float64)
-    rows = np.round((onsets - onsets[0]) / row_s).astype(np.int64) + late_rows
+    rows = np.round(true_onsets(sample) / row_s).astype(np.int64) + late_rows
     return np.unique(np.clip(rows, 0, max(n_rows - 1, 0)))
 
 
@@ -65,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from model.data.dataset import Dataset
-    from model.feature_set import FeatureSet, SequenceInput, cached_feature_files
+    from model.feature_set import FeatureSet, SequenceInput
     from model.features.config import FeatureConfig
     from model.features.extract import inputs_cache_path, load_cached_inputs, load_encoders
     from model.features.sequences import audio_rows, detect_onsets
@@ -96,8 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"{folder} --encoders {encoders_dir}` first")
         audio_inputs = cached[0]
         # the sequence encoder also reads the item's pooled CNN vector: the rendering's own
-        rendered = next((fs for fs in map(FeatureSet.load, reversed(cached_feature_files(folder)))
-                         if fs.meta.get("encoders_dir") == str(encoders_dir)), None)
+        rendered = rendered_features(folder, encoders_dir)
         if rendered is None:
             parser.error(f"{folder}: no features made with {encoders_dir}")
         where = {s: i for i, s in enumerate(rendered.sample_ids)}

@@ -67,6 +67,21 @@ def _ugaar(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "model", *args], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
 
 
+def rendered_features(folder: Path, encoders_dir: str, settings: dict[str, Any] | None = None):
+    """The newest FeatureSet of ``folder`` made with ``encoders_dir`` and, when given, these
+    ``FeatureConfig`` ``settings`` (such as ``onset_method``); None when it has none."""
+    from model.feature_set import FeatureSet, cached_feature_files
+    from model.features.config import FeatureConfig
+
+    for fs in map(FeatureSet.load, reversed(cached_feature_files(folder))):
+        if fs.meta.get("encoders_dir") != str(encoders_dir):
+            continue
+        made = FeatureConfig.from_dict(fs.meta.get("config", {}))  # fields it predates: their defaults
+        if all(getattr(made, k) == v for k, v in (settings or {}).items()):
+            return fs
+    return None
+
+
 def split_evaluator(run, base, split: str) -> Callable[[Any], dict]:
     """``evaluate(rendered)``: the run's figures with ``rendered``'s audio against ``base``'s sheets and lyrics.
 
@@ -102,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args(argv)
 
-    from model.feature_set import FeatureSet, cached_feature_files
+    from model.feature_set import FeatureSet
     from model.ugaar import Run
 
     from model.errors import UgaarError
@@ -148,10 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         except subprocess.CalledProcessError as exc:  # ugaar printed its one-line reason above
             parser.exit(1, f"{label}: `ugaar {' '.join(exc.cmd[3:5])}` failed; the renderings before it are kept "
                            f"in {work}\n")
-        rendered = next(fs for fs in map(FeatureSet.load, reversed(cached_feature_files(folder)))
-                        if fs.meta.get("encoders_dir") == str(encoders)
-                        and fs.meta.get("config", {}).get("onset_delta") == onset_delta
-                        and fs.meta.get("config", {}).get("onset_method", "flux") == onset_method)
+        rendered = rendered_features(folder, encoders, {"onset_delta": onset_delta, "onset_method": onset_method})
+        if rendered is None:
+            parser.exit(1, f"{label}: {folder} has no features made with {encoders} and these onsets\n")
         figures = evaluate(rendered)
         rows.append({"rendering": label, "figures": figures, "seconds": time.perf_counter() - t0})
         print(f"{label}: a→s R@1 {figures['audio→sheet']['R@1']:.1f} %, s→a {figures['sheet→audio']['R@1']:.1f} %, "

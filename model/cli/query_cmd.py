@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -51,14 +50,10 @@ def window_seconds(run) -> float:
 
 
 def audio_query(run, index, embedder, audio, targets, k: int):
-    """Slide sample-long windows over a checked recording (``QueryAudio``, or a path to load); the best
+    """Slide sample-long windows over a checked recording (``QueryAudio`` at the embedder's rate); the best
     window's ``AudioMatch`` (results per target)."""
-    from model.search.audio_query import best_window, load_query_audio
+    from model.search.audio_query import best_window
 
-    if isinstance(audio, (str, Path)):
-        audio = load_query_audio(audio, embedder.config.sample_rate)
-    elif audio.sample_rate != embedder.config.sample_rate:  # checked at 16 kHz; these encoders read another rate
-        audio = load_query_audio(audio.path, embedder.config.sample_rate)
     for warning in audio.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if run.config.inputs == "aligned":
@@ -97,7 +92,11 @@ def query_results(run, index, args, info: dict | None = None,
     embedder = load_embedder(encoders, sequence_settings=run.features_meta.get("config"))
     if args.audio:
         targets = [t for t in MODALITIES if t != "audio" and (not args.target or t == args.target)]
-        match = audio_query(run, index, embedder, audio if audio is not None else args.audio, targets, args.k)
+        # decoded here when not checked yet, or again when these encoders read another rate than 16 kHz
+        if audio is None or audio.sample_rate != embedder.config.sample_rate:
+            from model.search.audio_query import load_query_audio
+            audio = load_query_audio(args.audio, embedder.config.sample_rate)
+        match = audio_query(run, index, embedder, audio, targets, args.k)
         if info is not None:
             info["match"] = match
         return [("audio", t, match.results[t]) for t in targets]

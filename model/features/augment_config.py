@@ -15,6 +15,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from model.validate import from_known_fields
+
 #: Names of the General MIDI programs (bank 0) this project renders with.
 GM_NAMES = {0: "piano", 11: "vibraphone", 19: "organ", 24: "guitar", 40: "violin", 48: "strings",
             52: "choir", 53: "voice", 56: "trumpet", 65: "saxophone", 68: "oboe", 71: "clarinet",
@@ -122,7 +124,6 @@ class AugmentConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "AugmentConfig":
-        from model.validate import from_known_fields
         return from_known_fields(cls, data)
 
     def render_settings(self) -> dict[str, Any]:
