@@ -64,7 +64,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="test")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
+    from model.errors import UgaarError
 
+    try:
+        return _oracle(args, parser)
+    except (UgaarError, OSError) as exc:  # a missing or damaged run, dataset or feature file: its message
+        parser.exit(1, f"{parser.prog}: error: {exc}\n")
+
+
+def _oracle(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import torch
 
     from model.data.dataset import Dataset
@@ -80,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     if run.config.inputs != "aligned":
         parser.error(f"{args.run} trains on {run.config.inputs} inputs; the oracle cuts aligned tokens")
     base = FeatureSet.load(run.config.features_path)
-    encoders_dir = run.features_meta["encoders_dir"]
+    encoders_dir = run.features_meta.get("encoders_dir")
+    if not encoders_dir:
+        parser.error(f"{args.run} does not record its encoders_dir")
     encoders = load_encoders(encoders_dir)
     config = FeatureConfig.from_json(Path(encoders_dir) / "config.json").with_sequence_settings(base.meta["config"])
     row_s = config.stft_hop_s * config.audio_time_pool

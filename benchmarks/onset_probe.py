@@ -65,6 +65,13 @@ def score(rendered: Path, base, ids: list[str], methods: list[str], onset_net=No
     from model.features.sequences import audio_rows, detect_onsets
 
     data = Dataset.open(rendered)
+    have = {s.sample_id for s in data.samples}
+    missing = [sid for sid in ids if sid not in have]
+    if missing:
+        from model.data.dataset import DatasetError
+        raise DatasetError(f"{rendered}: no rendering of validation item {missing[0]} ({len(missing)} of "
+                           f"{len(ids)} missing); write it with `ugaar dataset render-audio BASE --split val "
+                           f"--out {rendered}`")
     config = FeatureConfig()
     row_s = config.stft_hop_s * config.audio_time_pool
     rows_of = {}
@@ -98,13 +105,26 @@ def main() -> int:
     ap.add_argument("--encoders", default=None, help="an encoders folder with onset_net.pt (for learned)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
+    from model.errors import UgaarError
 
+    try:
+        return _probe(args, ap)
+    except (UgaarError, OSError) as exc:  # a missing or damaged dataset or rendering: its message
+        ap.exit(1, f"{ap.prog}: error: {exc}\n")
+
+
+def _probe(args: argparse.Namespace, ap: argparse.ArgumentParser) -> int:
     from model.data.dataset import Dataset
     from model.features.config import ONSET_METHODS
 
+    methods = args.methods.split(",") if args.methods else list(ONSET_METHODS)
+    unknown = [m for m in methods if m not in ONSET_METHODS]
+    if unknown:
+        ap.error(f"--methods: unknown {', '.join(unknown)} (choose from {', '.join(ONSET_METHODS)})")
     base = Dataset.open(args.base)
     ids = base.split_ids("val")[: args.items]
-    methods = args.methods.split(",") if args.methods else list(ONSET_METHODS)
+    if not ids:
+        ap.error(f"{args.base}: no validation items to score")
     onset_net = None
     if "learned" in methods:
         from model.features.onset_net import load
