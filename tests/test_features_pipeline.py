@@ -328,3 +328,34 @@ def test_query_lyrics_through_an_aligned_run(tiny_dataset, extracted, tmp_path, 
     out = capsys.readouterr().out
     assert "lyrics → audio" in out and "lyrics → sheet" in out
     assert len([line for line in out.splitlines() if line.strip().startswith(("1.", "2.", "3."))]) == 6
+
+
+def test_query_reranks_audio_and_sheet_by_melody(tiny_dataset, extracted, tmp_path, capsys):
+    """A sample's audio finds its own sheet first once re-ranked by pitch, and a recording of its notes by
+    another instrument (flute, never trained on) does too; --no-melody leaves the learned order."""
+    import soundfile
+    from model.cli import main
+    from model.render.audio import FluidSynthRenderer, fluidsynth_available
+    fs, _enc, _ = extracted
+    run_dir = tmp_path / "run"
+    assert main(["train", fs.meta["cache_path"], "--method", "baseline", "--epochs", "1", "--out", str(run_dir),
+                 "--set", "seq_width=16", "--set", "seq_heads=2", "--set", "seq_layers=1"]) == 0
+    sid = tiny_dataset.split_ids("test")[0] if tiny_dataset.split_ids("test") else tiny_dataset.samples[0].sample_id
+    capsys.readouterr()
+    assert main(["query", str(run_dir), "--sample", sid, "--source", "audio", "--k", "3"]) == 0
+    out = capsys.readouterr().out
+    sheet_block = out.split("audio → sheet")[1].split("audio → lyrics")[0]
+    assert "re-ranked by melody" in sheet_block
+    assert sheet_block.splitlines()[1].split()[1] == sid  # its own sheet first
+    assert "re-ranked" not in out.split("audio → lyrics")[1]  # lyrics have no pitch
+    assert main(["query", str(run_dir), "--sample", sid, "--source", "audio", "--k", "3", "--no-melody"]) == 0
+    assert "re-ranked" not in capsys.readouterr().out
+    if not fluidsynth_available()[0]:
+        return
+    wav = tmp_path / "flute.wav"
+    soundfile.write(str(wav), FluidSynthRenderer(16000, program=73).render(tiny_dataset.sample(sid).notes), 16000)
+    assert main(["query", str(run_dir), "--audio", str(wav), "--target", "sheet", "--k", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "re-ranked by melody" in out
+    first = [line for line in out.splitlines() if line.strip().startswith("1.")][0]
+    assert first.split()[1] == sid

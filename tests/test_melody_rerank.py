@@ -6,6 +6,7 @@ import pytest
 import soundfile
 
 from model.data.song import Note
+from model.feature_set import cached_feature_files
 from model.features import pitch_track as pt
 from model.features.pitch_track import TRACK_FRAME_S, dataset_pitch_tracks, pitch_track
 from model.progress import CancelToken, Cancelled
@@ -89,7 +90,7 @@ def test_config_is_checked():
         MelodyRerankConfig(k=0)
     with pytest.raises(ValueError, match="weight"):
         MelodyRerankConfig(weight=-1)
-    assert MelodyRerankConfig().to_dict() == {"k": 50, "weight": 2.0, "cap": 3.0, "any_key": False}
+    assert MelodyRerankConfig().to_dict() == {"k": 100, "weight": 10.0, "cap": 3.0, "any_key": False}
 
 
 @pytest.mark.skipif(not fluidsynth_available()[0], reason="FluidSynth is not installed")
@@ -101,7 +102,7 @@ def test_a_melody_played_by_another_instrument_finds_its_sheet(program):
         track = pitch_track(renderer.render(notes), 16000)
         # the learned space ranks the true sheet last of three, with the others far closer
         hits = sorted(((k, 0.0 if k != name else 0.3) for k in MELODIES), key=lambda h: h[1])
-        reranked = rerank_hits(hits, track, contours.get, "cosine", MelodyRerankConfig(k=3, weight=2.0))
+        reranked = rerank_hits(hits, track, contours.get, "cosine", MelodyRerankConfig(k=3))
         assert reranked[0][0] == name, (program, name, reranked)
         # with weight 0 the learned order stands
         assert rerank_hits(hits, track, contours.get, "cosine", MelodyRerankConfig(k=3, weight=0.0))[-1][0] == name
@@ -115,8 +116,11 @@ def test_rerank_hits_keeps_the_tail_and_an_unpitched_query():
     assert [h[0] for h in out] == ["rising", "falling", "leaps"] and out[2] == ("leaps", 0.3)  # beyond k: kept
     assert rerank_hits(hits, np.zeros(0), contours.get, "cosine") == hits  # nothing pitched: unchanged
     out = rerank_hits(hits, track, contours.get, "euclidean", MelodyRerankConfig(k=3))
-    assert out[0] == ("leaps", pytest.approx(0.3 ** 2 / 2))  # d²/2, plus 0 contour distance
-    assert spatial_score(0.3, "cosine") == 0.3
+    half_sq = np.array([0.1, 0.2, 0.3]) ** 2 / 2  # Euclidean → 1 − cos on unit vectors, then standardised
+    assert out[0] == ("leaps", pytest.approx((half_sq[2] - half_sq.mean()) / half_sq.std()))  # + 0 contour distance
+    assert np.allclose(spatial_score(np.array([1.0, 2.0, 3.0]), "cosine"), [-1.2247449, 0.0, 1.2247449])
+    assert np.allclose(spatial_score(np.array([10.0, 20.0, 30.0]), "cosine"), [-1.2247449, 0.0, 1.2247449])  # scale-free
+    assert spatial_score(np.array([0.4]), "cosine").tolist() == [0.0]
 
 
 def test_rerank_ranks_agrees_with_rerank_hits():
@@ -171,13 +175,14 @@ def test_dataset_tracks_are_cached_resumed_and_survive_a_broken_file(tmp_path, m
 
     with pytest.raises(Cancelled):
         dataset_pitch_tracks(folder, progress=progress, cancel=cancel)
-    partial = tmp_path / "features" / "pitch-tracks-v1.partial.npz"
-    assert partial.is_file() and not (tmp_path / "features" / "pitch-tracks-v1.npz").exists()
+    partial = tmp_path / "features" / "pitch-tracks" / "v1.partial.npz"
+    assert partial.is_file() and not (tmp_path / "features" / "pitch-tracks" / "v1.npz").exists()
     seen.clear()
     tracks = dataset_pitch_tracks(folder, progress=lambda p: seen.append(p.done))
     assert len(seen) == 3  # s0, s1 came from the partial file; s2, s3, s4 were computed
     assert len(tracks["s3"]) == 0 and all(len(tracks[s]) > 10 for s in ("s0", "s1", "s2", "s4"))
-    assert (tmp_path / "features" / "pitch-tracks-v1.npz").is_file() and not partial.exists()
+    assert (tmp_path / "features" / "pitch-tracks" / "v1.npz").is_file() and not partial.exists()
+    assert cached_feature_files(tmp_path) == []  # never mistaken for a FeatureSet
     assert abs(np.median(tracks["s2"][:4]) - 62) < 0.5
     seen.clear()
     again = dataset_pitch_tracks(folder, ["s0", "s4"], progress=lambda p: seen.append(p.done))
@@ -190,7 +195,7 @@ def test_dataset_tracks_are_cached_resumed_and_survive_a_broken_file(tmp_path, m
 def test_reranker_orders_only_audio_and_sheet():
     contours = {k: note_contour(v) for k, v in MELODIES.items()}
     tracks = dict(contours)
-    rr = MelodyReranker(tracks, contours, "cosine", MelodyRerankConfig(k=3))
+    rr = MelodyReranker.from_tables(tracks, contours, "cosine", MelodyRerankConfig(k=3))
     hits = [("rising", 0.1), ("falling", 0.2), ("leaps", 0.3)]
     assert rr.applies("audio", "sheet") and rr.applies("sheet", "audio") and not rr.applies("audio", "lyrics")
     assert rr.rerank("audio", "lyrics", hits, rr.query_sequence("audio", "leaps")) == hits

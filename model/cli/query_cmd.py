@@ -49,9 +49,28 @@ def window_seconds(run) -> float:
         return DEFAULT_WINDOW_S
 
 
-def audio_query(run, index, embedder, audio, targets, k: int):
+def melody_reranker(run, args):
+    """The run's ``MelodyReranker`` (audio ↔ sheet results re-ranked by pitch), or None with
+    ``--no-melody`` or when the run's dataset folder cannot be read."""
+    if getattr(args, "no_melody", False):
+        return None
+    root = run.features_meta.get("dataset_root")
+    if not root:
+        return None
+    from model.data.dataset import Dataset
+    from model.search.melody_rerank import MelodyReranker, MelodyRerankConfig
+    try:
+        dataset = Dataset.open(root)
+    except Exception:  # the dataset may have moved: the learned space still answers
+        return None
+    return MelodyReranker.from_dataset(dataset, run.config.metric,
+                                       MelodyRerankConfig(any_key=bool(getattr(args, "any_key", False))))
+
+
+def audio_query(run, index, embedder, audio, targets, k: int, reranker=None):
     """Slide sample-long windows over a checked recording (``QueryAudio`` at the embedder's rate); the best
-    window's ``AudioMatch`` (results per target)."""
+    window's ``AudioMatch`` (results per target), its sheet results re-ranked by ``reranker`` with the
+    recording's pitch track."""
     from model.search.audio_query import best_window
 
     for warning in audio.warnings:
@@ -62,19 +81,30 @@ def audio_query(run, index, embedder, audio, targets, k: int):
         def embed(wave, sr):
             return np.asarray(embedder.audio(wave, sr), np.float32)[None, :]
     method = run.method()  # Run.embed_query loads the checkpoint on every call: once for all windows
-    return best_window(audio, window_seconds(run), embed,
-                       lambda feats, target: method.embed_modality("audio", feats, partner=target)[0],
-                       lambda vec, target: index.query(vec, target, k, source="audio"),
-                       targets, k=k)
+    fetch = max(k, reranker.config.k) if reranker is not None else k
+    match = best_window(audio, window_seconds(run), embed,
+                        lambda feats, target: method.embed_modality("audio", feats, partner=target)[0],
+                        lambda vec, target: index.query(vec, target, fetch, source="audio"),
+                        targets, k=fetch)
+    if reranker is not None:
+        from model.features.pitch_track import pitch_track
+        # the whole recording's pitch, searched for each sheet's melody: the sliding window rarely starts
+        # on the melody's first note or ends on its last
+        track = pitch_track(audio.wave, audio.sample_rate)
+        match.results = {t: reranker.rerank("audio", t, hits, track, within=True) for t, hits in match.results.items()}
+    match.results = {t: hits[:k] for t, hits in match.results.items()}
+    return match
 
 
-def query_results(run, index, args, info: dict | None = None,
-                  audio=None) -> list[tuple[str, str, list[tuple[str, float]]]]:
+def query_results(run, index, args, info: dict | None = None, audio=None,
+                  reranker=None) -> list[tuple[str, str, list[tuple[str, float]]]]:
     """[(source, target, hits)] for the query described by ``args``.
 
     For ``--audio``, ``audio`` is the recording :func:`check_query_args` already
     decoded (None: decoded here), and ``info["match"]`` receives the
-    ``AudioMatch`` (which segment matched).
+    ``AudioMatch`` (which segment matched).  With a ``reranker``
+    (:func:`melody_reranker`), audio ↔ sheet results are re-ranked by pitch and
+    their scores are the combined ones.
     """
     out = []
     if args.sample:
@@ -82,7 +112,9 @@ def query_results(run, index, args, info: dict | None = None,
         for s in sources:
             for t in MODALITIES:
                 if t != s and (not args.target or t == args.target):
-                    out.append((s, t, index.query_sample(args.sample, s, t, args.k)))
+                    hits = (reranker.query_sample(index, args.sample, s, t, args.k) if reranker is not None
+                            else index.query_sample(args.sample, s, t, args.k))
+                    out.append((s, t, hits))
         return out
     encoders = run.features_meta.get("encoders_dir")
     if not encoders:
@@ -96,16 +128,23 @@ def query_results(run, index, args, info: dict | None = None,
         if audio is None or audio.sample_rate != embedder.config.sample_rate:
             from model.search.audio_query import load_query_audio
             audio = load_query_audio(args.audio, embedder.config.sample_rate)
-        match = audio_query(run, index, embedder, audio, targets, args.k)
+        match = audio_query(run, index, embedder, audio, targets, args.k, reranker)
         if info is not None:
             info["match"] = match
         return [("audio", t, match.results[t]) for t in targets]
     raw = query_inputs(embedder, args, aligned=run.config.inputs == "aligned")
+    contour = None
+    if reranker is not None and args.midi is not None:  # the file's audio and sheet both play its notes
+        from model.search.melody_rerank import note_contour
+        contour = note_contour(embedder.midi_notes(args.midi))
     for s, v in raw.items():
         for t in MODALITIES:
             if t != s and (not args.target or t == args.target):
                 vec = run.embed_query(s, v, target=t)[0]
-                out.append((s, t, index.query(vec, t, args.k, source=s)))
+                if contour is not None:
+                    out.append((s, t, reranker.query_vector(index, vec, s, t, args.k, contour)))
+                else:
+                    out.append((s, t, index.query(vec, t, args.k, source=s)))
     return out
 
 
@@ -144,18 +183,23 @@ def run(args: argparse.Namespace) -> int:
     if args.sample is not None:
         check_sample_id(args.sample, index.sample_ids, r.run_dir)
     texts = _lyrics_lookup(r)
+    reranker = melody_reranker(r, args)
     info: dict = {}
-    results = query_results(r, index, args, info, audio)
+    results = query_results(r, index, args, info, audio, reranker)
     if "match" in info:
         print(f"audio segment: {info['match'].describe()}")
     for source, target, hits in results:
-        print(f"{source} → {target}")
+        reranked = reranker is not None and reranker.applies(source, target) and args.lyrics is None
+        print(f"{source} → {target}" + (f"  (re-ranked by melody: top {reranker.config.k}, "
+                                          f"score = distance + {reranker.config.weight:g} × pitch DTW)"
+                                          if reranked else ""))
         for rank, (sid, dist) in enumerate(hits, 1):
             mark = " *" if args.sample and sid == args.sample else ""
             text = f"  {texts[sid][:60]}" if sid in texts else ""
             print(f"  {rank:3d}. {sid}  {dist:.4f}{mark}{text}")
         if args.sample:
-            print(f"  rank of {args.sample}'s own {target}: {index.rank_of(args.sample, source, target)} / {len(index)}")
+            own = index.rank_of(args.sample, source, target)
+            print(f"  rank of {args.sample}'s own {target}: {own} / {len(index)}" + (" in the learned space" if reranked else ""))
     return 0
 
 
@@ -172,5 +216,10 @@ def add_parser(subparsers, name: str = "query", help_text: str = "retrieve partn
     p.add_argument("--source", choices=MODALITIES, help="with --sample: query from this modality only")
     p.add_argument("--target", choices=MODALITIES, help="retrieve this modality only")
     p.add_argument("--k", type=int, default=10)
+    p.add_argument("--no-melody", action="store_true",
+                   help="rank audio ↔ sheet by the learned space alone (default: its top 50 re-ranked by how "
+                        "the recording's pitch follows the sheet's notes)")
+    p.add_argument("--any-key", action="store_true",
+                   help="melody re-ranking ignores the key (a recording sung or played in another key)")
     p.set_defaults(func=run)
     return p

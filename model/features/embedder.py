@@ -163,7 +163,7 @@ class Embedder:
 
     def midi_file_sequence(self, path: str | Path, max_notes: int = MAX_NOTES) -> dict[str, SequenceInput]:
         """A MIDI/KAR file with lyric events: sequence inputs of its first ``max_notes`` cleaned notes."""
-        return self.notes_sequence(self._midi_notes(path, max_notes))
+        return self.notes_sequence(self.midi_notes(path, max_notes))
 
     # -- notes and MIDI ---------------------------------------------------
     def notes(self, notes: Sequence[Note]) -> dict[str, np.ndarray]:
@@ -198,10 +198,11 @@ class Embedder:
 
     def midi_file(self, path: str | Path, max_notes: int = MAX_NOTES) -> dict[str, np.ndarray]:
         """A MIDI/KAR file with lyric events: its first ``max_notes`` cleaned notes."""
-        return self.notes(self._midi_notes(path, max_notes))
+        return self.notes(self.midi_notes(path, max_notes))
 
     @staticmethod
-    def _midi_notes(path: str | Path, max_notes: int) -> tuple[Note, ...]:
+    def midi_notes(path: str | Path, max_notes: int = MAX_NOTES) -> tuple[Note, ...]:
+        """The first ``max_notes`` cleaned notes of a MIDI/KAR file with lyric events."""
         from model.data.cleaning import CleaningConfig, CleaningReport, clean_song
         from model.sources.midi_file import read_song
         song = clean_song(read_song(str(path)), CleaningConfig(), CleaningReport())

@@ -19,7 +19,7 @@ alone let the noise frames of piano at 20 dB SNR through and left
 sheet→audio R@1 at 89 %; the periodicity gate gives 97 %.
 
 :func:`dataset_pitch_tracks` computes a dataset folder's tracks once and keeps
-them in ``DATASET/features/pitch-tracks-v1.npz`` (written atomically, resumed
+them in ``DATASET/features/pitch-tracks/v1.npz`` (written atomically, resumed
 from its partial file after a kill).
 """
 from __future__ import annotations
@@ -103,7 +103,8 @@ def pitch_track(wave: np.ndarray, sample_rate: int) -> np.ndarray:
 
 
 def _cache_path(dataset_root: str | Path) -> Path:
-    return Path(dataset_root) / "features" / f"pitch-tracks-v{TRACK_VERSION}.npz"
+    # a folder of its own: every *.npz directly in features/ is read as a FeatureSet
+    return Path(dataset_root) / "features" / "pitch-tracks" / f"v{TRACK_VERSION}.npz"
 
 
 def _save(path: Path, tracks: dict[str, np.ndarray]) -> None:
@@ -129,6 +130,14 @@ def _load(path: Path) -> dict[str, np.ndarray]:
     return {s: values[e - n:e] for s, n, e in zip(ids, lengths, ends)}
 
 
+def cached_pitch_tracks(dataset) -> dict[str, np.ndarray]:
+    """The tracks already cached for ``dataset`` (finished and partial caches), without computing any."""
+    final = _cache_path(dataset.root)
+    tracks = _load(final.with_name(final.stem + ".partial.npz"))
+    tracks.update(_load(final))
+    return tracks
+
+
 def dataset_pitch_tracks(dataset, sample_ids: Optional[Sequence[str]] = None,
                          progress: Optional[ProgressCallback] = None,
                          cancel: Optional[CancelToken] = None) -> dict[str, np.ndarray]:
@@ -151,8 +160,8 @@ def dataset_pitch_tracks(dataset, sample_ids: Optional[Sequence[str]] = None,
 
     Notes
     -----
-    The finished cache is ``DATASET/features/pitch-tracks-v1.npz``; while it is
-    computed, every :data:`SAVE_EVERY` items go to ``pitch-tracks-v1.partial.npz``,
+    The finished cache is ``DATASET/features/pitch-tracks/v1.npz``; while it is
+    computed, every :data:`SAVE_EVERY` items go to ``v1.partial.npz`` beside it,
     which a later call resumes from.  A folder that cannot be written still
     gets its tracks, uncached.
     """

@@ -18,9 +18,13 @@ candidates only:
    is divided by the two lengths, so long and short melodies compare.  The
    warping absorbs tempo differences, missed onsets and legato;
 4. the candidate's score: its distance in the learned space (``1 − cos``;
-   ``d² / 2`` for Euclidean runs, the same on unit vectors) plus
+   ``d² / 2`` for Euclidean runs, the same on unit vectors), standardised over
+   the k candidates so that the weight means the same in every run, plus
    :attr:`MelodyRerankConfig.weight` × the contour distance.  Candidates
    after the k-th keep their order.
+
+A dropped recording may be longer than a sheet's melody: its whole track is
+searched for each candidate's contour, start and end free (``within``).
 
 It is an alignment-aware re-ranker as issue 9 invites, and the figures are
 reported with and without it.  It reads only what the user has: the
@@ -50,8 +54,8 @@ class MelodyRerankConfig:
         Candidates of the learned space re-ranked per query (the rest keep
         their order after them).
     weight : float
-        Contour distance (semitones per frame) added per unit of the learned
-        space's ``1 − cos``.
+        Contour distance (mean semitones per frame) added per standard
+        deviation of the learned distances among the k candidates.
     cap : float
         A frame's pitch difference counts at most this many semitones.
     any_key : bool
@@ -61,8 +65,8 @@ class MelodyRerankConfig:
         the same arrangement), which discriminates more.
     """
 
-    k: int = 50
-    weight: float = 2.0
+    k: int = 100
+    weight: float = 10.0
     cap: float = 3.0
     any_key: bool = False
 
@@ -101,16 +105,18 @@ def _dtw_kernel():
     import numba
 
     @numba.njit(cache=True, nogil=True)
-    def dtw(a, b, cap):
+    def dtw(a, b, cap, open_a):
+        # a along rows, b along columns; open_a: b may start and end anywhere in a
         n, m = len(a), len(b)
         prev = np.full(m, np.inf)
         cur = np.full(m, np.inf)
+        best_end = np.inf
         for i in range(n):
             for j in range(m):
                 d = abs(a[i] - b[j])
                 if d > cap:
                     d = cap
-                if i == 0 and j == 0:
+                if j == 0 and (i == 0 or open_a):
                     cur[j] = 2.0 * d
                     continue
                 best = np.inf
@@ -121,20 +127,36 @@ def _dtw_kernel():
                 if i > 0 and j > 0 and prev[j - 1] + 2.0 * d < best:
                     best = prev[j - 1] + 2.0 * d
                 cur[j] = best
+            if cur[m - 1] < best_end:
+                best_end = cur[m - 1]
             prev, cur = cur, prev
+        if open_a:
+            return best_end / (2.0 * m)
         return prev[m - 1] / (n + m)
 
     return dtw
 
 
-_DTW: Optional[Callable[[np.ndarray, np.ndarray, float], float]] = None
+_DTW: Optional[Callable[[np.ndarray, np.ndarray, float, bool], float]] = None
 
 
-def contour_distance(track: np.ndarray, contour: np.ndarray, cap: float = 3.0, any_key: bool = False) -> float:
+def contour_distance(track: np.ndarray, contour: np.ndarray, cap: float = 3.0, any_key: bool = False,
+                     within: bool = False) -> float:
     """Mean capped pitch difference (semitones) along the best time warping of two pitch sequences.
 
-    Symmetric in its arguments.  Parameters as :class:`MelodyRerankConfig`;
-    an empty sequence is ``cap`` from everything (nothing to compare).
+    Parameters
+    ----------
+    track, contour : (T,) arrays
+        Two pitch sequences (fractional MIDI numbers).
+    cap, any_key
+        As :class:`MelodyRerankConfig`.
+    within : bool
+        Find ``contour`` anywhere inside ``track`` (a recording longer than
+        the melody: its start and end are free, the mean is over
+        ``2 × len(contour)``).  Otherwise both are aligned end to end, and the
+        distance is symmetric in its arguments.
+
+    An empty sequence is ``cap`` from everything (nothing to compare).
     """
     global _DTW
     a = np.asarray(track, np.float64)
@@ -145,17 +167,25 @@ def contour_distance(track: np.ndarray, contour: np.ndarray, cap: float = 3.0, a
         a, b = a - np.median(a), b - np.median(b)
     if _DTW is None:
         _DTW = _dtw_kernel()
-    return float(_DTW(a, b, float(cap)))
+    return float(_DTW(a, b, float(cap), bool(within)))
 
 
-def spatial_score(distance: float | np.ndarray, metric: str) -> float | np.ndarray:
-    """The learned space's distance on the scale of ``1 − cos``: as is for cosine, ``d² / 2`` for Euclidean."""
-    return distance if metric == "cosine" else np.square(distance) / 2.0
+def spatial_score(distances: np.ndarray, metric: str) -> np.ndarray:
+    """The learned space's distances of one query's candidates, standardised over them.
+
+    ``1 − cos`` (cosine) or ``d² / 2`` (Euclidean; the same on unit vectors),
+    then minus their mean, over their standard deviation: the contour weight
+    means the same for every run, whatever the scale of its space.
+    """
+    d = np.asarray(distances, np.float64)
+    s = d if metric == "cosine" else np.square(d) / 2.0
+    spread = s.std()
+    return (s - s.mean()) / spread if spread > 0 else np.zeros_like(s)
 
 
 def rerank_hits(hits: Sequence[tuple[str, float]], query: np.ndarray,
                 candidate: Callable[[str], Optional[np.ndarray]], metric: str,
-                config: MelodyRerankConfig = MelodyRerankConfig()) -> list[tuple[str, float]]:
+                config: MelodyRerankConfig = MelodyRerankConfig(), within: bool = False) -> list[tuple[str, float]]:
     """Re-order a query's nearest-first ``hits`` by learned distance plus contour distance.
 
     Parameters
@@ -170,23 +200,31 @@ def rerank_hits(hits: Sequence[tuple[str, float]], query: np.ndarray,
         when it has none (it then counts ``config.cap``).
     metric : str
         The run's metric (:func:`spatial_score`).
+    config : MelodyRerankConfig
+    within : bool
+        ``query`` is a recording's track that may be longer than the melody:
+        each candidate's contour is found inside it (:func:`contour_distance`).
 
     Returns
     -------
     list of (sample_id, score)
         The first ``config.k`` hits re-ordered with their combined score
-        (lower is better), then the others unchanged.  With an empty query
+        (standardised learned distance + weight × contour distance; lower is
+        better), then the others unchanged.  With an empty query
         (no pitched sound) ``hits`` come back as they were.
     """
     hits = list(hits)
     if len(query) == 0 or not hits:
         return hits
     head, tail = hits[:config.k], hits[config.k:]
+    spatial = spatial_score(np.array([d for _, d in head]), metric)
     scored = []
-    for sid, dist in head:
+    for (sid, _dist), z in zip(head, spatial):
         seq = candidate(sid)
-        cost = contour_distance(query, seq if seq is not None else np.zeros(0), config.cap, config.any_key)
-        scored.append((sid, float(spatial_score(dist, metric)) + config.weight * cost))
+        seq = seq if seq is not None else np.zeros(0)
+        cost = contour_distance(query, seq, config.cap, config.any_key, within) if within else \
+            contour_distance(query, seq, config.cap, config.any_key)
+        scored.append((sid, float(z) + config.weight * cost))
     scored.sort(key=lambda h: h[1])
     return scored + tail
 
@@ -236,30 +274,72 @@ class MelodyReranker:
 
     Parameters
     ----------
-    tracks : dict
-        sample id → pitch track of its audio item.
-    contours : dict
-        sample id → :func:`note_contour` of its sheet's notes.
+    track_of : callable
+        sample id → pitch track of its audio item (empty when unknown).
+    contour_of : callable
+        sample id → :func:`note_contour` of its sheet's notes (empty when unknown).
     metric : str
         The run's metric.
     config : MelodyRerankConfig
+    tracks : dict, optional
+        The table ``track_of`` reads, when it reads one: :meth:`add_tracks` fills it.
     """
 
-    def __init__(self, tracks: Mapping[str, np.ndarray], contours: Mapping[str, np.ndarray], metric: str,
-                 config: MelodyRerankConfig = MelodyRerankConfig()) -> None:
-        self.tracks, self.contours = dict(tracks), dict(contours)
+    def __init__(self, track_of: Callable[[str], np.ndarray], contour_of: Callable[[str], np.ndarray], metric: str,
+                 config: MelodyRerankConfig = MelodyRerankConfig(),
+                 tracks: Optional[dict[str, np.ndarray]] = None) -> None:
+        self.track_of, self.contour_of = track_of, contour_of
         self.metric, self.config = metric, config
+        self._tracks = tracks
+
+    @classmethod
+    def from_tables(cls, tracks: Mapping[str, np.ndarray], contours: Mapping[str, np.ndarray], metric: str,
+                    config: MelodyRerankConfig = MelodyRerankConfig()) -> "MelodyReranker":
+        """From ready tables (ids missing from them have no sequence)."""
+        empty = np.zeros(0, np.float32)
+        return cls(lambda s: tracks.get(s, empty), lambda s: contours.get(s, empty), metric, config)
 
     @classmethod
     def from_dataset(cls, dataset, metric: str, config: MelodyRerankConfig = MelodyRerankConfig(),
-                     sample_ids: Optional[Sequence[str]] = None, progress=None, cancel=None) -> "MelodyReranker":
-        """Tracks (cached in the dataset folder, computed on first use) and contours of a dataset's samples."""
-        from model.features.pitch_track import dataset_pitch_tracks
+                     compute_missing: bool = True) -> "MelodyReranker":
+        """For a run's dataset: contours from its notes; tracks from its cache
+        (:func:`~model.features.pitch_track.dataset_pitch_tracks`), or, for items
+        not cached yet, computed from their audio when first asked (about 25 ms each:
+        a query re-ranks at most ``config.k`` of them).
 
-        ids = list(sample_ids) if sample_ids is not None else [s.sample_id for s in dataset.samples]
-        tracks = dataset_pitch_tracks(dataset, ids, progress=progress, cancel=cancel)
-        contours = {sid: note_contour(dataset.sample(sid).notes) for sid in ids}
-        return cls(tracks, contours, metric, config)
+        ``compute_missing=False`` (the window, which must not compute on its GUI
+        thread): items not cached have no track until :meth:`add_tracks`.
+        """
+        from model.features.pitch_track import cached_pitch_tracks, pitch_track
+
+        cached = cached_pitch_tracks(dataset)
+        contours: dict[str, np.ndarray] = {}
+
+        def track_of(sid: str) -> np.ndarray:
+            if sid not in cached:
+                if not compute_missing:
+                    return np.zeros(0, np.float32)
+                try:
+                    cached[sid] = pitch_track(*dataset.load_audio(sid))
+                except Exception:  # no audio or a damaged file: ranked by the learned space alone
+                    cached[sid] = np.zeros(0, np.float32)
+            return cached[sid]
+
+        def contour_of(sid: str) -> np.ndarray:
+            if sid not in contours:
+                try:
+                    contours[sid] = note_contour(dataset.sample(sid).notes)
+                except KeyError:
+                    contours[sid] = np.zeros(0, np.float32)
+            return contours[sid]
+
+        return cls(track_of, contour_of, metric, config, tracks=cached)
+
+    def add_tracks(self, tracks: Mapping[str, np.ndarray]) -> None:
+        """Tracks computed elsewhere (a background task) for a reranker made by :meth:`from_dataset`."""
+        if self._tracks is None:
+            raise TypeError("add_tracks needs a reranker that reads a track table (MelodyReranker.from_dataset)")
+        self._tracks.update(tracks)
 
     @staticmethod
     def applies(source: str, target: str) -> bool:
@@ -268,14 +348,30 @@ class MelodyReranker:
 
     def query_sequence(self, source: str, sample_id: str) -> np.ndarray:
         """The pitch sequence of a library item queried from ``source`` (its track or its contour)."""
-        table = self.tracks if source == "audio" else self.contours
-        return table.get(sample_id, np.zeros(0, np.float32))
+        return self.track_of(sample_id) if source == "audio" else self.contour_of(sample_id)
 
     def rerank(self, source: str, target: str, hits: Sequence[tuple[str, float]],
-               query: np.ndarray) -> list[tuple[str, float]]:
+               query: np.ndarray, within: bool = False) -> list[tuple[str, float]]:
         """``hits`` of a ``source`` → ``target`` query with pitch sequence ``query``, re-ranked
-        (unchanged for pairs other than audio ↔ sheet)."""
+        (unchanged for pairs other than audio ↔ sheet).  ``within``: ``query`` is a
+        recording's track, searched for each sheet's melody (:func:`rerank_hits`)."""
         if not self.applies(source, target):
             return list(hits)
-        table = self.contours if target == "sheet" else self.tracks
-        return rerank_hits(hits, query, table.get, self.metric, self.config)
+        of = self.contour_of if target == "sheet" else self.track_of
+        return rerank_hits(hits, query, of, self.metric, self.config, within and target == "sheet")
+
+    def query_sample(self, index, sample_id: str, source: str, target: str, k: int) -> list[tuple[str, float]]:
+        """``index.query_sample`` with audio ↔ sheet results re-ranked (the top ``config.k`` are fetched)."""
+        if not self.applies(source, target):
+            return index.query_sample(sample_id, source, target, k)
+        hits = index.query_sample(sample_id, source, target, max(k, self.config.k))
+        return self.rerank(source, target, hits, self.query_sequence(source, sample_id))[:k]
+
+    def query_vector(self, index, vector: np.ndarray, source: str, target: str, k: int,
+                     query: np.ndarray, within: bool = False) -> list[tuple[str, float]]:
+        """``index.query`` of a new item with pitch sequence ``query`` (a dropped recording's
+        track with ``within=True``, a dropped score's contour), re-ranked for audio ↔ sheet."""
+        if not self.applies(source, target):
+            return index.query(vector, target, k, source=source)
+        hits = index.query(vector, target, max(k, self.config.k), source=source)
+        return self.rerank(source, target, hits, query, within)[:k]
