@@ -24,6 +24,7 @@ class SessionBridge(QObject):
     playback_requested = Signal(str, str)
     message = Signal(str, str)
     runs_changed = Signal()
+    melody_changed = Signal(object)
 
     def __init__(self, session: Session, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -39,3 +40,4 @@ class SessionBridge(QObject):
         session.playback_requested.connect(lambda sid, origin: self.playback_requested.emit(sid, origin or ""))
         session.message.connect(self.message.emit)
         session.runs_changed.connect(self.runs_changed.emit)
+        session.melody_changed.connect(self.melody_changed.emit)

@@ -114,8 +114,42 @@ def _run_summary(run_dir: Path) -> dict[str, Any]:
     return info
 
 
-def load_run(run_dir: str | Path, features: Any = None, progress: Any = None, cancel: Any = None) -> dict[str, Any]:
-    """Open a run and build what the window needs: embeddings, ids, retrieval index.
+def melody_reranker(dataset: Any, metric: str) -> tuple[Any, bool]:
+    """The window's melody re-ranker of ``dataset`` for a run with ``metric``, and whether
+    some of the dataset's pitch tracks are not cached yet.
+
+    Reads the dataset's track cache and compiles the contour DTW, so call it
+    on a worker: the first query then costs milliseconds on the GUI thread.
+    The reranker never computes a track itself (``compute_missing=False``);
+    :meth:`AppController.compute_pitch_tracks` hands it the missing ones.
+
+    Returns
+    -------
+    (MelodyReranker or None, bool)
+        None when the dataset's notes or cache cannot be read (results are
+        then ranked by the learned space alone).
+    """
+    import numpy as np
+
+    from model.features.pitch_track import cached_pitch_tracks
+    from model.search.melody_rerank import MelodyReranker, contour_distance
+    try:
+        # read here only to know what is missing: from_dataset keeps its own table
+        cached = cached_pitch_tracks(dataset)
+        missing = any(s.sample_id not in cached for s in dataset.samples)
+        reranker = MelodyReranker.from_dataset(dataset, metric, compute_missing=False)
+    except Exception as exc:  # noqa: BLE001 - an optional refinement must not stop the run from opening
+        print(f"melody re-ranking unavailable: {exc}")
+        return None, False
+    contour_distance(np.zeros(1), np.zeros(1))  # numba compiles the DTW on first use: here, not at a click
+    return reranker, missing
+
+
+def load_run(run_dir: str | Path, features: Any = None, progress: Any = None, cancel: Any = None,
+             dataset: Any = None) -> dict[str, Any]:
+    """Open a run and build what the window needs: embeddings, ids, retrieval index,
+    and with ``dataset`` its melody re-ranker (``melody``, ``pitch_tracks_missing``:
+    :func:`melody_reranker`).
 
     Uses the embeddings the run saved at its end (no model to load) and the
     approximate index stored next to them, built and stored on first open
@@ -138,7 +172,9 @@ def load_run(run_dir: str | Path, features: Any = None, progress: Any = None, ca
         index = RetrievalIndex(emb, ids, metric=run.config.metric, progress=progress, cancel=cancel)
     if index.cache_error:
         print(f"retrieval index not stored: {index.cache_error}")
-    return {"run": run, "embeddings": emb, "sample_ids": ids, "index": index}
+    melody, missing = melody_reranker(dataset, run.config.metric) if dataset is not None else (None, False)
+    return {"run": run, "embeddings": emb, "sample_ids": ids, "index": index,
+            "melody": melody, "pitch_tracks_missing": missing}
 
 
 def map_preview(run_dir: str | Path, view: str = "shared") -> Optional[dict[str, Any]]:
@@ -176,6 +212,9 @@ class AppController(QObject):
         self.session = session
         self.tasks = tasks
         self.last_open_seconds = 0.0
+        #: The running "Pitch tracks" task and its dataset (:meth:`compute_pitch_tracks`).
+        self._pitch_task: Optional[Task] = None
+        self._pitch_dataset: Any = None
         self.remember: Callable[[str, Optional[str]], None] = lambda key, value: None
 
     # ---- datasets ------------------------------------------------------------------
@@ -197,7 +236,7 @@ class AppController(QObject):
             run = None
             if run_dir and fs is not None and Path(run_dir).is_dir():
                 try:
-                    run = load_run(run_dir, fs, progress, cancel)
+                    run = load_run(run_dir, fs, progress, cancel, dataset=ds)
                 except Exception as exc:  # noqa: BLE001
                     run = exc
             report(progress, "open", 2, 2)
@@ -276,14 +315,14 @@ class AppController(QObject):
 
     # ---- runs ------------------------------------------------------------------------------
     def open_run(self, run_dir: str | Path, *, then: Optional[Callable[[], None]] = None) -> Optional[Task]:
-        fs = self.session.features
+        fs, ds = self.session.features, self.session.dataset
         if fs is None:
             self.session.notify("warning", "This dataset has no features yet; extract them before opening a run.")
             return None
 
         def work(progress, cancel):
             report(progress, "open run", 0, 1, str(run_dir))
-            return load_run(run_dir, fs, progress, cancel)
+            return load_run(run_dir, fs, progress, cancel, dataset=ds)
 
         def done(result):
             self._activate(result)
@@ -306,10 +345,50 @@ class AppController(QObject):
                 run.run_dir = str(result.get("run_dir", ""))
             except Exception:  # noqa: BLE001
                 pass
-        self.session.set_run(run, result["embeddings"], result["sample_ids"], result["index"])
+        self.session.set_run(run, result["embeddings"], result["sample_ids"], result["index"],
+                             melody=result.get("melody"))
         self.remember("last_run", str(getattr(run, "run_dir", "")))
         self.run_opened.emit(run)
         self.compute_partner_ranks()
+        if result.get("pitch_tracks_missing"):
+            self.compute_pitch_tracks()
+
+    def compute_pitch_tracks(self) -> Optional[Task]:
+        """The dataset's missing pitch tracks on a worker (about 25 ms an item), cached in its folder
+        and handed to the active run's melody re-ranker when done; the retrieval panel then re-queries.
+
+        Until then, items without a track rank by the learned space alone.  A
+        cancelled computation keeps what the core saved so far; the next run
+        opened on this dataset resumes it.  Tracks belong to the dataset, not
+        to a run: another run of it made active meanwhile gets them too, and
+        shares the task already running instead of starting a second one.
+        """
+        ds = self.session.dataset
+        if ds is None or self.session.melody is None:
+            return None
+        running = self._pitch_task is not None and not self._pitch_task.done
+        if running and self._pitch_dataset is ds:
+            return self._pitch_task
+        if running:  # tracks of a dataset no longer shown: its partial cache resumes when it is
+            self._pitch_task.cancel()
+
+        def work(progress, cancel):
+            from model.features.pitch_track import dataset_pitch_tracks
+            return dataset_pitch_tracks(ds, progress=progress, cancel=cancel)
+
+        def done(tracks):
+            if self.session.dataset is ds and self.session.melody is not None:  # still this dataset's runs
+                self.session.add_pitch_tracks(tracks)
+
+        self._pitch_dataset = ds
+        self._pitch_task = self.tasks.start(
+            "Pitch tracks", work, on_done=done,
+            on_error=lambda msg: self.session.notify(
+                "warning", f"{msg}; audio \u2194 sheet results are ranked without the melody for items with no track"),
+            on_cancel=lambda: self.session.notify(
+                "info", "Pitch tracks cancelled: items without one are ranked without the melody; opening a run "
+                        "of this dataset again resumes from the last saved part."))
+        return self._pitch_task
 
     def compute_partner_ranks(self) -> Optional[Task]:
         """Each sample's partner ranks in the six directions (library column, map colour), on a worker."""

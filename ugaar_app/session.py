@@ -85,6 +85,8 @@ class Session:
       auto-play on hover) asks the player to select and play a sample
     - ``message(level, text)``  — ``level`` in info, warning, error
     - ``runs_changed()``        — a run finished or was added
+    - ``melody_changed(reranker)`` — the active run's melody re-ranker got
+      pitch tracks or another setting (its results may change: re-query)
     """
 
     def __init__(self) -> None:
@@ -95,6 +97,12 @@ class Session:
         self.embeddings: Optional[dict[str, Any]] = None
         self.embedding_ids: Optional[list[str]] = None
         self.index: Any = None
+        #: The active run's ``model.search.melody_rerank.MelodyReranker`` (audio ↔ sheet results
+        #: re-ranked by pitch), or None without a run.  It computes nothing itself (``compute_missing=False``):
+        #: items whose pitch track is not cached yet have none until :meth:`add_pitch_tracks`.
+        self.melody: Any = None
+        #: Whether melody re-ranking ignores the key; kept across runs, applied to each run's reranker.
+        self.melody_any_key = False
         self.selected: Optional[str] = None
         self.map_selection: list[str] = []
         self.map_selection_origin = ""  # the widget that made map_selection ("map", "library")
@@ -116,6 +124,7 @@ class Session:
         self.playback_requested = Event("playback_requested")
         self.message = Event("message")
         self.runs_changed = Event("runs_changed")
+        self.melody_changed = Event("melody_changed")
 
     # ---- data -------------------------------------------------------------
     def set_dataset(self, dataset: Any) -> None:
@@ -127,6 +136,7 @@ class Session:
         self.embeddings = None
         self.embedding_ids = None
         self.index = None
+        self.melody = None
         self.selected = None
         self.map_selection = []
         self.map_selection_origin = ""
@@ -147,13 +157,17 @@ class Session:
         self.features_changed.emit(features)
 
     def set_run(self, run: Any, embeddings: Optional[dict[str, Any]] = None,
-                sample_ids: Optional[list[str]] = None, index: Any = None) -> None:
-        """Make ``run`` active with its common-space ``embeddings`` and retrieval ``index``."""
+                sample_ids: Optional[list[str]] = None, index: Any = None, melody: Any = None) -> None:
+        """Make ``run`` active with its common-space ``embeddings``, retrieval ``index`` and
+        melody re-ranker (``MelodyReranker``, or None: audio ↔ sheet ranked by the learned space alone)."""
         self.run = run
         self.run_dir = Path(run.run_dir) if run is not None and hasattr(run, "run_dir") else None
         self.embeddings = embeddings
         self.embedding_ids = list(sample_ids) if sample_ids is not None else None
         self.index = index
+        self.melody = melody
+        if melody is not None and melody.config.any_key != self.melody_any_key:
+            melody.config = replace(melody.config, any_key=self.melody_any_key)  # the user's choice outlives a run
         self.partner_ranks = None
         self.partner_rank_table = None
         self.partner_rank_cap = None
@@ -170,6 +184,21 @@ class Session:
         self.partner_rank_table = table
         self.partner_rank_cap = cap
         self.partner_ranks_changed.emit(ranks)
+
+    def add_pitch_tracks(self, tracks: dict[str, Any]) -> None:
+        """Pitch tracks computed on a worker (sample id → track) for the active run's melody re-ranker."""
+        if self.melody is None:
+            return
+        self.melody.add_tracks(tracks)
+        self.melody_changed.emit(self.melody)
+
+    def set_melody_any_key(self, any_key: bool) -> None:
+        """Whether melody re-ranking compares the melodies in any key (sung or hummed queries)."""
+        self.melody_any_key = bool(any_key)
+        if self.melody is not None and self.melody.config.any_key != self.melody_any_key:
+            # the config is frozen: a new one with the other fields kept
+            self.melody.config = replace(self.melody.config, any_key=self.melody_any_key)
+            self.melody_changed.emit(self.melody)
 
     def notify_runs_changed(self) -> None:
         self.runs_changed.emit()
