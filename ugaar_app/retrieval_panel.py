@@ -6,6 +6,11 @@ from the microphone (Record), embedded on the fly with the dataset's
 extractors.  A recording or audio file longer than a sample is searched
 window by window and the header says which segment matched.  Results show
 distance and mark the true partner; clicking one selects it everywhere.
+
+Audio ↔ sheet results are re-ranked by melody (``model.search.melody_rerank``):
+the learned space's top 50 re-ordered by how the recording's pitch follows
+the sheet's notes, which holds on timbres the audio encoder never heard.
+Their lists say so, and their score column is the combined score.
 """
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ from typing import Any, Optional
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFileDialog, QFrame, QHBoxLayout, QHeaderView,
+from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QFileDialog, QFrame, QHBoxLayout, QHeaderView,
                                QLabel, QLineEdit, QProgressBar, QPushButton, QRadioButton, QSpinBox,
                                QSplitter, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
@@ -31,6 +36,8 @@ from .theme import MODALITY_COLORS
 from .why_view import WhyView
 
 PARTNER_MARK = "✔ partner"
+#: Appended to the title of a list re-ranked by melody.
+RERANKED_MARK = " · re-ranked by melody"
 DROP_TEXT = "Drop a MIDI/KAR or audio file (WAV/FLAC/OGG/MP3) here, or record one"
 
 
@@ -83,6 +90,12 @@ class RetrievalPanel(QWidget):
         self.embedder: Any = None
         self.last_latency_ms = 0.0
         self.query_vectors: dict[str, np.ndarray] = {}
+        #: Pitch sequence of the last file query: a recording's whole pitch track (``query_track_within``:
+        #: each sheet's melody is searched inside it) or a MIDI file's note contour; None for typed lyrics.
+        self.query_track: Optional[np.ndarray] = None
+        self.query_track_within = False
+        #: target modality → whether the shown list is re-ranked by melody (its score is the combined one).
+        self.reranked: dict[str, bool] = {}
         self.query_label = ""
         #: The dataset sample and modality of the last "Selected sample" query (Why this result reads them).
         self.query_sample_id: Optional[str] = None
@@ -109,6 +122,19 @@ class RetrievalPanel(QWidget):
         self.k.setRange(1, 100)
         self.k.setValue(10)
         self.k.setPrefix("top ")
+        self.melody_box = QCheckBox("Re-rank audio ↔ sheet by melody")
+        self.melody_box.setChecked(True)
+        self.melody_box.setToolTip(
+            "Re-order the 50 nearest audio ↔ sheet results by how the recording's pitch follows the sheet's "
+            "notes (dynamic time warping), added to the learned distance: the score column then shows the "
+            "combined score.\nThe pitch does not depend on the instrument, so this holds on timbres the model "
+            "never trained on. The dataset's pitch tracks are computed once in the background.")
+        self.any_key_box = QCheckBox("Any key")
+        self.any_key_box.setChecked(self.session.melody_any_key)
+        self.any_key_box.setToolTip(
+            "Compare the melodies after removing each one's middle pitch: for a query sung, hummed or played "
+            "in another key than the sheet.\nOff, the recording must be in the sheet's key, which tells "
+            "similar melodies apart better.")
         self.lyrics = QLineEdit(placeholderText="Type a lyrics line and press Enter")
         self.lyrics_btn = QPushButton("Search")
         # example lines (resources/example_queries.json): a first query without having to think of one
@@ -151,6 +177,10 @@ class RetrievalPanel(QWidget):
         second.addWidget(self.source)
         second.addWidget(self.k)
         second.addStretch(1)
+        melody_row = QHBoxLayout()
+        melody_row.addWidget(self.melody_box)
+        melody_row.addWidget(self.any_key_box)
+        melody_row.addStretch(1)
         lrow = QHBoxLayout()
         lrow.addWidget(self.lyrics, 1)
         lrow.addWidget(self.examples)
@@ -162,6 +192,7 @@ class RetrievalPanel(QWidget):
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addLayout(top)
         layout.addLayout(second)
+        layout.addLayout(melody_row)
         layout.addLayout(lrow)
         layout.addWidget(self.drop)
         rec_row = QHBoxLayout()
@@ -212,6 +243,9 @@ class RetrievalPanel(QWidget):
         self.modes.buttonClicked.connect(lambda _b: self._on_mode())
         self.source.currentIndexChanged.connect(lambda _i: self.refresh())
         self.k.valueChanged.connect(lambda _v: self.refresh())
+        self.melody_box.toggled.connect(self._on_melody_box)
+        self.any_key_box.toggled.connect(self.session.set_melody_any_key)  # → melody_changed → re-query
+        bridge.melody_changed.connect(lambda _m: self.requery_melody())
         self.lyrics.returnPressed.connect(self.query_lyrics)
         self.lyrics_btn.clicked.connect(self.query_lyrics)
         self.examples.activated.connect(self._on_example)
@@ -239,7 +273,36 @@ class RetrievalPanel(QWidget):
     def _on_run(self) -> None:
         self.embedder = None
         self.query_vectors = {}
+        self.query_track = None
         self.refresh()
+
+    def _on_melody_box(self, on: bool) -> None:
+        self.any_key_box.setEnabled(on)
+        self.requery_melody()
+
+    def requery_melody(self) -> None:
+        """Run the shown query again after a melody change (pitch tracks arrived, a box toggled), when
+        one of its lists is audio ↔ sheet.  Typed lyrics are not embedded again (no melody to re-rank
+        with), and "Why this result" and the clicked result stay."""
+        melody, src = self.session.melody, self.current_source()
+        if self.session.index is None or melody is None or not any(melody.applies(src, t) for t in self.targets):
+            return
+        tree_ids = {slot: tree.currentItem().data(0, Qt.UserRole) if tree.currentItem() is not None else None
+                    for slot, tree in self.lists.items()}
+        if self.mode_sample.isChecked():
+            self.query_selected(keep_why=True)
+        elif self.mode_file.isChecked() and self.query_vectors:
+            self._run_vectors(keep_why=True)
+        for slot, rid in tree_ids.items():
+            tree = self.lists[slot]
+            for i in range(tree.topLevelItemCount()):
+                if rid is not None and tree.topLevelItem(i).data(0, Qt.UserRole) == rid:
+                    tree.setCurrentItem(tree.topLevelItem(i))
+
+    def _pair_reranks(self, src: str, tgt: str) -> bool:
+        """Whether ``src`` → ``tgt`` results are re-ranked by melody now (box on, a reranker, audio ↔ sheet)."""
+        melody = self.session.melody
+        return melody is not None and self.melody_box.isChecked() and melody.applies(src, tgt)
 
     def _on_selection(self, _sid: Optional[str], origin: str) -> None:
         if origin == self.ORIGIN:
@@ -267,15 +330,28 @@ class RetrievalPanel(QWidget):
         else:
             self._clear()
 
-    def _clear(self) -> None:
+    def _clear(self, keep_why: bool = False) -> None:
         for tree in self.lists.values():
             tree.clear()
         self.query_sample_id = None
-        self.why.clear()
+        self.reranked = {}
+        if not keep_why:
+            self.why.clear()
         src = self.current_source()
         self.targets = [m for m in MODALITIES if m != src]
+        self._set_titles(src)
+
+    def _set_titles(self, src: str) -> None:
+        """List titles and score column headers: a list re-ranked by melody says so, and its column
+        holds the combined score, not a distance."""
         for slot, tgt in zip(("0", "1"), self.targets):
-            self.list_titles[slot].setText(self._title(src, tgt))
+            reranked = self.reranked.get(tgt, False)
+            self.list_titles[slot].setText(self._title(src, tgt) + (RERANKED_MARK if reranked else ""))
+            tree = self.lists[slot]
+            tree.headerItem().setText(2, "score" if reranked else "dist")
+            tree.headerItem().setToolTip(2, "Learned distance, standardised over the top candidates, plus "
+                                            "weight × pitch DTW (semitones); lower is better" if reranked
+                                         else "Distance in the learned space; lower is nearer")
 
     def current_source(self) -> str:
         return "lyrics" if self.mode_lyrics.isChecked() else self.source.currentData()
@@ -286,19 +362,25 @@ class RetrievalPanel(QWidget):
         return f"<b>{src} → <span style='color:rgb({r},{g},{b})'>{tgt}</span></b>"
 
     # ---- queries ------------------------------------------------------------------------------
-    def query_selected(self) -> None:
+    def query_selected(self, keep_why: bool = False) -> None:
         sid = self.session.selected
         index = self.session.index
-        self._clear()
+        self._clear(keep_why)
         if sid is None:
             self.header.setText("Select a sample to see its nearest partners.")
             return
         t0 = time.perf_counter()
         src = self.current_source()
         results: dict[str, list[tuple[str, float]]] = {}
+        melody = self.session.melody
         try:
             for tgt in self.targets:
-                results[tgt] = list(index.query_sample(sid, src, tgt, self.k.value()))
+                # a sample without a pitch track yet (still being computed) keeps the learned ranking
+                if self._pair_reranks(src, tgt) and len(melody.query_sequence(src, sid)):
+                    results[tgt] = list(melody.query_sample(index, sid, src, tgt, self.k.value()))
+                    self.reranked[tgt] = True
+                else:
+                    results[tgt] = list(index.query_sample(sid, src, tgt, self.k.value()))
         except KeyError:
             self.header.setText(f"{sid} is not in the active run's index (it may be outside the run's samples).")
             return
@@ -308,7 +390,7 @@ class RetrievalPanel(QWidget):
         self._show(results, partner=sid)
         self.last_latency_ms = (time.perf_counter() - t0) * 1000
         self.header.setText(f"Query: {html.escape(self.query_label)} · {self.last_latency_ms:.1f} ms"
-                            + self._approximate_note())
+                            + self._approximate_note() + self._melody_note())
 
     def _ensure_embedder(self) -> Any:
         if self.embedder is not None:
@@ -363,8 +445,13 @@ class RetrievalPanel(QWidget):
             check_midi_query(p, subject)
             return emb.midi_file_sequence(str(p)) if aligned else emb.midi_file(str(p))
 
+        def contour(emb: Any) -> np.ndarray:
+            # the file's notes: both its audio and its sheet query play them (the CLI does the same)
+            from model.search.melody_rerank import note_contour
+            return note_contour(emb.midi_notes(str(p)))
+
         self.drop.label.setText(f"{p.name} — embedding …")
-        self._embed_in_background(p.name, features)
+        self._embed_in_background(p.name, features, contour)
 
     def _window_seconds(self) -> float:
         from model.search.audio_query import DEFAULT_WINDOW_S, sample_seconds
@@ -393,16 +480,20 @@ class RetrievalPanel(QWidget):
             match = best_window(audio, window_s, embed,
                                 lambda feats, tgt: embed_query(run, "audio", feats, tgt),
                                 lambda vec, tgt: list(index.query(vec, tgt, k, source="audio")), targets)
-            return audio.warnings, match
+            from model.features.pitch_track import pitch_track
+            # the whole recording's pitch, not the matched window's: a window rarely starts on the
+            # melody's first note and ends on its last, so each sheet's melody is searched inside it
+            return audio.warnings, match, pitch_track(audio.wave, audio.sample_rate)
 
         def done(result):
             if self.session.run is not run:
                 return
-            warnings, match = result
+            warnings, match, track = result
             for warning in warnings:
                 self.session.notify("warning", warning)
             self.audio_match = match
             self.query_vectors = {("audio", tgt): vec for tgt, vec in match.vectors.items()}
+            self.query_track, self.query_track_within = track, True
             self.query_label = label
             if self.mode_file.isChecked():
                 self.drop.label.setText(f"{label} — {match.describe()}")
@@ -503,8 +594,12 @@ class RetrievalPanel(QWidget):
         self.session.notify("info", f"Recording saved to {target}")
         return target
 
-    def _embed_in_background(self, label: str, features_of: Any) -> None:
-        """Load the extractors and the run's model on a worker thread, embed, then query."""
+    def _embed_in_background(self, label: str, features_of: Any, track_of: Any = None) -> None:
+        """Load the extractors and the run's model on a worker thread, embed, then query.
+
+        ``track_of(embedder)``: the query's pitch sequence for melody re-ranking
+        (a MIDI file's note contour), computed on the worker too; None: no melody.
+        """
         run = self.session.run
         self.header.setText(f"Embedding {html.escape(label)} …")
 
@@ -516,13 +611,15 @@ class RetrievalPanel(QWidget):
                 for tgt in MODALITIES:
                     if tgt != src:
                         out[(src, tgt)] = embed_query(run, src, vec, tgt)
-            return out
+            return out, (track_of(emb) if track_of is not None else None)
 
-        def done(vectors):
+        def done(result):
             if self.session.run is not run:
                 return
+            vectors, track = result
             self.audio_match = None
             self.query_vectors = vectors
+            self.query_track, self.query_track_within = track, False
             self.query_label = label
             sources = sorted({src for src, _t in vectors}, key=MODALITIES.index)
             if self.mode_file.isChecked():
@@ -536,21 +633,42 @@ class RetrievalPanel(QWidget):
 
         self.controller.tasks.start("Embed query", work, on_done=done, on_error=self._failed_handler(label))
 
-    def _run_vectors(self) -> None:
+    def _run_vectors(self, keep_why: bool = False) -> None:
         src = self.current_source()
-        self._clear()
+        self._clear(keep_why)
         if not any(s == src for s, _t in self.query_vectors):
             self.header.setText(f"The query has no {src} part; choose another source modality.")
             return
         t0 = time.perf_counter()
-        results = {tgt: list(self.session.index.query(self.query_vectors[(src, tgt)], tgt, self.k.value(),
-                                                      source=src))
-                   for tgt in self.targets}
+        index, melody, track, k = self.session.index, self.session.melody, self.query_track, self.k.value()
+        results = {}
+        for tgt in self.targets:
+            vec = self.query_vectors[(src, tgt)]
+            # a query without pitched sound (silence, noise, typed lyrics) keeps the learned ranking
+            if self._pair_reranks(src, tgt) and track is not None and len(track):
+                results[tgt] = list(melody.query_vector(index, vec, src, tgt, k, track,
+                                                        within=self.query_track_within))
+                self.reranked[tgt] = True
+            else:
+                results[tgt] = list(index.query(vec, tgt, k, source=src))
         self._show(results, partner=None)
         self.last_latency_ms = (time.perf_counter() - t0) * 1000
         segment = f" · {self.audio_match.describe()}" if self.audio_match is not None and src == "audio" else ""
         self.header.setText(f"Query: {html.escape(self.query_label)} ({src}){html.escape(segment)} · "
-                            f"{self.last_latency_ms:.1f} ms" + self._approximate_note())
+                            f"{self.last_latency_ms:.1f} ms" + self._approximate_note() + self._melody_note())
+
+    def _melody_note(self) -> str:
+        """`` · the library's pitch tracks are still being computed …`` while the shown query's melody
+        re-ranking reads library recordings' tracks (a sample's own, or audio results') and they are not all in."""
+        # a task stays in ``active`` until just after its result is handed over: ``done`` tells them apart
+        if not any(t.name == "Pitch tracks" and not t.done for t in self.controller.tasks.active):
+            return ""
+        src = self.current_source()
+        reads_tracks = [t for t in self.targets if self._pair_reranks(src, t)
+                        and (t == "audio" or self.query_sample_id is not None)]
+        if not reads_tracks:
+            return ""
+        return " · the library's pitch tracks are still being computed: melody re-ranking completes when they are in"
 
     def _approximate_note(self) -> str:
         """`` · approximate (hnsw), recall 0.98 measured`` for an approximate index, else nothing."""
@@ -560,6 +678,7 @@ class RetrievalPanel(QWidget):
         return f" · {html.escape(index.status_text())}"
 
     def _show(self, results: dict[str, list[tuple[str, float]]], partner: Optional[str]) -> None:
+        self._set_titles(self.current_source())
         for slot, tgt in zip(("0", "1"), self.targets):
             tree = self.lists[slot]
             tree.clear()

@@ -1,0 +1,211 @@
+"""Melody re-ranking in the window: audio ↔ sheet results re-ordered by how a recording's pitch follows a sheet's notes.
+
+Drives the real retrieval panel on the shared tiny dataset and its fixture
+run: the session's reranker, the background pitch tracks, the checkboxes,
+and dropped files (a flute rendering by FluidSynth, a MIDI file).
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from model.map.layout import MODALITIES
+from ugaar_app.retrieval_panel import RERANKED_MARK
+
+from test_app_fixtures import app_home, trained, window  # noqa: F401 - fixtures
+
+
+def _wait_for_tracks(qtbot, window) -> None:
+    """The "Pitch tracks" task started when the run became active (if some were missing) has ended."""
+    qtbot.waitUntil(lambda: not any(t.name == "Pitch tracks" for t in window.tasks.active), timeout=180000)
+
+
+def _unique_sample(window) -> str:
+    """A sample of the run whose melody is found in no other sample's (either way, to 0.2 semitone a frame).
+
+    Chorales repeat their first phrase, and the tiny dataset cuts overlapping
+    windows: a flute playing one of them also plays most of the other, and
+    re-ranking by melody cannot (and should not) tell them apart.
+    """
+    from model.search.melody_rerank import contour_distance, note_contour
+    ds = window.session.dataset
+    contours = {s.sample_id: note_contour(s.notes) for s in ds.samples}
+
+    def apart(a: str, b: str) -> bool:
+        return min(contour_distance(contours[a], contours[b], within=True),
+                   contour_distance(contours[b], contours[a], within=True)) > 0.2
+
+    in_run = set(window.session.embedding_ids)
+    return next(sid for sid in contours if sid in in_run and all(apart(sid, o) for o in contours if o != sid))
+
+
+def _query_sample(qtbot, window, sid: str, source: str) -> None:
+    rp = window.retrieval
+    rp.mode_sample.setChecked(True)
+    rp._on_mode()
+    rp.source.setCurrentIndex(MODALITIES.index(source))
+    window.session.select(sid, origin="test")
+    rp.query_selected()  # the selection may have been made already: query again
+    assert rp.query_sample_id == sid and rp.query_source == source
+
+
+def _title(rp, target: str) -> str:
+    return rp.list_titles[str(rp.targets.index(target))].text()
+
+
+def _scores(rp, target: str) -> list[str]:
+    tree = rp.lists[str(rp.targets.index(target))]
+    return [tree.topLevelItem(i).text(2) for i in range(tree.topLevelItemCount())]
+
+
+def _column(rp, target: str) -> str:
+    return rp.lists[str(rp.targets.index(target))].headerItem().text(2)
+
+
+def test_sample_queries_are_reranked_and_the_boxes_rerun_them(qtbot, window, trained):
+    rp, session = window.retrieval, window.session
+    _wait_for_tracks(qtbot, window)
+    melody, index = session.melody, session.index
+    assert melody is not None and melody.metric == session.run.config.metric
+    from model.features.pitch_track import cached_pitch_tracks
+    cached = cached_pitch_tracks(session.dataset)  # the task cached every item in the dataset folder
+    assert {s.sample_id for s in session.dataset.samples} <= set(cached)
+    sid = _unique_sample(window)
+    assert len(melody.track_of(sid)) > 0  # the reranker got them
+
+    k = rp.k.value()
+    _query_sample(qtbot, window, sid, "audio")
+    assert rp.reranked == {"sheet": True}  # audio → lyrics is not a melody pair
+    assert _title(rp, "sheet").endswith(RERANKED_MARK) and RERANKED_MARK not in _title(rp, "lyrics")
+    assert _column(rp, "sheet") == "score" and _column(rp, "lyrics") == "dist"
+    expected = melody.query_sample(index, sid, "audio", "sheet", k)
+    assert rp.result_ids("sheet") == [r for r, _ in expected]
+    assert _scores(rp, "sheet") == [f"{d:.3f}" for _, d in expected]  # the combined score is shown
+    assert rp.result_ids("sheet")[0] == sid and rp.partner_rank("sheet") == 1
+
+    # off: the same query from the learned space alone, said in the title and the column
+    rp.melody_box.setChecked(False)
+    assert not rp.any_key_box.isEnabled()
+    assert rp.reranked == {} and RERANKED_MARK not in _title(rp, "sheet") and _column(rp, "sheet") == "dist"
+    plain = index.query_sample(sid, "audio", "sheet", k)
+    assert rp.result_ids("sheet") == [r for r, _ in plain]
+    assert _scores(rp, "sheet") == [f"{d:.3f}" for _, d in plain]
+    assert rp.query_sample_id == sid
+
+    # on again, in any key: the session's reranker gets the setting (the rest of its config kept)
+    rp.melody_box.setChecked(True)
+    assert rp.reranked == {"sheet": True} and rp.any_key_box.isEnabled()
+    config, in_key = melody.config, _scores(rp, "sheet")
+    rp.any_key_box.setChecked(True)
+    assert session.melody is melody and melody.config.any_key and session.melody_any_key
+    assert (melody.config.k, melody.config.weight, melody.config.cap) == (config.k, config.weight, config.cap)
+    expected = melody.query_sample(index, sid, "audio", "sheet", k)
+    # the list was run again in any key (a transposed tune may now come first: that is what the box is for)
+    assert _scores(rp, "sheet") == [f"{d:.3f}" for _, d in expected] != in_key
+    assert rp.result_ids("sheet") == [r for r, _ in expected] and sid in rp.result_ids("sheet")
+    rp.any_key_box.setChecked(False)
+    assert not melody.config.any_key
+
+    # from the sheet, its recordings are re-ranked by their pitch tracks
+    _query_sample(qtbot, window, sid, "sheet")
+    assert rp.reranked == {"audio": True} and _title(rp, "audio").endswith(RERANKED_MARK)
+    assert rp.result_ids("audio") == [r for r, _ in melody.query_sample(index, sid, "sheet", "audio", k)]
+    assert rp.result_ids("audio")[0] == sid
+    # lyrics → the others: no melody, nothing re-ranked
+    _query_sample(qtbot, window, sid, "lyrics")
+    assert rp.reranked == {} and not any(RERANKED_MARK in t.text() for t in rp.list_titles.values())
+
+
+def test_pitch_tracks_are_computed_in_the_background_and_the_list_follows(qtbot, window, trained, tmp_path):
+    from ugaar_app.controller import melody_reranker
+    rp, session = window.retrieval, window.session
+    _wait_for_tracks(qtbot, window)
+    ds = session.dataset
+    cache = Path(ds.root) / "features" / "pitch-tracks"
+    shutil.move(str(cache), str(tmp_path / "pitch-tracks"))  # as on a dataset never opened before
+    melody, missing = melody_reranker(ds, session.run.config.metric)
+    assert missing and melody is not None
+    session.melody = melody  # what the controller makes active with a run whose tracks are not cached
+    sid = _unique_sample(window)
+    _query_sample(qtbot, window, sid, "audio")
+    assert rp.reranked == {}  # the sample's own track is not in yet: the learned ranking, not marked
+
+    # a cancelled task hands nothing over and says so
+    task = window.controller.compute_pitch_tracks()
+    with qtbot.waitSignal(task.ended, timeout=30000):
+        task.cancel()
+    assert task.result is None and len(melody.track_of(sid)) == 0
+    assert any("Pitch tracks cancelled" in text for _level, text in session.messages)
+
+    task = window.controller.compute_pitch_tracks()
+    assert task.name == "Pitch tracks"
+    assert window.controller.compute_pitch_tracks() is task  # another run of this dataset shares it
+    rp.query_selected()
+    assert "pitch tracks are still being computed" in rp.header.text()  # why the list is not re-ranked yet
+    with qtbot.waitSignal(window.bridge.melody_changed, timeout=180000):
+        pass
+    assert len(melody.track_of(sid)) > 0 and (cache / "v1.npz").is_file()
+    # the panel ran its query again with the sample's track
+    assert rp.reranked == {"sheet": True} and rp.query_sample_id == sid
+    assert rp.result_ids("sheet") == [r for r, _ in melody.query_sample(session.index, sid, "audio", "sheet",
+                                                                         rp.k.value())]
+
+
+def test_a_dropped_flute_rendering_finds_its_sheet(qtbot, window, trained, tmp_path):
+    from model.render.audio import FluidSynthRenderer, fluidsynth_available
+    ok, why = fluidsynth_available()
+    if not ok:
+        pytest.skip(why)
+    rp, session = window.retrieval, window.session
+    sid = _unique_sample(window)
+    sample = session.dataset.sample(sid)
+    wave = FluidSynthRenderer(16000, program=73).render(sample.notes)  # flute: a timbre the run never heard
+    path = tmp_path / "flute.wav"
+    soundfile.write(str(path), wave, 16000)
+    with qtbot.waitSignal(rp.embedded, timeout=120000):
+        rp.query_file(str(path))
+    assert rp.current_source() == "audio"
+    assert rp.query_track is not None and len(rp.query_track) > 0 and rp.query_track_within
+    assert rp.reranked == {"sheet": True} and _title(rp, "sheet").endswith(RERANKED_MARK)
+    assert rp.result_ids("sheet")[0] == sid
+    vec = rp.query_vectors[("audio", "sheet")]
+    expected = session.melody.query_vector(session.index, vec, "audio", "sheet", rp.k.value(), rp.query_track,
+                                           within=True)
+    assert rp.result_ids("sheet") == [r for r, _ in expected]
+    # off: the matched window's vector in the learned space alone
+    rp.melody_box.setChecked(False)
+    assert rp.reranked == {} and _column(rp, "sheet") == "dist"
+    assert rp.result_ids("sheet") == [r for r, _ in session.index.query(vec, "sheet", rp.k.value(), source="audio")]
+    rp.melody_box.setChecked(True)
+    assert rp.result_ids("sheet")[0] == sid
+
+
+def test_a_dropped_midi_file_is_reranked_by_its_notes(qtbot, window, trained, tmp_path):
+    import pretty_midi
+
+    from model.search.melody_rerank import note_contour
+    rp, session = window.retrieval, window.session
+    sid = _unique_sample(window)
+    sample = session.dataset.sample(sid)
+    pm = pretty_midi.PrettyMIDI()
+    inst = pretty_midi.Instrument(0)
+    for note in sample.notes:
+        inst.notes.append(pretty_midi.Note(90, note.pitch, note.onset, note.onset + note.duration))
+        pm.lyrics.append(pretty_midi.Lyric(note.syllable, note.onset))
+    pm.instruments.append(inst)
+    path = tmp_path / "query.mid"
+    pm.write(str(path))
+    with qtbot.waitSignal(rp.embedded, timeout=120000):
+        rp.query_file(str(path))
+    emb = rp._ensure_embedder()
+    assert not rp.query_track_within
+    assert np.array_equal(rp.query_track, note_contour(emb.midi_notes(str(path))))
+    # the file's notes re-rank both of its melody pairs: its audio → sheet and its sheet → audio
+    for source, target in (("audio", "sheet"), ("sheet", "audio")):
+        rp.source.setCurrentIndex(MODALITIES.index(source))
+        assert rp.reranked == {target: True} and _title(rp, target).endswith(RERANKED_MARK)
+        assert rp.result_ids(target)[0] == sid
