@@ -77,6 +77,10 @@ def test_sample_queries_are_reranked_and_the_boxes_rerun_them(qtbot, window, tra
     sid = _unique_sample(window)
     assert len(melody.track_of(sid)) > 0  # the reranker got them
 
+    # the boxes say what they do: the pitch against the notes, the run's number of candidates, any key
+    assert f"{melody.config.k} nearest" in rp.melody_box.toolTip() and "pitch" in rp.melody_box.toolTip()
+    assert "another key" in rp.any_key_box.toolTip()
+
     k = rp.k.value()
     _query_sample(qtbot, window, sid, "audio")
     assert rp.reranked == {"sheet": True}  # audio → lyrics is not a melody pair

@@ -8,7 +8,7 @@ window by window and the header says which segment matched.  Results show
 distance and mark the true partner; clicking one selects it everywhere.
 
 Audio ↔ sheet results are re-ranked by melody (``model.search.melody_rerank``):
-the learned space's top 50 re-ordered by how the recording's pitch follows
+the learned space's top candidates re-ordered by how the recording's pitch follows
 the sheet's notes, which holds on timbres the audio encoder never heard.
 Their lists say so, and their score column is the combined score.
 """
@@ -124,11 +124,7 @@ class RetrievalPanel(QWidget):
         self.k.setPrefix("top ")
         self.melody_box = QCheckBox("Re-rank audio ↔ sheet by melody")
         self.melody_box.setChecked(True)
-        self.melody_box.setToolTip(
-            "Re-order the 50 nearest audio ↔ sheet results by how the recording's pitch follows the sheet's "
-            "notes (dynamic time warping), added to the learned distance: the score column then shows the "
-            "combined score.\nThe pitch does not depend on the instrument, so this holds on timbres the model "
-            "never trained on. The dataset's pitch tracks are computed once in the background.")
+        self._melody_tooltip()
         self.any_key_box = QCheckBox("Any key")
         self.any_key_box.setChecked(self.session.melody_any_key)
         self.any_key_box.setToolTip(
@@ -274,7 +270,22 @@ class RetrievalPanel(QWidget):
         self.embedder = None
         self.query_vectors = {}
         self.query_track = None
+        self._melody_tooltip()
         self.refresh()
+
+    def _melody_tooltip(self) -> None:
+        """The re-rank box's tooltip, with the number of candidates the active run's reranker re-orders.
+
+        Without a run the number is left out: importing ``model.search.melody_rerank`` for it
+        would load torch (through ``model.features``) on the window's start-up path.
+        """
+        melody = self.session.melody
+        top = f"{melody.config.k} nearest" if melody is not None else "nearest"
+        self.melody_box.setToolTip(
+            f"Re-order the {top} audio ↔ sheet results by how the recording's pitch follows the sheet's "
+            "notes (dynamic time warping), added to the learned distance: the score column then shows the "
+            "combined score.\nThe pitch does not depend on the instrument, so this holds on timbres the model "
+            "never trained on. The dataset's pitch tracks are computed once in the background.")
 
     def _on_melody_box(self, on: bool) -> None:
         self.any_key_box.setEnabled(on)
