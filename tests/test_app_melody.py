@@ -6,17 +6,21 @@ and dropped files (a flute rendering by FluidSynth, a MIDI file).
 """
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
+from PySide6.QtCore import Qt
 
 from model.map.layout import MODALITIES
 from ugaar_app.retrieval_panel import RERANKED_MARK
 
 from test_app_fixtures import app_home, trained, window  # noqa: F401 - fixtures
+
+SHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 
 
 def _wait_for_tracks(qtbot, window) -> None:
@@ -186,6 +190,31 @@ def test_a_dropped_flute_rendering_finds_its_sheet(qtbot, window, trained, tmp_p
     assert rp.result_ids("sheet") == [r for r, _ in session.index.query(vec, "sheet", rp.k.value(), source="audio")]
     rp.melody_box.setChecked(True)
     assert rp.result_ids("sheet")[0] == sid
+
+    if os.environ.get("UGAAR_SCREENSHOTS"):  # docs/screenshots/melody_rerank.png (see docs/app.md)
+        _save_melody_screenshot(qtbot, window, sid)
+
+
+def _save_melody_screenshot(qtbot, window, sid: str) -> None:
+    """The dropped flute recording's results, its sheet first in the re-ranked list and shown in the sample view."""
+    rp = window.retrieval
+    _wait_for_tracks(qtbot, window)  # their arrival runs the query again: the header's "still being computed" goes
+    qtbot.wait(200)
+    rp.why.toggle.setChecked(False)  # a dropped file is not explained: the lists get the room
+    # the map's tool row sets the central widget's minimum width: room for a wide right dock
+    window.resize(2150, 1050)
+    qtbot.wait(200)  # the docks take their new sizes once the window has its own
+    window.resizeDocks([window.library_dock, window.sample_dock], [260, 900], Qt.Horizontal)
+    window.resizeDocks([window.sample_dock, window.retrieval_dock], [330, 650], Qt.Vertical)
+    qtbot.wait(200)
+    tree = rp.lists[str(rp.targets.index("sheet"))]
+    item = tree.topLevelItem(0)
+    assert item.data(0, Qt.UserRole) == sid and rp.reranked == {"sheet": True}
+    qtbot.mouseClick(tree.viewport(), Qt.LeftButton, pos=tree.visualItemRect(item).center())
+    qtbot.waitUntil(lambda: window.session.selected == sid, timeout=10000)
+    assert rp.result_ids("sheet")[0] == sid  # a clicked result keeps the list
+    qtbot.wait(300)
+    window.grab().save(str(SHOTS / "melody_rerank.png"))
 
 
 def test_a_dropped_midi_file_is_reranked_by_its_notes(qtbot, window, trained, tmp_path):
