@@ -63,3 +63,22 @@ def test_bad_program_and_soundfont_are_refused(tmp_path, capsys):
     assert main(["dataset", "build", "--source", "music21-corpus", "--out", str(tmp_path / "x"),
                  "--soundfont", str(tmp_path / "none.sf2")]) == 2
     assert "none.sf2: no such file" in capsys.readouterr().err
+
+
+def test_render_split_transposed_plays_the_same_notes_higher(built, tmp_path, capsys):
+    """--transpose 3: every note sounds 3 semitones higher; the sheets and the manifest's notes stay as they were."""
+    from model.cli import main
+    from model.data.dataset import Dataset
+    from model.features.pitch_track import pitch_track
+    from model.search.melody_rerank import contour_distance, note_contour
+    out = tmp_path / "up3"
+    assert main(["dataset", "render-audio", str(built.root), "--split", "all", "--transpose", "3",
+                 "--out", str(out), "--quiet"]) == 0
+    ds = Dataset.open(out)
+    assert ds.renderers["audio"]["transpose"] == 3
+    sid = ds.samples[0].sample_id
+    assert [n.pitch for n in ds.sample(sid).notes] == [n.pitch for n in built.sample(sid).notes]
+    track, notes = pitch_track(*ds.load_audio(sid)), note_contour(ds.sample(sid).notes)
+    assert contour_distance(track, notes + 3) < 0.2 < 1.0 < contour_distance(track, notes)
+    assert main(["dataset", "render-audio", str(built.root), "--transpose", "30", "--out", str(tmp_path / "x")]) == 2
+    assert "--transpose 30: transpose by at most two octaves" in capsys.readouterr().err

@@ -71,6 +71,9 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
     render.add_argument("--noise-snr", type=float, default=None, metavar="DB",
                         help="add white noise at this signal-to-noise ratio (dB)")
     render.add_argument("--seed", type=int, default=0, help="seed of the noise")
+    render.add_argument("--transpose", type=int, default=0, metavar="N",
+                        help="play every note N semitones higher (negative: lower), as a recording in another key "
+                             "would; the sheets keep their notes")
     render.add_argument("--quiet", action="store_true", help="no progress bar")
     render.set_defaults(func=_render_audio)
 
@@ -96,8 +99,12 @@ def _render_audio(args: argparse.Namespace) -> int:
     from model.data.render_split import Rendering, render_split
     from model.validate import check_dataset_folder
     check_dataset_folder(args.dir)
+    if not -24 <= args.transpose <= 24:
+        from model.errors import BadInputError
+        raise BadInputError(f"--transpose {args.transpose}", "transpose by at most two octaves", "e.g. --transpose -3")
     rendering = Rendering(renderer=args.audio_renderer, soundfont=_soundfont(args.soundfont),
-                          program=_program(args.program), noise_snr_db=args.noise_snr, seed=args.seed)
+                          program=_program(args.program), noise_snr_db=args.noise_snr, seed=args.seed,
+                          transpose=args.transpose)
     bar = None if args.quiet else StageBar()
     t0 = time.perf_counter()
     try:

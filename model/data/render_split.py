@@ -23,6 +23,8 @@ from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
+import dataclasses
+
 from model.atomic import link_or_copy, write_json
 from model.progress import CancelToken, ProgressCallback, report
 
@@ -46,6 +48,9 @@ class Rendering:
     seed : int
         Seed of the noise.
     sample_rate : int
+    transpose : int
+        Semitones added to every note before rendering (a recording in
+        another key; the sheets and notes of the folder stay as they were).
     """
 
     renderer: str = "fluidsynth"
@@ -54,6 +59,7 @@ class Rendering:
     noise_snr_db: Optional[float] = None
     seed: int = 0
     sample_rate: int = 16000
+    transpose: int = 0
 
     def make_renderer(self) -> Any:
         from model.render.audio import make_audio_renderer
@@ -70,6 +76,8 @@ class Rendering:
         if self.noise_snr_db is not None:
             ident["noise_snr_db"] = float(self.noise_snr_db)
             ident["noise_seed"] = int(self.seed)
+        if self.transpose:
+            ident["transpose"] = int(self.transpose)
         return ident
 
 
@@ -79,7 +87,11 @@ def render_waves(samples: Sequence[Any], rendering: Rendering, renderer: Any = N
     from model.features.augment import add_noise, item_rng
     renderer = renderer or rendering.make_renderer()
     for sample in samples:
-        wave = renderer.render(sample.notes)
+        notes = sample.notes
+        if rendering.transpose:
+            notes = tuple(dataclasses.replace(n, pitch=int(np.clip(n.pitch + rendering.transpose, 0, 127)))
+                          for n in notes)
+        wave = renderer.render(notes)
         if rendering.noise_snr_db is not None:
             wave = np.clip(add_noise(wave, rendering.noise_snr_db, item_rng(rendering.seed, sample.sample_id, 0)),
                            -1.0, 1.0)
