@@ -59,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k", type=int, default=None)
     parser.add_argument("--weight", type=float, default=None)
     parser.add_argument("--any-key", action="store_true", help="compare melodies after removing their median pitch")
+    parser.add_argument("--tempo", type=float, default=1.0,
+                        help="build the sheets' contours as if played this many times faster than their notes say "
+                             "(a probe of the DTW's tolerance: the recordings keep their tempo)")
+    parser.add_argument("--only", nargs="*", default=None, metavar="NAME",
+                        help="evaluate only these renderings (folder names; 'own' for the run's own audio)")
     parser.add_argument("--grid", action="store_true", help="every k in %s × weight in %s" % (GRID_K, GRID_WEIGHT))
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
@@ -68,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     from model.data.dataset import Dataset
     from model.errors import UgaarError
     from model.feature_set import FeatureSet
-    from model.features.pitch_track import dataset_pitch_tracks
+    from model.features.pitch_track import TRACK_FRAME_S, dataset_pitch_tracks
     from model.search.evaluation import ranks
     from model.search.melody_rerank import MelodyRerankConfig, note_contour, rerank_ranks
     from model.ugaar import Run
@@ -88,14 +93,16 @@ def main(argv: list[str] | None = None) -> int:
     ids = list(part.sample_ids)
     method, kind, metric = run.method(), run.config.inputs, run.config.metric
     sheet = method.embed_modality("sheet", part.input_of("sheet", kind))
-    contours = [note_contour(dataset.sample(s).notes) for s in ids]
+    contours = [note_contour(dataset.sample(s).notes, TRACK_FRAME_S * args.tempo) for s in ids]
     encoders = run.features_meta.get("encoders_dir")
     config = base.meta["config"]
     wanted = {"onset_delta": float(config["onset_delta"]), "onset_method": config.get("onset_method", "flux")}
 
     rows = []
-    for label, ds, features in [("the run's own " + args.split + " audio", dataset, base)] + \
-            [(Path(f).name, d, None) for f, d in folders]:
+    chosen = [("the run's own " + args.split + " audio", dataset, base)] + [(Path(f).name, d, None) for f, d in folders]
+    if args.only is not None:
+        chosen = [c for c in chosen if (c[2] is base and "own" in args.only) or c[0] in args.only]
+    for label, ds, features in chosen:
         if features is None:
             features = rendered_features(Path(ds.root), encoders, wanted)
             if features is None:
@@ -126,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
               f"s→a {plain['sheet→audio']['R@1']:.1f} → {best['sheet→audio']['R@1']:.1f}", file=sys.stderr, flush=True)
 
     print(f"\n**Melody re-ranking through run {Path(args.run).name}: {Path(args.dataset).name}, {args.split} split "
-          f"(N = {len(ids)}), {run.config.method} on {kind} inputs{', any key' if args.any_key else ''}**\n")
+          f"(N = {len(ids)}), {run.config.method} on {kind} inputs{', any key' if args.any_key else ''}"
+          f"{f', sheets at tempo × {args.tempo:g}' if args.tempo != 1 else ''}**\n")
     if args.grid:
         print("| k | weight | " + " | ".join(r["rendering"] for r in rows) + " | mean |")
         print("|---:|---:|" + "---|" * (len(rows) + 1))
