@@ -86,8 +86,8 @@ def test_contour_distance_golden_values():
 
 
 def test_config_is_checked():
-    with pytest.raises(ValueError, match="k ≥ 1"):
-        MelodyRerankConfig(k=0)
+    with pytest.raises(ValueError, match="k ≥ 0"):
+        MelodyRerankConfig(k=-1)
     with pytest.raises(ValueError, match="weight"):
         MelodyRerankConfig(weight=-1)
     assert MelodyRerankConfig().to_dict() == {"k": 100, "weight": 10.0, "cap": 3.0, "any_key": False}
@@ -202,3 +202,45 @@ def test_reranker_orders_only_audio_and_sheet():
     assert rr.rerank("audio", "sheet", hits, rr.query_sequence("audio", "leaps"))[0][0] == "leaps"
     assert rr.rerank("sheet", "audio", hits, rr.query_sequence("sheet", "falling"))[0][0] == "falling"
     assert len(rr.query_sequence("audio", "unknown")) == 0
+
+
+def test_any_key_orders_the_whole_library_by_key_free_pitch():
+    cfg = MelodyRerankConfig.choose(any_key=True)
+    assert cfg == MelodyRerankConfig.for_any_key() and cfg.k == 0 and cfg.any_key
+    assert MelodyRerankConfig.choose(False) == MelodyRerankConfig()
+    assert cfg.fetch(10, 5000) == 5000 and MelodyRerankConfig().fetch(10, 5000) == 100
+    contours = {k: note_contour(v) for k, v in MELODIES.items()}
+    sung = contours["leaps"] - 4  # the same melody a major third lower
+    # the learned space ranks the transposed recording's sheet last, far behind
+    hits = [("rising", 0.1), ("falling", 0.2), ("leaps", 0.9)]
+    assert rerank_hits(hits, sung, contours.get, "cosine", cfg)[0][0] == "leaps"
+    assert rerank_hits(hits, sung, contours.get, "cosine", MelodyRerankConfig(k=0))[0][0] != "leaps"  # key-exact
+
+
+class _Index:
+    """What MelodyReranker asks of a RetrievalIndex: its length and nearest-first results."""
+
+    def __init__(self, hits):
+        self.hits, self.asked = hits, []
+
+    def __len__(self):
+        return 3
+
+    def query_sample(self, sid, source, target, k):
+        self.asked.append(k)
+        return self.hits[:k]
+
+    def query(self, vector, target, k, source=None):
+        self.asked.append(k)
+        return self.hits[:k]
+
+
+def test_library_items_are_always_compared_in_their_own_key():
+    contours = {k: note_contour(v) for k, v in MELODIES.items()}
+    rr = MelodyReranker.from_tables(dict(contours), contours, "cosine", MelodyRerankConfig.for_any_key())
+    index = _Index([("rising", 0.1), ("falling", 0.2), ("leaps", 0.3)])
+    assert rr.query_sample(index, "falling", "audio", "sheet", 2)[0][0] == "falling"
+    assert index.asked == [100]  # the key-exact top k, not the whole library
+    index.asked.clear()
+    assert rr.query_vector(index, None, "audio", "sheet", 2, contours["falling"] + 2)[0][0] == "falling"
+    assert index.asked == [3]  # a new recording in any key: the whole library

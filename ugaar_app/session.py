@@ -167,7 +167,7 @@ class Session:
         self.index = index
         self.melody = melody
         if melody is not None and melody.config.any_key != self.melody_any_key:
-            melody.config = replace(melody.config, any_key=self.melody_any_key)  # the user's choice outlives a run
+            melody.config = type(melody.config).choose(self.melody_any_key)  # the user's choice outlives a run
         self.partner_ranks = None
         self.partner_rank_table = None
         self.partner_rank_cap = None
@@ -196,8 +196,8 @@ class Session:
         """Whether melody re-ranking compares the melodies in any key (sung or hummed queries)."""
         self.melody_any_key = bool(any_key)
         if self.melody is not None and self.melody.config.any_key != self.melody_any_key:
-            # the config is frozen: a new one with the other fields kept
-            self.melody.config = replace(self.melody.config, any_key=self.melody_any_key)
+            # any key searches the whole library by pitch; key-exact re-ranks the top k (validated settings)
+            self.melody.config = type(self.melody.config).choose(self.melody_any_key)
             self.melody_changed.emit(self.melody)
 
     def notify_runs_changed(self) -> None:

@@ -64,7 +64,7 @@ def melody_reranker(run, args):
     except Exception:  # the dataset may have moved: the learned space still answers
         return None
     return MelodyReranker.from_dataset(dataset, run.config.metric,
-                                       MelodyRerankConfig(any_key=bool(getattr(args, "any_key", False))))
+                                       MelodyRerankConfig.choose(bool(getattr(args, "any_key", False))))
 
 
 def audio_query(run, index, embedder, audio, targets, k: int, reranker=None):
@@ -81,7 +81,7 @@ def audio_query(run, index, embedder, audio, targets, k: int, reranker=None):
         def embed(wave, sr):
             return np.asarray(embedder.audio(wave, sr), np.float32)[None, :]
     method = run.method()  # Run.embed_query loads the checkpoint on every call: once for all windows
-    fetch = max(k, reranker.config.k) if reranker is not None else k
+    fetch = reranker.config.fetch(k, len(index)) if reranker is not None else k
     match = best_window(audio, window_seconds(run), embed,
                         lambda feats, target: method.embed_modality("audio", feats, partner=target)[0],
                         lambda vec, target: index.query(vec, target, fetch, source="audio"),
@@ -190,9 +190,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"audio segment: {info['match'].describe()}")
     for source, target, hits in results:
         reranked = reranker is not None and reranker.applies(source, target) and args.lyrics is None
-        print(f"{source} → {target}" + (f"  (re-ranked by melody: top {reranker.config.k}, "
-                                          f"score = distance + {reranker.config.weight:g} × pitch DTW)"
-                                          if reranked else ""))
+        cfg = reranker.config if reranker is not None else None
+        how = ("" if not reranked else
+               f"  (re-ranked by melody: top {cfg.k}, score = distance + {cfg.weight:g} × pitch DTW)"
+               if not cfg.any_key or args.sample else
+               f"  (ordered by melody in any key: all {len(index)} items by key-free pitch DTW)")
+        print(f"{source} → {target}" + how)
         for rank, (sid, dist) in enumerate(hits, 1):
             mark = " *" if args.sample and sid == args.sample else ""
             text = f"  {texts[sid][:60]}" if sid in texts else ""
@@ -220,6 +223,7 @@ def add_parser(subparsers, name: str = "query", help_text: str = "retrieve partn
                    help="rank audio ↔ sheet by the learned space alone (default: its top 50 re-ranked by how "
                         "the recording's pitch follows the sheet's notes)")
     p.add_argument("--any-key", action="store_true",
-                   help="melody re-ranking ignores the key (a recording sung or played in another key)")
+                   help="for a recording sung or played in another key: every sheet is ordered by its key-free "
+                        "pitch distance (the learned space does not find a transposed recording's sheet)")
     p.set_defaults(func=run)
     return p
