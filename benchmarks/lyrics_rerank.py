@@ -1,0 +1,128 @@
+"""Lyrics re-ranking benchmark: lyrics ↔ sheet / audio retrieval with and without a position-wise pair scorer.
+
+For each seed, a :class:`model.search.lyrics_rerank.PairScorer` is trained on the
+run's features (training split; best epoch on validation), the weight that mixes
+it with the run's learned distance is chosen on the validation split, and the
+test split is reported three ways: the run alone, the pair scorer alone, and
+both.  Every candidate of the split is scored (no top k: the first stage's
+median rank is ~0.1 N, so a top-100 re-ranking would leave half the partners out).
+
+Usage::
+
+    python benchmarks/lyrics_rerank.py RUN [RUN ...] [--modality sheet audio] [--epochs 6] [--json OUT]
+
+One RUN per seed (its seed seeds the scorer too).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0, 1e6)
+
+
+def summary(ranks: np.ndarray) -> dict[str, float]:
+    return {"MedR/N": float(np.median(ranks)) / len(ranks), "R@10": 100.0 * float(np.mean(ranks <= 10)),
+            "R@1": 100.0 * float(np.mean(ranks == 1))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", help="finished runs on aligned inputs, one per seed")
+    parser.add_argument("--modality", nargs="+", default=["sheet", "audio"], choices=("sheet", "audio"))
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from model.errors import UgaarError
+    from model.feature_set import FeatureSet
+    from model.search.evaluation import ranks
+    from model.search.lyrics_rerank import (PairScorerConfig, combined_scores, ranks_from_scores, score_matrix,
+                                            structure_tokens, train_pair_scorer)
+    from model.ugaar import Run
+    from melody_rerank import distance_matrix
+
+    torch.set_num_threads(2)
+    records = []
+    for run_dir in args.runs:
+        try:
+            run = Run.open(run_dir)
+            fs = FeatureSet.load(run.config.features_path)
+        except (UgaarError, OSError, ValueError) as exc:
+            parser.error(str(exc))
+        if run.config.inputs != "aligned" or not fs.has_sequences:
+            parser.error(f"{run_dir}: a run on aligned inputs is needed (per-position tokens)")
+        method, metric = run.method(), run.config.metric
+        for modality in args.modality:
+            cfg = PairScorerConfig(modality=modality, epochs=args.epochs, seed=run.config.seed)
+            t0 = time.perf_counter()
+            trained = train_pair_scorer(fs, cfg)
+            train_s = time.perf_counter() - t0
+            lx, lm = structure_tokens(fs, "lyrics", cfg.positions)
+            mx, mm = structure_tokens(fs, modality, cfg.positions)
+            out = {"run": run_dir, "seed": run.config.seed, "modality": modality, "config": cfg.to_dict(),
+                   "best_epoch": trained.best_epoch, "history": trained.history, "train_seconds": train_s}
+            found = {}
+            for split in ("val", "test"):
+                rows = np.nonzero(np.asarray(fs.splits) == split)[0]
+                part = fs.split(split)
+                lyr = method.embed_modality("lyrics", part.input_of("lyrics", "aligned"), partner=modality)
+                mus = method.embed_modality(modality, part.input_of(modality, "aligned"), partner="lyrics")
+                dist = distance_matrix(lyr, mus, metric)  # lyrics rows × melody columns
+                pair = score_matrix(trained.scorer, lx[rows], lm[rows], mx[rows], mm[rows])
+                found[split] = (lyr, mus, dist, pair)
+            # the weight: best mean MedR/N of both directions on validation
+            _l, _m, dist, pair = found["val"]
+
+            def both(d, p, w):
+                return (ranks_from_scores(combined_scores(d, p, w)), ranks_from_scores(combined_scores(d.T, p.T, w)))
+
+            val_medr = {w: float(np.mean([np.median(r) for r in both(dist, pair, w)])) / len(dist) for w in WEIGHTS}
+            weight = min(WEIGHTS, key=lambda w: (val_medr[w], w))
+            lyr, mus, dist, pair = found["test"]
+            l2m, m2l = f"lyrics→{modality}", f"{modality}→lyrics"
+            out["val_medr_n_by_weight"] = val_medr
+            out["weight"] = weight
+            out["test"] = {
+                "run alone": {l2m: summary(ranks(lyr, mus, metric)), m2l: summary(ranks(mus, lyr, metric))},
+                "pair scorer alone": {l2m: summary(ranks_from_scores(pair, lower_is_better=False)),
+                                      m2l: summary(ranks_from_scores(pair.T, lower_is_better=False))},
+                "both": dict(zip((l2m, m2l), map(summary, both(dist, pair, weight)))),
+            }
+            t = out["test"]
+            print(f"{Path(run_dir).name} {modality}: best epoch {trained.best_epoch}, weight {weight:g}; test "
+                  f"{l2m} MedR/N run {t['run alone'][l2m]['MedR/N']:.3f} → pair {t['pair scorer alone'][l2m]['MedR/N']:.3f}"
+                  f" → both {t['both'][l2m]['MedR/N']:.3f} (R@10 {t['both'][l2m]['R@10']:.1f}); "
+                  f"train {train_s:.0f} s", file=sys.stderr, flush=True)
+            records.append(out)
+
+    print("\n| melody side | seeds | way | lyrics→m MedR/N | m→lyrics MedR/N | lyrics→m R@10 | m→lyrics R@10 |")
+    print("|---|---|---|---|---|---|---|")
+    for modality in args.modality:
+        mine = [r for r in records if r["modality"] == modality]
+        l2m, m2l = f"lyrics→{modality}", f"{modality}→lyrics"
+        for way in ("run alone", "pair scorer alone", "both"):
+            def cell(direction, metric):
+                v = [r["test"][way][direction][metric] for r in mine]
+                fmt = "{:.3f}" if metric == "MedR/N" else "{:.1f}"
+                return (fmt.format(np.mean(v)) + (" ± " + fmt.format(np.std(v, ddof=1)) if len(v) > 1 else ""))
+            print(f"| {modality} | {len(mine)} | {way} | {cell(l2m, 'MedR/N')} | {cell(m2l, 'MedR/N')} | "
+                  f"{cell(l2m, 'R@10')} | {cell(m2l, 'R@10')} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(records, indent=1, ensure_ascii=False), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""Score a lyrics line against a melody syllable by note: a position-wise pair scorer for re-ranking.
+
+Every common-space model of this project maps an item to one vector, so a
+lyrics query and a melody meet through one dot product.  Issue 9's probes put
+the shared signal in the *pairing* of syllable *i* with note *i*: a stressed
+syllable on a long note, a word end before a rest, a line start after one.
+:class:`PairScorer` reads those pairs directly.  For every position it mixes
+the syllable's prosody columns (the lyrics tokens' structure block: stress,
+word position, line start, function word, …) and the note's or onset's
+structure columns (written length, rest, pitch step; or onset interval,
+loudness) with their neighbours at *i* ± 1, passes them through a small MLP
+and sums the result over the line's positions: one score per (lyrics, melody)
+pair.  It cannot be an index (each pair is scored jointly), so it re-ranks:
+every item of a library of tens of thousands, or the top k of the learned
+space.
+
+It is trained contrastively (InfoNCE both ways over a batch's pairs) on the
+training split's structure columns, and the epoch kept is the best on the
+validation split's lyrics→melody MedR.  Measured in
+``benchmarks/lyrics_rerank.py`` (docs/benchmarks.md, "Lyrics re-ranking").
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from model.progress import CancelToken, ProgressCallback, report
+
+
+@dataclass(frozen=True)
+class PairScorerConfig:
+    """One pair scorer's training run.
+
+    Attributes
+    ----------
+    modality : str
+        The melody side: ``sheet`` (engraved notes) or ``audio`` (onsets).
+    positions : int
+        Positions read (the dataset's 20 syllable–note pairs).
+    hidden : int
+        Width of the per-position MLP.
+    epochs, batch, lr, weight_decay
+        Training; the best validation epoch is kept.
+    seed : int
+    """
+
+    modality: str = "sheet"
+    positions: int = 20
+    hidden: int = 64
+    epochs: int = 12
+    batch: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.modality not in ("sheet", "audio"):
+            raise ValueError(f"the melody side is 'sheet' or 'audio', got {self.modality!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def structure_tokens(features: Any, modality: str, positions: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """The structure columns of a FeatureSet's tokens for ``modality``, first ``positions`` positions.
+
+    Returns
+    -------
+    tokens : (N, positions, D) float32, zero beyond each item's length
+    mask : (N, positions) float32, 1 where a position exists
+    """
+    from model.features.sequences import STRUCTURE_DIMS
+
+    dims = features.meta.get("structure_dims") or STRUCTURE_DIMS
+    seq = features.input_of(modality, "aligned")
+    d = int(dims[modality])
+    tokens = np.zeros((len(seq.lengths), positions, d), np.float32)
+    width = min(positions, seq.tokens.shape[1])
+    tokens[:, :width] = seq.tokens[:, :width, -d:]
+    mask = (np.arange(positions)[None, :] < np.asarray(seq.lengths)[:, None]).astype(np.float32)
+    return tokens * mask[..., None], mask
+
+
+def _with_neighbours(x: torch.Tensor) -> torch.Tensor:
+    """(B, P, D) → (B, P, 3D): each position beside its left and right neighbours (zeros at the ends)."""
+    pad = torch.zeros_like(x[:, :1])
+    return torch.cat([torch.cat([pad, x[:, :-1]], 1), x, torch.cat([x[:, 1:], pad], 1)], -1)
+
+
+class PairScorer(nn.Module):
+    """Score of every (lyrics line, melody) pair from their position-wise structure columns.
+
+    Parameters
+    ----------
+    lyrics_dim, music_dim : int
+        Structure columns per syllable and per note / onset.
+    config : PairScorerConfig
+    lyrics_stats, music_stats : (mean, std) arrays, optional
+        Standardisation of the columns (from the training split).
+    """
+
+    def __init__(self, lyrics_dim: int, music_dim: int, config: PairScorerConfig = PairScorerConfig(),
+                 lyrics_stats: Optional[tuple[np.ndarray, np.ndarray]] = None,
+                 music_stats: Optional[tuple[np.ndarray, np.ndarray]] = None) -> None:
+        super().__init__()
+        h, p = config.hidden, config.positions
+        self.config = config
+        self.lyrics_in = nn.Linear(3 * lyrics_dim, h)
+        self.music_in = nn.Linear(3 * music_dim, h)
+        self.position = nn.Parameter(torch.zeros(p, h))
+        self.mix = nn.Sequential(nn.GELU(), nn.Linear(h, h), nn.GELU(), nn.Linear(h, 1))
+        for name, dim, stats in (("lyrics", lyrics_dim, lyrics_stats), ("music", music_dim, music_stats)):
+            mean, std = stats if stats is not None else (np.zeros(dim), np.ones(dim))
+            self.register_buffer(f"{name}_mean", torch.as_tensor(np.asarray(mean), dtype=torch.float32))
+            self.register_buffer(f"{name}_std", torch.as_tensor(np.asarray(std), dtype=torch.float32))
+
+    def _lyrics(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = (x - self.lyrics_mean) / self.lyrics_std * mask[..., None]
+        return self.lyrics_in(_with_neighbours(x)) + self.position
+
+    def _music(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = (x - self.music_mean) / self.music_std * mask[..., None]
+        return self.music_in(_with_neighbours(x))
+
+    def forward(self, lyrics: torch.Tensor, lyrics_mask: torch.Tensor, music: torch.Tensor,
+                music_mask: torch.Tensor) -> torch.Tensor:
+        """(B, P, Dl), (B, P), (C, P, Dm), (C, P) → (B, C) scores (higher: a better pair)."""
+        pair = self._lyrics(lyrics, lyrics_mask)[:, None] + self._music(music, music_mask)[None, :]
+        return (self.mix(pair).squeeze(-1) * lyrics_mask[:, None, :]).sum(-1)
+
+
+def score_matrix(scorer: PairScorer, lyrics: np.ndarray, lyrics_mask: np.ndarray, music: np.ndarray,
+                 music_mask: np.ndarray, chunk: int = 64) -> np.ndarray:
+    """(N_lyrics, N_music) scores, ``chunk`` lyrics lines at a time (memory: chunk × N_music × P × hidden)."""
+    scorer.eval()
+    m, mm = torch.as_tensor(music), torch.as_tensor(music_mask)
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(lyrics), chunk):
+            out.append(scorer(torch.as_tensor(lyrics[i:i + chunk]), torch.as_tensor(lyrics_mask[i:i + chunk]),
+                              m, mm).numpy())
+    return np.concatenate(out) if out else np.zeros((0, len(music)), np.float32)
+
+
+def partner_ranks(scores: np.ndarray) -> np.ndarray:
+    """1-based rank of each row's partner (column i of row i); ties count against it."""
+    return (scores >= np.diag(scores)[:, None]).sum(1)
+
+
+@dataclass
+class TrainedScorer:
+    """A trained :class:`PairScorer`, its config and its validation curve."""
+
+    scorer: PairScorer
+    config: PairScorerConfig
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = -1
+
+
+def train_pair_scorer(features: Any, config: PairScorerConfig = PairScorerConfig(),
+                      progress: Optional[ProgressCallback] = None,
+                      cancel: Optional[CancelToken] = None) -> TrainedScorer:
+    """Train a pair scorer on a FeatureSet's training split; keep its best validation epoch.
+
+    Parameters
+    ----------
+    features : FeatureSet
+        With per-position tokens (aligned inputs) and train / val splits.
+    config : PairScorerConfig
+    progress, cancel
+        One report per epoch; checked between batches.
+    """
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    lx, lm = structure_tokens(features, "lyrics", config.positions)
+    mx, mm = structure_tokens(features, config.modality, config.positions)
+    splits = np.asarray(features.splits)
+    train, val = np.nonzero(splits == "train")[0], np.nonzero(splits == "val")[0]
+    if len(train) < 2 or len(val) < 2:
+        raise ValueError("the pair scorer needs at least two training and two validation samples")
+
+    def stats(x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rows = x[train][mask[train] > 0]
+        return rows.mean(0), rows.std(0) + 1e-6
+
+    scorer = PairScorer(lx.shape[2], mx.shape[2], config, stats(lx, lm), stats(mx, mm))
+    opt = torch.optim.AdamW(scorer.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    tensors = [torch.as_tensor(a) for a in (lx, lm, mx, mm)]
+    result = TrainedScorer(scorer, config)
+    best_state, best = None, np.inf
+    batch = min(config.batch, len(train))
+    for epoch in range(config.epochs):
+        scorer.train()
+        order = rng.permutation(train)
+        losses = []
+        for start in range(0, len(order) - batch + 1, batch):
+            if cancel is not None:
+                cancel.raise_if_set()
+            b = torch.as_tensor(order[start:start + batch])
+            s = scorer(tensors[0][b], tensors[1][b], tensors[2][b], tensors[3][b])
+            target = torch.arange(len(b))
+            loss = nn.functional.cross_entropy(s, target) + nn.functional.cross_entropy(s.T, target)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        ranks = partner_ranks(score_matrix(scorer, lx[val], lm[val], mx[val], mm[val]))
+        medr = float(np.median(ranks)) / len(val)
+        result.history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_medr_n": medr,
+                               "val_r10": 100.0 * float(np.mean(ranks <= 10))})
+        if medr < best:
+            best, result.best_epoch = medr, epoch
+            best_state = {k: v.detach().clone() for k, v in scorer.state_dict().items()}
+        report(progress, "pair scorer", epoch + 1, config.epochs, f"val MedR/N {medr:.3f}")
+    scorer.load_state_dict(best_state)
+    scorer.eval()
+    return result
+
+
+def combined_scores(distances: np.ndarray, pair_scores: np.ndarray, weight: float) -> np.ndarray:
+    """Lower-is-better scores: the learned distance and the pair score, each standardised per query row.
+
+    ``weight`` = 0: the learned space alone; large: the pair scorer alone.
+    """
+    def z(x: np.ndarray) -> np.ndarray:
+        std = x.std(1, keepdims=True)
+        return (x - x.mean(1, keepdims=True)) / np.where(std > 0, std, 1.0)
+
+    return z(np.asarray(distances, np.float64)) - weight * z(np.asarray(pair_scores, np.float64))
+
+
+def ranks_from_scores(scores: np.ndarray, lower_is_better: bool = True) -> np.ndarray:
+    """1-based rank of each row's partner under ``scores`` (ties count against it)."""
+    s = np.asarray(scores)
+    diag = np.diag(s)[:, None]
+    return ((s <= diag) if lower_is_better else (s >= diag)).sum(1)
+
