@@ -16,7 +16,7 @@ import soundfile
 from PySide6.QtCore import Qt
 
 from model.map.layout import MODALITIES
-from ugaar_app.retrieval_panel import RERANKED_MARK
+from ugaar_app.retrieval_panel import ORDERING_MARK, RERANKED_MARK
 
 from test_app_fixtures import app_home, trained, window  # noqa: F401 - fixtures
 
@@ -191,6 +191,63 @@ def test_a_dropped_flute_rendering_finds_its_sheet(qtbot, window, trained, tmp_p
 
     if os.environ.get("UGAAR_SCREENSHOTS"):  # docs/screenshots/melody_rerank.png (see docs/app.md)
         _save_melody_screenshot(qtbot, window, sid)
+
+
+def test_any_key_orders_the_whole_library_in_the_background(qtbot, window, trained, tmp_path):
+    import dataclasses
+
+    from model.render.audio import FluidSynthRenderer, fluidsynth_available
+    ok, why = fluidsynth_available()
+    if not ok:
+        pytest.skip(why)
+    rp, session = window.retrieval, window.session
+    sid = _unique_sample(window)
+    sample = session.dataset.sample(sid)
+    # a flute 3 semitones above the sheet: in its key only by removing each melody's middle pitch
+    up = [dataclasses.replace(n, pitch=n.pitch + 3) for n in sample.notes]
+    path = tmp_path / "flute-up3.wav"
+    soundfile.write(str(path), FluidSynthRenderer(16000, program=73).render(up), 16000)
+    rp.any_key_box.setChecked(True)
+    melody, index = session.melody, session.index
+    assert melody.config.k == 0  # the whole library, the slow setting this test is about
+    with qtbot.waitSignal(rp.embedded, timeout=120000):
+        rp.query_file(str(path))
+    assert rp.current_source() == "audio" and rp.query_track_within
+    vec, track = rp.query_vectors[("audio", "sheet")], rp.query_track
+
+    def ordered() -> bool:
+        return rp.ordering is None and rp.reranked == {"sheet": True}
+
+    # another k: the query runs again; until its ordering arrives the learned space's list stands in,
+    # not marked re-ranked, and the header and the title say what is coming
+    rp.k.setValue(5)
+    assert rp.ordering is not None and rp.reranked == {}
+    assert "ordering the whole library by melody in any key" in rp.header.text()
+    assert _title(rp, "sheet").endswith(ORDERING_MARK) and _column(rp, "sheet") == "dist"
+    assert rp.result_ids("sheet") == [r for r, _ in index.query(vec, "sheet", 5, source="audio")]
+    qtbot.waitUntil(ordered, timeout=60000)
+    qtbot.wait(300)  # the superseded k = 10 ordering, cancelled, must not overwrite the list
+    assert rp.result_ids("sheet") == [r for r, _ in melody.query_vector(index, vec, "audio", "sheet", 5, track,
+                                                                       within=True)]
+
+    rp.k.setValue(10)
+    qtbot.waitUntil(ordered, timeout=60000)
+    k = rp.k.value()
+    expected = melody.query_vector(index, vec, "audio", "sheet", k, track, within=True)
+    assert rp.result_ids("sheet") == [r for r, _ in expected]
+    assert _scores(rp, "sheet") == [f"{d:.3f}" for _, d in expected]
+    assert rp.result_ids("sheet")[0] == sid
+    assert _title(rp, "sheet").endswith(RERANKED_MARK) and _column(rp, "sheet") == "score"
+    # the header reports the time until the ordered list was shown, the background part included
+    assert "ordering" not in rp.header.text() and f"{rp.last_latency_ms:.1f} ms" in rp.header.text()
+
+    # in the sheet's key only (top 100 re-ranked, on the GUI thread): the transposed recording is
+    # 3 semitones off its own sheet in every frame, and its sheet is not first
+    rp.any_key_box.setChecked(False)
+    assert rp.ordering is None and rp.reranked == {"sheet": True}
+    assert rp.result_ids("sheet") == [r for r, _ in melody.query_vector(index, vec, "audio", "sheet", k, track,
+                                                                       within=True)]
+    assert rp.result_ids("sheet")[0] != sid
 
 
 def _save_melody_screenshot(qtbot, window, sid: str) -> None:

@@ -10,10 +10,14 @@ distance and mark the true partner; clicking one selects it everywhere.
 Audio ↔ sheet results are re-ranked by melody (``model.search.melody_rerank``):
 the learned space's top candidates re-ordered by how the recording's pitch follows
 the sheet's notes, which holds on timbres the audio encoder never heard.
-Their lists say so, and their score column is the combined score.
+Their lists say so, and their score column is the combined score.  In any
+key a new recording is compared with every sheet of the library, which takes
+about a second on a large one: that ordering runs as a background task, the
+learned space's list shown until it arrives.
 """
 from __future__ import annotations
 
+import copy
 import html
 import shutil
 import tempfile
@@ -38,6 +42,8 @@ from .why_view import WhyView
 PARTNER_MARK = "✔ partner"
 #: Appended to the title of a list re-ranked by melody.
 RERANKED_MARK = " · re-ranked by melody"
+#: Appended to the title of a list whose ordering by melody is still being computed in the background.
+ORDERING_MARK = " · ordering by melody …"
 DROP_TEXT = "Drop a MIDI/KAR or audio file (WAV/FLAC/OGG/MP3) here, or record one"
 
 
@@ -96,6 +102,9 @@ class RetrievalPanel(QWidget):
         self.query_track_within = False
         #: target modality → whether the shown list is re-ranked by melody (its score is the combined one).
         self.reranked: dict[str, bool] = {}
+        #: The background task ordering the shown file query's lists by melody over the whole library
+        #: (any key); None when none is pending.  A result is applied only by the task still held here.
+        self.ordering: Any = None
         self.query_label = ""
         #: The dataset sample and modality of the last "Selected sample" query (Why this result reads them).
         self.query_sample_id: Optional[str] = None
@@ -257,6 +266,9 @@ class RetrievalPanel(QWidget):
 
     # ---- state ------------------------------------------------------------------------------
     def _on_mode(self) -> None:
+        if not self.mode_file.isChecked():
+            # typed lyrics keep the lists until their embedding is in: a file query's ordering is no longer wanted
+            self._cancel_ordering()
         lyr = self.mode_lyrics.isChecked()
         self.lyrics.setVisible(lyr)
         self.lyrics_btn.setVisible(lyr)
@@ -298,12 +310,20 @@ class RetrievalPanel(QWidget):
         melody, src = self.session.melody, self.current_source()
         if self.session.index is None or melody is None or not any(melody.applies(src, t) for t in self.targets):
             return
-        tree_ids = {slot: tree.currentItem().data(0, Qt.UserRole) if tree.currentItem() is not None else None
-                    for slot, tree in self.lists.items()}
+        tree_ids = self._current_ids()
         if self.mode_sample.isChecked():
             self.query_selected(keep_why=True)
         elif self.mode_file.isChecked() and self.query_vectors:
             self._run_vectors(keep_why=True)
+        self._restore_current(tree_ids)
+
+    def _current_ids(self) -> dict[str, Optional[str]]:
+        """Each list's current (clicked) result id."""
+        return {slot: tree.currentItem().data(0, Qt.UserRole) if tree.currentItem() is not None else None
+                for slot, tree in self.lists.items()}
+
+    def _restore_current(self, tree_ids: dict[str, Optional[str]]) -> None:
+        """Make each list's result of ``tree_ids`` current again after the list was filled anew."""
         for slot, rid in tree_ids.items():
             tree = self.lists[slot]
             for i in range(tree.topLevelItemCount()):
@@ -342,6 +362,7 @@ class RetrievalPanel(QWidget):
             self._clear()
 
     def _clear(self, keep_why: bool = False) -> None:
+        self._cancel_ordering()  # every new query or emptied list makes a pending ordering stale
         for tree in self.lists.values():
             tree.clear()
         self.query_sample_id = None
@@ -653,20 +674,111 @@ class RetrievalPanel(QWidget):
         t0 = time.perf_counter()
         index, melody, track, k = self.session.index, self.session.melody, self.query_track, self.k.value()
         results = {}
+        pending: dict[str, np.ndarray] = {}  # target → query vector, ordered by melody in the background
         for tgt in self.targets:
             vec = self.query_vectors[(src, tgt)]
             # a query without pitched sound (silence, noise, typed lyrics) keeps the learned ranking
             if self._pair_reranks(src, tgt) and track is not None and len(track):
-                results[tgt] = list(melody.query_vector(index, vec, src, tgt, k, track,
-                                                        within=self.query_track_within))
-                self.reranked[tgt] = True
+                if melody.config.k == 0:
+                    # any key: one DTW per library item (about 45 µs each, plus each sheet's contour on
+                    # first use) is about a second on a large library, too long for the GUI thread; the
+                    # learned space's list stands in, not marked re-ranked, until the ordering arrives
+                    pending[tgt] = vec
+                    results[tgt] = list(index.query(vec, tgt, k, source=src))
+                else:
+                    results[tgt] = list(melody.query_vector(index, vec, src, tgt, k, track,
+                                                            within=self.query_track_within))
+                    self.reranked[tgt] = True
             else:
                 results[tgt] = list(index.query(vec, tgt, k, source=src))
         self._show(results, partner=None)
         self.last_latency_ms = (time.perf_counter() - t0) * 1000
+        if pending:
+            self._mark_ordering(pending)
+            self._order_in_background(src, pending, results, t0)
+        self._show_vectors_header(src, " · ordering the whole library by melody in any key …" if pending else "")
+
+    def _show_vectors_header(self, src: str, note: str = "") -> None:
+        """The header of a file or typed-lyrics query: its label, matched segment, latency and notes."""
         segment = f" · {self.audio_match.describe()}" if self.audio_match is not None and src == "audio" else ""
         self.header.setText(f"Query: {html.escape(self.query_label)} ({src}){html.escape(segment)} · "
-                            f"{self.last_latency_ms:.1f} ms" + self._approximate_note() + self._melody_note())
+                            f"{self.last_latency_ms:.1f} ms" + html.escape(note) + self._approximate_note()
+                            + self._melody_note())
+
+    def _mark_ordering(self, targets: Any) -> None:
+        """Say in the titles of ``targets``' lists that their ordering by melody is on its way."""
+        for slot, tgt in zip(("0", "1"), self.targets):
+            if tgt in targets:
+                self.list_titles[slot].setText(self.list_titles[slot].text() + html.escape(ORDERING_MARK))
+
+    def _order_in_background(self, src: str, pending: dict[str, np.ndarray],
+                             results: dict[str, list[tuple[str, float]]], t0: float) -> None:
+        """Order ``pending``'s lists by melody over the whole library on a worker (any key), then show them.
+
+        The result is applied only while this task is still the panel's :attr:`ordering`: any new query,
+        a changed source, k, box or run goes through :meth:`_clear`, which cancels it and lets it go.
+        """
+        from model.progress import report
+        run, index, melody = self.session.run, self.session.index, self.session.melody
+        track, within, k = self.query_track, self.query_track_within, self.k.value()
+        # the reranker as it is now: a box toggled meanwhile changes the session's reranker's config,
+        # and the list computed must be the one of the query that asked for it
+        reranker = copy.copy(melody)
+        total = len(index) * len(pending)
+
+        def work(progress, cancel):
+            seen = [0]
+
+            def checked(of):
+                # each candidate's sequence is fetched just before its DTW: a place to stop a superseded
+                # ordering early (query_vector takes no cancel token) and to count progress
+                def sequence(sid: str) -> np.ndarray:
+                    cancel.raise_if_set()
+                    seen[0] += 1
+                    report(progress, "library items", seen[0], total)
+                    return of(sid)
+                return sequence
+
+            reranker.contour_of, reranker.track_of = checked(reranker.contour_of), checked(reranker.track_of)
+            return {tgt: list(reranker.query_vector(index, vec, src, tgt, k, track, within=within))
+                    for tgt, vec in pending.items()}
+
+        def current() -> bool:
+            # typed lyrics being embedded do not clear the lists: the mode tells this query is no longer shown
+            return self.ordering is task and self.session.run is run and self.mode_file.isChecked()
+
+        def done(ordered: dict[str, list[tuple[str, float]]]) -> None:
+            if not current():
+                return
+            self.ordering = None
+            tree_ids = self._current_ids()  # a result clicked in the stand-in list stays current
+            for tgt, hits in ordered.items():
+                results[tgt] = hits
+                self.reranked[tgt] = True
+            self._show(results, partner=None)
+            self._restore_current(tree_ids)
+            # the time the user waited for these lists: the query and its background ordering
+            self.last_latency_ms = (time.perf_counter() - t0) * 1000
+            self._show_vectors_header(src)
+
+        def stopped(note: str) -> None:
+            if not current():
+                return
+            self.ordering = None
+            self._set_titles(src)  # the ordering mark goes; the learned space's list stays
+            self._show_vectors_header(src, note)
+
+        task = self.controller.tasks.start(
+            "Order by melody", work, on_done=done,
+            on_error=lambda msg: stopped(f" · {msg}; the learned space's order is shown"),
+            on_cancel=lambda: stopped(" · ordering by melody cancelled; the learned space's order is shown"))
+        self.ordering = task
+
+    def _cancel_ordering(self) -> None:
+        """Cancel the pending background ordering, if any; its result, should it still come, is dropped."""
+        if self.ordering is not None:
+            self.ordering.cancel()
+            self.ordering = None
 
     def _melody_note(self) -> str:
         """`` · the library's pitch tracks are still being computed …`` while the shown query's melody
