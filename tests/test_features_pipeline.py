@@ -359,3 +359,39 @@ def test_query_reranks_audio_and_sheet_by_melody(tiny_dataset, extracted, tmp_pa
     assert "re-ranked by melody" in out
     first = [line for line in out.splitlines() if line.strip().startswith("1.")][0]
     assert first.split()[1] == sid
+
+
+def test_lyrics_scorer_trains_saves_and_reranks_queries(tiny_dataset, extracted, tmp_path, capsys):
+    """ugaar lyrics-scorer RUN writes the run's pair scorers; ugaar query then re-ranks lyrics ↔ sheet / audio
+    with them (typed lines and samples), says so, and a damaged file is named."""
+    from model.cli import main
+    from model.search.lyrics_rerank import RERANKER_FILE, LyricsReranker
+    from model.feature_set import FeatureSet
+    fs, _enc, _ = extracted
+    run_dir = tmp_path / "run"
+    assert main(["train", fs.meta["cache_path"], "--method", "baseline", "--epochs", "1", "--out", str(run_dir),
+                 "--set", "seq_width=16", "--set", "seq_heads=2", "--set", "seq_layers=1"]) == 0
+    capsys.readouterr()
+    assert main(["lyrics-scorer", str(run_dir), "--epochs", "2", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert (run_dir / RERANKER_FILE).is_file() and "lyrics ↔ sheet: best epoch" in out and "lyrics ↔ audio" in out
+    loaded = LyricsReranker.load(run_dir, FeatureSet.load(fs.meta["cache_path"]))
+    assert set(loaded.scorers) == {"sheet", "audio"} and set(loaded.weights) == {"sheet", "audio"}
+    assert len(loaded.info["sheet"]["history"]) == 2
+
+    assert main(["query", str(run_dir), "--lyrics", "yesterday all my troubles seemed so far away", "--k", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("re-ranked by syllable-by-note pair score") == 2  # lyrics → audio and → sheet
+    sid = tiny_dataset.samples[0].sample_id
+    assert main(["query", str(run_dir), "--sample", sid, "--source", "sheet", "--k", "3"]) == 0
+    out = capsys.readouterr().out
+    lyrics_block = out.split("sheet → lyrics")[1]
+    assert "re-ranked by syllable-by-note" in lyrics_block.splitlines()[0]
+    assert len([l for l in lyrics_block.splitlines() if l.strip()[:2] in ("1.", "2.", "3.")]) == 3
+    assert main(["query", str(run_dir), "--sample", sid, "--source", "sheet", "--k", "3", "--no-lyrics-scorer"]) == 0
+    assert "syllable-by-note" not in capsys.readouterr().out
+
+    (run_dir / RERANKER_FILE).write_bytes(b"not a checkpoint")
+    assert main(["query", str(run_dir), "--lyrics", "yesterday", "--k", "3"]) == 2
+    err = capsys.readouterr().err
+    assert f"{RERANKER_FILE}: not a lyrics scorer" in err and "ugaar lyrics-scorer" in err

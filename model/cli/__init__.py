@@ -21,6 +21,8 @@ COMMANDS = [
     ("train", "model.cli.train_cmd", "train UGAAR or a baseline"),
     ("evaluate", "model.cli.evaluate_cmd", "print the paper's Tables I and II for runs"),
     ("query", "model.cli.query_cmd", "retrieve partners of a sample, a lyrics line, a MIDI or a WAV"),
+    ("lyrics-scorer", "model.cli.lyrics_scorer_cmd",
+     "train a run's syllable-by-note pair scorer that re-ranks lyrics ↔ sheet / audio results"),
     ("map", "model.cli.map_cmd", "write a run's embedding map (shared or per-modality view) as CSV"),
 ]
 

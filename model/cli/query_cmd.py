@@ -67,6 +67,17 @@ def melody_reranker(run, args):
                                        MelodyRerankConfig.choose(bool(getattr(args, "any_key", False))))
 
 
+def lyrics_reranker(run, args):
+    """The run's lyrics re-ranker (``ugaar lyrics-scorer``), or None without one or with ``--no-lyrics-scorer``."""
+    if getattr(args, "no_lyrics_scorer", False):
+        return None
+    from model.search.lyrics_rerank import RERANKER_FILE, LyricsReranker
+    if not (run.run_dir / RERANKER_FILE).is_file():
+        return None
+    from model.feature_set import FeatureSet
+    return LyricsReranker.load(run.run_dir, FeatureSet.load(run.config.features_path))
+
+
 def audio_query(run, index, embedder, audio, targets, k: int, reranker=None):
     """Slide sample-long windows over a checked recording (``QueryAudio`` at the embedder's rate); the best
     window's ``AudioMatch`` (results per target), its sheet results re-ranked by ``reranker`` with the
@@ -97,14 +108,16 @@ def audio_query(run, index, embedder, audio, targets, k: int, reranker=None):
 
 
 def query_results(run, index, args, info: dict | None = None, audio=None,
-                  reranker=None) -> list[tuple[str, str, list[tuple[str, float]]]]:
+                  reranker=None, lyrics=None) -> list[tuple[str, str, list[tuple[str, float]]]]:
     """[(source, target, hits)] for the query described by ``args``.
 
     For ``--audio``, ``audio`` is the recording :func:`check_query_args` already
     decoded (None: decoded here), and ``info["match"]`` receives the
     ``AudioMatch`` (which segment matched).  With a ``reranker``
     (:func:`melody_reranker`), audio ↔ sheet results are re-ranked by pitch and
-    their scores are the combined ones.
+    their scores are the combined ones.  With a ``lyrics`` re-ranker
+    (:func:`lyrics_reranker`), sample and typed-lyrics queries between lyrics and
+    sheet / audio score every item by its syllable-by-note pair score as well.
     """
     out = []
     if args.sample:
@@ -112,8 +125,13 @@ def query_results(run, index, args, info: dict | None = None, audio=None,
         for s in sources:
             for t in MODALITIES:
                 if t != s and (not args.target or t == args.target):
-                    hits = (reranker.query_sample(index, args.sample, s, t, args.k) if reranker is not None
-                            else index.query_sample(args.sample, s, t, args.k))
+                    if lyrics is not None and lyrics.covers(s, t):
+                        hits = lyrics.query_index(index, index.vector(args.sample, s, t), s, t, args.k,
+                                                  lyrics.library_query(s, args.sample))
+                    elif reranker is not None:
+                        hits = reranker.query_sample(index, args.sample, s, t, args.k)
+                    else:
+                        hits = index.query_sample(args.sample, s, t, args.k)
                     out.append((s, t, hits))
         return out
     encoders = run.features_meta.get("encoders_dir")
@@ -133,7 +151,10 @@ def query_results(run, index, args, info: dict | None = None, audio=None,
             info["match"] = match
         return [("audio", t, match.results[t]) for t in targets]
     raw = query_inputs(embedder, args, aligned=run.config.inputs == "aligned")
-    contour = None
+    contour, typed = None, None
+    if lyrics is not None and args.lyrics is not None:
+        from model.search.lyrics_rerank import typed_query_tokens
+        typed = typed_query_tokens(raw["lyrics"])
     if reranker is not None and args.midi is not None:  # the file's audio and sheet both play its notes
         from model.search.melody_rerank import note_contour
         contour = note_contour(embedder.midi_notes(args.midi))
@@ -141,7 +162,9 @@ def query_results(run, index, args, info: dict | None = None, audio=None,
         for t in MODALITIES:
             if t != s and (not args.target or t == args.target):
                 vec = run.embed_query(s, v, target=t)[0]
-                if contour is not None:
+                if typed is not None and lyrics.covers(s, t):
+                    out.append((s, t, lyrics.query_index(index, vec, s, t, args.k, typed)))
+                elif contour is not None:
                     out.append((s, t, reranker.query_vector(index, vec, s, t, args.k, contour)))
                 else:
                     out.append((s, t, index.query(vec, t, args.k, source=s)))
@@ -184,8 +207,9 @@ def run(args: argparse.Namespace) -> int:
         check_sample_id(args.sample, index.sample_ids, r.run_dir)
     texts = _lyrics_lookup(r)
     reranker = melody_reranker(r, args)
+    lyrics = lyrics_reranker(r, args)
     info: dict = {}
-    results = query_results(r, index, args, info, audio, reranker)
+    results = query_results(r, index, args, info, audio, reranker, lyrics)
     if "match" in info:
         print(f"audio segment: {info['match'].describe()}")
     for source, target, hits in results:
@@ -195,6 +219,10 @@ def run(args: argparse.Namespace) -> int:
                f"  (re-ranked by melody: top {cfg.k}, score = distance + {cfg.weight:g} × pitch DTW)"
                if not cfg.any_key or args.sample else
                f"  (ordered by melody in any key: all {len(index)} items by key-free pitch DTW)")
+        if lyrics is not None and lyrics.covers(source, target) and (args.sample or args.lyrics is not None):
+            side = target if source == "lyrics" else source
+            how = f"  (re-ranked by syllable-by-note pair score, weight {lyrics.weights[side]:g})"
+            reranked = True
         print(f"{source} → {target}" + how)
         for rank, (sid, dist) in enumerate(hits, 1):
             mark = " *" if args.sample and sid == args.sample else ""
@@ -222,6 +250,9 @@ def add_parser(subparsers, name: str = "query", help_text: str = "retrieve partn
     p.add_argument("--no-melody", action="store_true",
                    help="rank audio ↔ sheet by the learned space alone (default: its top 50 re-ranked by how "
                         "the recording's pitch follows the sheet's notes)")
+    p.add_argument("--no-lyrics-scorer", action="store_true",
+                   help="rank lyrics ↔ sheet / audio by the learned space alone (default: with the run's pair "
+                        "scorer, when `ugaar lyrics-scorer RUN` trained one)")
     p.add_argument("--any-key", action="store_true",
                    help="for a recording sung or played in another key: every sheet is ordered by its key-free "
                         "pitch distance (the learned space does not find a transposed recording's sheet)")

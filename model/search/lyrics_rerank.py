@@ -239,3 +239,175 @@ def ranks_from_scores(scores: np.ndarray, lower_is_better: bool = True) -> np.nd
     diag = np.diag(s)[:, None]
     return ((s <= diag) if lower_is_better else (s >= diag)).sum(1)
 
+
+
+#: The file a run's lyrics re-ranker is kept in (``ugaar lyrics-scorer RUN``).
+RERANKER_FILE = "lyrics_scorer.pt"
+#: Weights tried on the validation split to mix the pair score with the learned distance.
+WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0, 1e6)
+
+
+def choose_weight(distances: np.ndarray, pair_scores: np.ndarray) -> tuple[float, dict[float, float]]:
+    """The :data:`WEIGHTS` entry with the best mean MedR/N over both directions (validation rows and columns)."""
+    n = len(distances)
+    medr = {}
+    for w in WEIGHTS:
+        both = (ranks_from_scores(combined_scores(distances, pair_scores, w)),
+                ranks_from_scores(combined_scores(distances.T, pair_scores.T, w)))
+        medr[w] = float(np.mean([np.median(r) for r in both])) / n
+    return min(WEIGHTS, key=lambda w: (medr[w], w)), medr
+
+
+def _distance_matrix(query: np.ndarray, target: np.ndarray, metric: str) -> np.ndarray:
+    if metric == "cosine":
+        q = query / np.maximum(np.linalg.norm(query, axis=1, keepdims=True), 1e-12)
+        t = target / np.maximum(np.linalg.norm(target, axis=1, keepdims=True), 1e-12)
+        return 1.0 - q @ t.T
+    sq = (query ** 2).sum(1)[:, None] + (target ** 2).sum(1)[None, :] - 2.0 * query @ target.T
+    return np.sqrt(np.maximum(sq, 0.0))
+
+
+class LyricsReranker:
+    """A run's lyrics ↔ sheet / audio results scored by its pair scorers, mixed with the learned distance.
+
+    Parameters
+    ----------
+    scorers : dict
+        Melody side (``sheet``, ``audio``) → trained :class:`PairScorer`.
+    weights : dict
+        Melody side → weight of the pair score (:func:`combined_scores`), chosen on validation.
+    library : dict
+        Modality → ``(tokens, mask)`` structure tokens of the library's items, in ``sample_ids`` order.
+    sample_ids : sequence of str
+    info : dict
+        What was measured when it was trained (per side: best epoch, validation curve and MedR/N by weight).
+    """
+
+    def __init__(self, scorers: dict[str, PairScorer], weights: dict[str, float],
+                 library: dict[str, tuple[np.ndarray, np.ndarray]], sample_ids, info: Optional[dict] = None) -> None:
+        self.scorers, self.weights, self.library = scorers, weights, library
+        self.sample_ids = [str(s) for s in sample_ids]
+        self.row = {s: i for i, s in enumerate(self.sample_ids)}
+        self.info = info or {}
+
+    @staticmethod
+    def applies(source: str, target: str, sides: Any = ("sheet", "audio")) -> bool:
+        """Whether ``source`` → ``target`` is a lyrics ↔ melody pair."""
+        return (source == "lyrics" and target in sides) or (target == "lyrics" and source in sides)
+
+    def covers(self, source: str, target: str) -> bool:
+        return self.applies(source, target, tuple(self.scorers))
+
+    # -- training and storage ----------------------------------------------------------
+    @classmethod
+    def train(cls, run: Any, features: Any, sides: Any = ("sheet", "audio"), epochs: int = 6,
+              progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None) -> "LyricsReranker":
+        """Train one pair scorer per melody side on ``features`` (the run's), and choose each one's
+        weight against the run's learned distances on the validation split."""
+        method, splits = run.method(), np.asarray(features.splits)
+        val = np.nonzero(splits == "val")[0]
+        part = features.split("val")
+        scorers, weights, info = {}, {}, {}
+        for side in sides:
+            cfg = PairScorerConfig(modality=side, epochs=epochs, seed=run.config.seed)
+            trained = train_pair_scorer(features, cfg, progress, cancel)
+            lx, lm = structure_tokens(features, "lyrics", cfg.positions)
+            mx, mm = structure_tokens(features, side, cfg.positions)
+            lyr = method.embed_modality("lyrics", part.input_of("lyrics", "aligned"), partner=side)
+            mus = method.embed_modality(side, part.input_of(side, "aligned"), partner="lyrics")
+            pair = score_matrix(trained.scorer, lx[val], lm[val], mx[val], mm[val])
+            weights[side], by_weight = choose_weight(_distance_matrix(lyr, mus, run.config.metric), pair)
+            scorers[side] = trained.scorer
+            info[side] = {"config": cfg.to_dict(), "best_epoch": trained.best_epoch, "history": trained.history,
+                          "val_medr_n_by_weight": {str(k): v for k, v in by_weight.items()}}
+        library = {m: structure_tokens(features, m, 20) for m in ("lyrics", *sides)}
+        return cls(scorers, weights, library, features.sample_ids, info)
+
+    def save(self, run_dir: Any) -> None:
+        """Write ``RUN/lyrics_scorer.pt`` atomically (scorers, weights, what was measured)."""
+        from pathlib import Path
+
+        from model.atomic import write_torch
+
+        state = {"version": 1, "weights": self.weights, "info": self.info,
+                 "scorers": {side: {"config": s.config.to_dict(), "dims": (s.lyrics_in.in_features // 3,
+                                                                          s.music_in.in_features // 3),
+                                    "state": s.state_dict()} for side, s in self.scorers.items()}}
+        write_torch(Path(run_dir) / RERANKER_FILE, state)
+
+    @classmethod
+    def load(cls, run_dir: Any, features: Any) -> Optional["LyricsReranker"]:
+        """The run's saved re-ranker over ``features``' items, or None when the run has none.
+
+        Raises ``CorruptFileError`` naming the file when it cannot be read."""
+        from pathlib import Path
+
+        from model.errors import CorruptFileError
+
+        path = Path(run_dir) / RERANKER_FILE
+        if not path.is_file():
+            return None
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+            scorers = {}
+            for side, entry in state["scorers"].items():
+                cfg = PairScorerConfig(**entry["config"])
+                scorer = PairScorer(*entry["dims"], cfg)
+                scorer.load_state_dict(entry["state"])
+                scorers[side] = scorer.eval()
+            weights = {k: float(v) for k, v in state["weights"].items()}
+        except Exception as exc:  # a damaged or foreign file: say which, train it again
+            raise CorruptFileError(str(path), f"not a lyrics scorer ({type(exc).__name__})",
+                                   f"train it again: ugaar lyrics-scorer {run_dir}") from exc
+        library = {m: structure_tokens(features, m, 20) for m in ("lyrics", *scorers)}
+        return cls(scorers, weights, library, features.sample_ids, state.get("info"))
+
+    # -- queries -------------------------------------------------------------------------
+    def pair_scores(self, source: str, target: str, query: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """(N,) pair scores of every library ``target`` item against one ``source`` query's tokens."""
+        side = target if source == "lyrics" else source
+        scorer = self.scorers[side]
+        qx, qm = (np.asarray(a, np.float32)[None] for a in query)
+        if source == "lyrics":
+            mx, mm = self.library[side]
+            return score_matrix(scorer, qx, qm, mx, mm)[0]
+        lx, lm = self.library["lyrics"]
+        return score_matrix(scorer, lx, lm, qx, qm, chunk=4096)[:, 0]
+
+    def library_query(self, source: str, sample_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """A library item's structure tokens, as a query."""
+        x, m = self.library[source]
+        i = self.row[str(sample_id)]
+        return x[i], m[i]
+
+    def query_index(self, index: Any, vector: np.ndarray, source: str, target: str, k: int,
+                    query: tuple[np.ndarray, np.ndarray]) -> list[tuple[str, float]]:
+        """``index.query`` for a lyrics ↔ melody pair, every library item scored by both ways.
+
+        ``vector`` is the query in the run's space, ``query`` its structure tokens
+        (:meth:`library_query` or :func:`typed_query_tokens`)."""
+        d = index.distances(vector, target, source).detach().cpu().numpy()
+        order = np.array([index.row(s) for s in self.sample_ids])
+        return self.rerank(source, target, d[order], query, k)
+
+    def rerank(self, source: str, target: str, distances: np.ndarray, query: tuple[np.ndarray, np.ndarray],
+               k: int) -> list[tuple[str, float]]:
+        """The top ``k`` of the whole library by learned distance (``distances``, (N,) in
+        ``sample_ids`` order) and pair score together; scores are lower-is-better."""
+        side = target if source == "lyrics" else source
+        pair = self.pair_scores(source, target, query)
+        score = combined_scores(np.asarray(distances)[None], pair[None], self.weights[side])[0]
+        order = np.argsort(score, kind="stable")[:k]
+        return [(self.sample_ids[i], float(score[i])) for i in order]
+
+
+def typed_query_tokens(sequence: Any, positions: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """Structure tokens of a new lyrics line (``Embedder.lyrics_sequence``'s ``SequenceInput``)."""
+    from model.features.sequences import STRUCTURE_DIMS
+
+    d = STRUCTURE_DIMS["lyrics"]
+    tokens = np.zeros((positions, d), np.float32)
+    n = int(min(positions, int(sequence.lengths[0])))
+    tokens[:n] = sequence.tokens[0, :n, -d:]
+    mask = (np.arange(positions) < n).astype(np.float32)
+    return tokens, mask
