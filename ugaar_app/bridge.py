@@ -25,6 +25,7 @@ class SessionBridge(QObject):
     message = Signal(str, str)
     runs_changed = Signal()
     melody_changed = Signal(object)
+    lyrics_rr_changed = Signal(object)
 
     def __init__(self, session: Session, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -41,3 +42,4 @@ class SessionBridge(QObject):
         session.message.connect(self.message.emit)
         session.runs_changed.connect(self.runs_changed.emit)
         session.melody_changed.connect(self.melody_changed.emit)
+        session.lyrics_rr_changed.connect(self.lyrics_rr_changed.emit)

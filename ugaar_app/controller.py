@@ -145,11 +145,46 @@ def melody_reranker(dataset: Any, metric: str) -> tuple[Any, bool]:
     return reranker, missing
 
 
+def lyrics_reranker(run: Any, features: Any) -> tuple[Any, Optional[str]]:
+    """The run's lyrics re-ranker (``RUN/lyrics_scorer.pt``, ``ugaar lyrics-scorer``) over ``features``' items.
+
+    Builds every library item's structure tokens, so call it on a worker.
+
+    Parameters
+    ----------
+    run : model.ugaar.Run
+    features : FeatureSet or None
+        The session's features (the library the scorer reads).
+
+    Returns
+    -------
+    (LyricsReranker or None, str or None)
+        None without a scorer file, features or aligned inputs; with a damaged
+        or unusable file, None and a message naming it and how to mend it
+        (an optional refinement must not stop the run from opening).
+    """
+    if features is None or getattr(run.config, "inputs", "paper") != "aligned":
+        return None, None  # the scorer reads per-position tokens: only aligned runs can have one
+    from model.errors import CorruptFileError
+    from model.search.lyrics_rerank import RERANKER_FILE, LyricsReranker
+    path = Path(run.run_dir) / RERANKER_FILE
+    if not path.is_file():
+        return None, None
+    try:
+        return LyricsReranker.load(run.run_dir, features), None
+    except CorruptFileError as exc:
+        return None, str(exc)
+    except Exception as exc:  # noqa: BLE001 - e.g. features without the scorer's columns
+        return None, (f"{path}: cannot be used with these features ({exc}); "
+                      f"train it again: ugaar lyrics-scorer {run.run_dir}")
+
+
 def load_run(run_dir: str | Path, features: Any = None, progress: Any = None, cancel: Any = None,
              dataset: Any = None) -> dict[str, Any]:
     """Open a run and build what the window needs: embeddings, ids, retrieval index,
     and with ``dataset`` its melody re-ranker (``melody``, ``pitch_tracks_missing``:
-    :func:`melody_reranker`).
+    :func:`melody_reranker`), and with ``features`` its lyrics re-ranker (``lyrics_rr``,
+    ``lyrics_rr_error``: :func:`lyrics_reranker`).
 
     Uses the embeddings the run saved at its end (no model to load) and the
     approximate index stored next to them, built and stored on first open
@@ -173,8 +208,10 @@ def load_run(run_dir: str | Path, features: Any = None, progress: Any = None, ca
     if index.cache_error:
         print(f"retrieval index not stored: {index.cache_error}")
     melody, missing = melody_reranker(dataset, run.config.metric) if dataset is not None else (None, False)
+    lyrics_rr, lyrics_error = lyrics_reranker(run, features)
     return {"run": run, "embeddings": emb, "sample_ids": ids, "index": index,
-            "melody": melody, "pitch_tracks_missing": missing}
+            "melody": melody, "pitch_tracks_missing": missing,
+            "lyrics_rr": lyrics_rr, "lyrics_rr_error": lyrics_error}
 
 
 def map_preview(run_dir: str | Path, view: str = "shared") -> Optional[dict[str, Any]]:
@@ -346,7 +383,9 @@ class AppController(QObject):
             except Exception:  # noqa: BLE001
                 pass
         self.session.set_run(run, result["embeddings"], result["sample_ids"], result["index"],
-                             melody=result.get("melody"))
+                             melody=result.get("melody"), lyrics_rr=result.get("lyrics_rr"))
+        if result.get("lyrics_rr_error"):
+            self.session.notify("warning", f"Lyrics re-ranking is off for this run: {result['lyrics_rr_error']}")
         self.remember("last_run", str(getattr(run, "run_dir", "")))
         self.run_opened.emit(run)
         self.compute_partner_ranks()

@@ -14,6 +14,15 @@ Their lists say so, and their score column is the combined score.  In any
 key a new recording is compared with every sheet of the library, which takes
 about a second on a large one: that ordering runs as a background task, the
 learned space's list shown until it arrives.
+
+Lyrics ↔ sheet / audio results of a sample or a typed line are re-ranked by
+the run's lyrics scorer when it has one (``model.search.lyrics_rerank``,
+``RUN/lyrics_scorer.pt``; *Train lyrics scorer* makes it): every library item
+is scored by how each syllable pairs with its note or onset, mixed with the
+learned distance.  That covers the whole library (about 0.9 GFLOP a query at
+10k items), so it runs in the background, the learned space's list shown until
+it arrives.  Dropped files are not re-ranked by it: there is no path from a
+file to syllable tokens yet.
 """
 from __future__ import annotations
 
@@ -44,6 +53,13 @@ PARTNER_MARK = "✔ partner"
 RERANKED_MARK = " · re-ranked by melody"
 #: Appended to the title of a list whose ordering by melody is still being computed in the background.
 ORDERING_MARK = " · ordering by melody …"
+#: Appended to the title of a list re-ranked by the lyrics scorer (syllable by note).
+LYRICS_RERANKED_MARK = " · re-ranked by syllables"
+#: Appended to the title of a list whose lyrics re-ranking is still being computed in the background.
+LYRICS_ORDERING_MARK = " · re-ranking by syllables …"
+#: Epochs the *Train lyrics scorer* button trains each side for (``ugaar lyrics-scorer``'s default;
+#: the best validation epoch is kept).  Module-level so tests can train a short one.
+LYRICS_SCORER_EPOCHS = 6
 DROP_TEXT = "Drop a MIDI/KAR or audio file (WAV/FLAC/OGG/MP3) here, or record one"
 
 
@@ -105,6 +121,16 @@ class RetrievalPanel(QWidget):
         #: The background task ordering the shown file query's lists by melody over the whole library
         #: (any key); None when none is pending.  A result is applied only by the task still held here.
         self.ordering: Any = None
+        #: Structure tokens ``(tokens, mask)`` of the last typed lyrics line (``typed_query_tokens``), for the
+        #: lyrics re-ranker; None for a file query (no syllable tokens from a file yet).
+        self.query_tokens: Optional[tuple[np.ndarray, np.ndarray]] = None
+        #: target modality → whether the shown list is re-ranked by the lyrics scorer (combined score shown).
+        self.lyrics_reranked: dict[str, bool] = {}
+        #: The background task re-ranking the shown query's lyrics ↔ melody lists over the whole library;
+        #: None when none is pending.  Its result is applied only by the task still held here.
+        self.lyrics_ordering: Any = None
+        #: The running *Train lyrics scorer* task, or None.
+        self.lyrics_training: Any = None
         self.query_label = ""
         #: The dataset sample and modality of the last "Selected sample" query (Why this result reads them).
         self.query_sample_id: Optional[str] = None
@@ -140,6 +166,9 @@ class RetrievalPanel(QWidget):
             "Compare the melodies after removing each one's middle pitch: for a query sung, hummed or played "
             "in another key than the sheet.\nOff, the recording must be in the sheet's key, which tells "
             "similar melodies apart better.")
+        self.lyrics_box = QCheckBox("Re-rank lyrics ↔ music by syllables")
+        self.lyrics_box.setChecked(True)
+        self.train_lyrics_btn = QPushButton("Train lyrics scorer")
         self.lyrics = QLineEdit(placeholderText="Type a lyrics line and press Enter")
         self.lyrics_btn = QPushButton("Search")
         # example lines (resources/example_queries.json): a first query without having to think of one
@@ -186,6 +215,10 @@ class RetrievalPanel(QWidget):
         melody_row.addWidget(self.melody_box)
         melody_row.addWidget(self.any_key_box)
         melody_row.addStretch(1)
+        lyrics_rr_row = QHBoxLayout()
+        lyrics_rr_row.addWidget(self.lyrics_box)
+        lyrics_rr_row.addWidget(self.train_lyrics_btn)
+        lyrics_rr_row.addStretch(1)
         lrow = QHBoxLayout()
         lrow.addWidget(self.lyrics, 1)
         lrow.addWidget(self.examples)
@@ -198,6 +231,7 @@ class RetrievalPanel(QWidget):
         layout.addLayout(top)
         layout.addLayout(second)
         layout.addLayout(melody_row)
+        layout.addLayout(lyrics_rr_row)
         layout.addLayout(lrow)
         layout.addWidget(self.drop)
         rec_row = QHBoxLayout()
@@ -251,6 +285,10 @@ class RetrievalPanel(QWidget):
         self.melody_box.toggled.connect(self._on_melody_box)
         self.any_key_box.toggled.connect(self.session.set_melody_any_key)  # → melody_changed → re-query
         bridge.melody_changed.connect(lambda _m: self.requery_melody())
+        self.lyrics_box.toggled.connect(lambda _on: self.requery_lyrics())
+        self.train_lyrics_btn.clicked.connect(self._on_train_lyrics_clicked)
+        bridge.lyrics_rr_changed.connect(lambda _r: self._on_lyrics_rr_changed())
+        bridge.features_changed.connect(lambda _f: self._lyrics_controls())  # what the train button can use
         self.lyrics.returnPressed.connect(self.query_lyrics)
         self.lyrics_btn.clicked.connect(self.query_lyrics)
         self.examples.activated.connect(self._on_example)
@@ -282,7 +320,9 @@ class RetrievalPanel(QWidget):
         self.embedder = None
         self.query_vectors = {}
         self.query_track = None
+        self.query_tokens = None
         self._melody_tooltip()
+        self._lyrics_controls()
         self.refresh()
 
     def _melody_tooltip(self) -> None:
@@ -315,6 +355,98 @@ class RetrievalPanel(QWidget):
             self.query_selected(keep_why=True)
         elif self.mode_file.isChecked() and self.query_vectors:
             self._run_vectors(keep_why=True)
+        self._restore_current(tree_ids)
+
+    def _lyrics_controls(self) -> None:
+        """Enable the lyrics re-ranking box and the train button for what the active run allows, and
+        say in their tooltips why not or how to get a scorer."""
+        run, rr = self.session.run, self.session.lyrics_rr
+        training = self.lyrics_training is not None
+        self.train_lyrics_btn.setText("Cancel lyrics scorer training" if training else "Train lyrics scorer")
+        if run is None:
+            why = "Make a run active first."
+            self.lyrics_box.setEnabled(False)
+            self.lyrics_box.setToolTip(why)
+            self.train_lyrics_btn.setEnabled(training)
+            self.train_lyrics_btn.setToolTip(why)
+            return
+        if not self._run_is_aligned():
+            # the scorer pairs each syllable with its note: pooled inputs have no positions to pair
+            why = ("The lyrics scorer reads each syllable beside its note, which only runs trained on aligned "
+                   "inputs have; this run is on pooled inputs.")
+            self.lyrics_box.setEnabled(False)
+            self.lyrics_box.setToolTip(why)
+            self.train_lyrics_btn.setEnabled(training)
+            self.train_lyrics_btn.setToolTip(why)
+            return
+        blocker = self._lyrics_training_blocker()
+        self.train_lyrics_btn.setEnabled(training or blocker is None)
+        if training:
+            tip = "Stop training; nothing is saved"
+        elif blocker is not None:
+            tip = blocker
+        else:
+            tip = (f"Train the run's lyrics scorer in the background ({LYRICS_SCORER_EPOCHS} epochs per melody "
+                   "side, the best validation epoch kept) and save it as RUN/lyrics_scorer.pt"
+                   + (", replacing the present one" if rr is not None else "")
+                   + "; the same as `ugaar lyrics-scorer RUN`")
+        self.train_lyrics_btn.setToolTip(tip)
+        if rr is None:
+            self.lyrics_box.setEnabled(False)
+            self.lyrics_box.setToolTip(
+                "This run has no lyrics scorer yet: press “Train lyrics scorer”, or run "
+                f"`ugaar lyrics-scorer {self.session.run_dir}` and open the run again.")
+            return
+        weights = ", ".join(f"{side} {w:g}" for side, w in sorted(rr.weights.items()))
+        self.lyrics_box.setEnabled(True)
+        self.lyrics_box.setToolTip(
+            "Score every library item of a lyrics ↔ sheet / audio query by how each syllable pairs with its "
+            "note (stress on a long note, a word end before a rest), mixed with the learned distance "
+            f"(weight of the pair score, chosen on validation: {weights}); the score column then shows the "
+            "combined score.\nComputed in the background for sample and typed-lyrics queries; dropped files "
+            "are not re-ranked by it.")
+
+    def _lyrics_training_blocker(self) -> Optional[str]:
+        """Why the session's features cannot train a lyrics scorer, or None when they can.
+
+        ``train_pair_scorer`` keeps the best validation epoch and the weight is chosen on the
+        validation split: it refuses fewer than two training or two validation samples, and a
+        dataset without per-position tokens has nothing to pair.
+        """
+        fs = self.session.features
+        if fs is None or not getattr(fs, "has_sequences", False):
+            return ("The dataset's features have no per-position tokens: extract them again "
+                    "(`ugaar features extract DATASET --force`) to train a lyrics scorer.")
+        splits = np.asarray(fs.splits)
+        train, val = int((splits == "train").sum()), int((splits == "val").sum())
+        if train < 2 or val < 2:
+            return (f"The lyrics scorer needs at least two training and two validation samples to train and "
+                    f"choose its weight; this dataset has {train} and {val}.")
+        return None
+
+    def _lyrics_reranks(self, src: str, tgt: str) -> bool:
+        """Whether ``src`` → ``tgt`` results are re-ranked by the lyrics scorer now (box on, a scorer, a pair it covers)."""
+        rr = self.session.lyrics_rr
+        return rr is not None and self.lyrics_box.isChecked() and rr.covers(src, tgt)
+
+    def _on_lyrics_rr_changed(self) -> None:
+        self._lyrics_controls()
+        self.requery_lyrics()
+
+    def requery_lyrics(self) -> None:
+        """Run the shown sample or typed-lyrics query again after the lyrics scorer changed (box toggled,
+        scorer trained), when one of its lists is lyrics ↔ sheet / audio; "Why this result" and the
+        clicked result stay.  File queries have no syllable tokens: nothing changes for them."""
+        rr, src = self.session.lyrics_rr, self.current_source()
+        if self.session.index is None or rr is None or not any(rr.covers(src, t) for t in self.targets):
+            return
+        tree_ids = self._current_ids()
+        if self.mode_sample.isChecked():
+            self.query_selected(keep_why=True)
+        elif self.query_tokens is not None and self.query_vectors:
+            self._run_vectors(keep_why=True)
+        else:
+            return
         self._restore_current(tree_ids)
 
     def _current_ids(self) -> dict[str, Optional[str]]:
@@ -367,6 +499,7 @@ class RetrievalPanel(QWidget):
             tree.clear()
         self.query_sample_id = None
         self.reranked = {}
+        self.lyrics_reranked = {}
         if not keep_why:
             self.why.clear()
         src = self.current_source()
@@ -374,16 +507,20 @@ class RetrievalPanel(QWidget):
         self._set_titles(src)
 
     def _set_titles(self, src: str) -> None:
-        """List titles and score column headers: a list re-ranked by melody says so, and its column
-        holds the combined score, not a distance."""
+        """List titles and score column headers: a list re-ranked by melody or by syllables says so, and
+        its column holds the combined score, not a distance."""
         for slot, tgt in zip(("0", "1"), self.targets):
-            reranked = self.reranked.get(tgt, False)
-            self.list_titles[slot].setText(self._title(src, tgt) + (RERANKED_MARK if reranked else ""))
+            reranked, by_syllables = self.reranked.get(tgt, False), self.lyrics_reranked.get(tgt, False)
+            mark = RERANKED_MARK if reranked else LYRICS_RERANKED_MARK if by_syllables else ""
+            self.list_titles[slot].setText(self._title(src, tgt) + mark)
             tree = self.lists[slot]
-            tree.headerItem().setText(2, "score" if reranked else "dist")
-            tree.headerItem().setToolTip(2, "Learned distance, standardised over the top candidates, plus "
-                                            "weight × pitch DTW (semitones); lower is better" if reranked
-                                         else "Distance in the learned space; lower is nearer")
+            tree.headerItem().setText(2, "score" if reranked or by_syllables else "dist")
+            tree.headerItem().setToolTip(
+                2, "Learned distance, standardised over the top candidates, plus weight × pitch DTW "
+                   "(semitones); lower is better" if reranked else
+                "Learned distance minus weight × syllable-by-note pair score, each standardised over the "
+                "whole library; lower is better" if by_syllables else
+                "Distance in the learned space; lower is nearer")
 
     def current_source(self) -> str:
         return "lyrics" if self.mode_lyrics.isChecked() else self.source.currentData()
@@ -404,7 +541,8 @@ class RetrievalPanel(QWidget):
         t0 = time.perf_counter()
         src = self.current_source()
         results: dict[str, list[tuple[str, float]]] = {}
-        melody = self.session.melody
+        melody, rr = self.session.melody, self.session.lyrics_rr
+        pending: dict[str, tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]] = {}  # target → (vector, tokens)
         try:
             for tgt in self.targets:
                 # a sample without a pitch track yet (still being computed) keeps the learned ranking
@@ -413,6 +551,9 @@ class RetrievalPanel(QWidget):
                     self.reranked[tgt] = True
                 else:
                     results[tgt] = list(index.query_sample(sid, src, tgt, self.k.value()))
+                    # the scorer reads the session's features: a sample outside them keeps the learned list
+                    if self._lyrics_reranks(src, tgt) and str(sid) in rr.row:
+                        pending[tgt] = (index.vector(sid, src, tgt), rr.library_query(src, sid))
         except KeyError:
             self.header.setText(f"{sid} is not in the active run's index (it may be outside the run's samples).")
             return
@@ -421,8 +562,15 @@ class RetrievalPanel(QWidget):
         self.query_sample_id, self.query_source = sid, src
         self._show(results, partner=sid)
         self.last_latency_ms = (time.perf_counter() - t0) * 1000
+        if pending:
+            self._mark_ordering(pending, LYRICS_ORDERING_MARK)
+            self._rerank_lyrics_in_background(src, pending, results, sid, t0, self._show_sample_header)
+        self._show_sample_header(" · re-ranking the whole library by syllables …" if pending else "")
+
+    def _show_sample_header(self, note: str = "") -> None:
+        """The header of a sample query: its label, latency and notes."""
         self.header.setText(f"Query: {html.escape(self.query_label)} · {self.last_latency_ms:.1f} ms"
-                            + self._approximate_note() + self._melody_note())
+                            + html.escape(note) + self._approximate_note() + self._melody_note())
 
     def _ensure_embedder(self) -> Any:
         if self.embedder is not None:
@@ -442,7 +590,13 @@ class RetrievalPanel(QWidget):
         if not text or self.session.index is None:
             return
         if self._run_is_aligned():  # per-syllable tokens for a sequence model
-            self._embed_in_background(f"typed lyrics “{text}”", lambda emb: {"lyrics": emb.lyrics_sequence(text)})
+            def tokens(feats: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+                # the line's syllable structure columns, for the lyrics re-ranker (on the worker: torch imports)
+                from model.search.lyrics_rerank import typed_query_tokens
+                return typed_query_tokens(feats["lyrics"])
+
+            self._embed_in_background(f"typed lyrics “{text}”", lambda emb: {"lyrics": emb.lyrics_sequence(text)},
+                                      tokens_of=tokens)
         else:
             self._embed_in_background(f"typed lyrics “{text}”", lambda emb: {"lyrics": emb.lyrics(text)})
 
@@ -526,6 +680,7 @@ class RetrievalPanel(QWidget):
             self.audio_match = match
             self.query_vectors = {("audio", tgt): vec for tgt, vec in match.vectors.items()}
             self.query_track, self.query_track_within = track, True
+            self.query_tokens = None  # no syllable tokens from a recording: not re-ranked by the lyrics scorer
             self.query_label = label
             if self.mode_file.isChecked():
                 self.drop.label.setText(f"{label} — {match.describe()}")
@@ -626,11 +781,14 @@ class RetrievalPanel(QWidget):
         self.session.notify("info", f"Recording saved to {target}")
         return target
 
-    def _embed_in_background(self, label: str, features_of: Any, track_of: Any = None) -> None:
+    def _embed_in_background(self, label: str, features_of: Any, track_of: Any = None,
+                             tokens_of: Any = None) -> None:
         """Load the extractors and the run's model on a worker thread, embed, then query.
 
         ``track_of(embedder)``: the query's pitch sequence for melody re-ranking
         (a MIDI file's note contour), computed on the worker too; None: no melody.
+        ``tokens_of(features)``: the query's syllable structure tokens for lyrics
+        re-ranking (a typed line's), from the features ``features_of`` gave; None: none.
         """
         run = self.session.run
         self.header.setText(f"Embedding {html.escape(label)} …")
@@ -643,15 +801,17 @@ class RetrievalPanel(QWidget):
                 for tgt in MODALITIES:
                     if tgt != src:
                         out[(src, tgt)] = embed_query(run, src, vec, tgt)
-            return out, (track_of(emb) if track_of is not None else None)
+            return (out, track_of(emb) if track_of is not None else None,
+                    tokens_of(feats) if tokens_of is not None and "lyrics" in feats else None)
 
         def done(result):
             if self.session.run is not run:
                 return
-            vectors, track = result
+            vectors, track, tokens = result
             self.audio_match = None
             self.query_vectors = vectors
             self.query_track, self.query_track_within = track, False
+            self.query_tokens = tokens
             self.query_label = label
             sources = sorted({src for src, _t in vectors}, key=MODALITIES.index)
             if self.mode_file.isChecked():
@@ -675,10 +835,16 @@ class RetrievalPanel(QWidget):
         index, melody, track, k = self.session.index, self.session.melody, self.query_track, self.k.value()
         results = {}
         pending: dict[str, np.ndarray] = {}  # target → query vector, ordered by melody in the background
+        # target → (query vector, syllable tokens), re-ranked by the lyrics scorer in the background
+        by_syllables: dict[str, tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]] = {}
         for tgt in self.targets:
             vec = self.query_vectors[(src, tgt)]
+            if self.query_tokens is not None and self._lyrics_reranks(src, tgt):
+                # a typed line: every library item scored, too long for the GUI thread (as any-key ordering)
+                by_syllables[tgt] = (vec, self.query_tokens)
+                results[tgt] = list(index.query(vec, tgt, k, source=src))
             # a query without pitched sound (silence, noise, typed lyrics) keeps the learned ranking
-            if self._pair_reranks(src, tgt) and track is not None and len(track):
+            elif self._pair_reranks(src, tgt) and track is not None and len(track):
                 if melody.config.k == 0:
                     # any key: one DTW per library item (about 45 µs each, plus each sheet's contour on
                     # first use) is about a second on a large library, too long for the GUI thread; the
@@ -696,7 +862,12 @@ class RetrievalPanel(QWidget):
         if pending:
             self._mark_ordering(pending)
             self._order_in_background(src, pending, results, t0)
-        self._show_vectors_header(src, " · ordering the whole library by melody in any key …" if pending else "")
+        if by_syllables:
+            self._mark_ordering(by_syllables, LYRICS_ORDERING_MARK)
+            self._rerank_lyrics_in_background(src, by_syllables, results, None, t0,
+                                              lambda note: self._show_vectors_header(src, note))
+        self._show_vectors_header(src, " · ordering the whole library by melody in any key …" if pending else
+                                  " · re-ranking the whole library by syllables …" if by_syllables else "")
 
     def _show_vectors_header(self, src: str, note: str = "") -> None:
         """The header of a file or typed-lyrics query: its label, matched segment, latency and notes."""
@@ -705,11 +876,11 @@ class RetrievalPanel(QWidget):
                             f"{self.last_latency_ms:.1f} ms" + html.escape(note) + self._approximate_note()
                             + self._melody_note())
 
-    def _mark_ordering(self, targets: Any) -> None:
-        """Say in the titles of ``targets``' lists that their ordering by melody is on its way."""
+    def _mark_ordering(self, targets: Any, mark: str = ORDERING_MARK) -> None:
+        """Say in the titles of ``targets``' lists that their ordering (by melody, or ``mark``'s) is on its way."""
         for slot, tgt in zip(("0", "1"), self.targets):
             if tgt in targets:
-                self.list_titles[slot].setText(self.list_titles[slot].text() + html.escape(ORDERING_MARK))
+                self.list_titles[slot].setText(self.list_titles[slot].text() + html.escape(mark))
 
     def _order_in_background(self, src: str, pending: dict[str, np.ndarray],
                              results: dict[str, list[tuple[str, float]]], t0: float) -> None:
@@ -775,10 +946,167 @@ class RetrievalPanel(QWidget):
         self.ordering = task
 
     def _cancel_ordering(self) -> None:
-        """Cancel the pending background ordering, if any; its result, should it still come, is dropped."""
+        """Cancel the pending background orderings (by melody, by syllables), if any; their results,
+        should they still come, are dropped."""
         if self.ordering is not None:
             self.ordering.cancel()
             self.ordering = None
+        if self.lyrics_ordering is not None:
+            self.lyrics_ordering.cancel()
+            self.lyrics_ordering = None
+        # lists kept while a typed line is embedded must not go on announcing a result that will not come
+        for title in self.list_titles.values():
+            text = title.text()
+            for mark in (ORDERING_MARK, LYRICS_ORDERING_MARK):
+                text = text.replace(html.escape(mark), "")
+            title.setText(text)
+
+    def _rerank_lyrics_in_background(self, src: str,
+                                     pending: dict[str, tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]],
+                                     results: dict[str, list[tuple[str, float]]], partner: Optional[str],
+                                     t0: float, header: Any) -> None:
+        """Re-rank ``pending``'s lists (target → query vector, syllable tokens) with the lyrics scorer over
+        the whole library on a worker, then show them.
+
+        Parameters
+        ----------
+        src : str
+            The query's modality.
+        pending : dict
+            Target modality → (the query in the run's space, its structure tokens).
+        results : dict
+            The lists shown meanwhile (the learned space's); the re-ranked ones replace their entries.
+        partner : str or None
+            The sample queried (marked in the lists), or None for a typed line.
+        t0 : float
+            When the query started (``time.perf_counter``): the header reports the time until these lists.
+        header : callable
+            ``header(note)`` writes the query's header (sample or typed line).
+
+        Notes
+        -----
+        Applied only while this task is still the panel's :attr:`lyrics_ordering`: any new query, a
+        changed source, k, box or run goes through :meth:`_clear`, which cancels it and lets it go.
+        """
+        from model.progress import report
+        run, index, rr, k = self.session.run, self.session.index, self.session.lyrics_rr, self.k.value()
+        mode = self.modes.checkedButton()
+
+        def work(progress, cancel):
+            out = {}
+            for i, (tgt, (vec, tokens)) in enumerate(pending.items()):
+                cancel.raise_if_set()  # query_index takes no token: a superseded query stops between lists
+                report(progress, f"{src} → {tgt}", i, len(pending))
+                out[tgt] = list(rr.query_index(index, vec, src, tgt, k, tokens))
+            report(progress, "lyrics re-ranking", len(pending), len(pending))
+            return out
+
+        def current() -> bool:
+            # typed lyrics being embedded do not clear the lists; the mode and scorer must be this query's too
+            return (self.lyrics_ordering is task and self.session.run is run and self.session.lyrics_rr is rr
+                    and self.modes.checkedButton() is mode)
+
+        def done(ordered: dict[str, list[tuple[str, float]]]) -> None:
+            if not current():
+                return
+            self.lyrics_ordering = None
+            tree_ids = self._current_ids()  # a result clicked in the stand-in list stays current
+            for tgt, hits in ordered.items():
+                results[tgt] = hits
+                self.lyrics_reranked[tgt] = True
+            self._show(results, partner=partner)
+            self._restore_current(tree_ids)
+            self.last_latency_ms = (time.perf_counter() - t0) * 1000  # what the user waited for these lists
+            header("")
+
+        def stopped(note: str) -> None:
+            if not current():
+                return
+            self.lyrics_ordering = None
+            self._set_titles(src)  # the mark goes; the learned space's list stays
+            header(note)
+
+        task = self.controller.tasks.start(
+            "Re-rank by syllables", work, on_done=done,
+            on_error=lambda msg: stopped(f" · {msg}; the learned space's order is shown"),
+            on_cancel=lambda: stopped(" · re-ranking by syllables cancelled; the learned space's order is shown"))
+        self.lyrics_ordering = task
+
+    # ---- lyrics scorer ------------------------------------------------------------------------
+    def _on_train_lyrics_clicked(self) -> None:
+        if self.lyrics_training is not None:
+            self.lyrics_training.cancel()  # the same button stops it: nothing is saved
+        else:
+            self.train_lyrics_scorer()
+
+    def train_lyrics_scorer(self) -> Any:
+        """Train the active run's lyrics scorer on a worker (``LyricsReranker.train``, as ``ugaar lyrics-scorer``),
+        save it as ``RUN/lyrics_scorer.pt``, make it the session's and run the shown query again.
+
+        Returns
+        -------
+        Task or None
+            None (with a message) without an active run on aligned inputs and their features.
+        """
+        run, fs = self.session.run, self.session.features
+        if self.lyrics_training is not None:
+            return self.lyrics_training
+        if run is None or not self._run_is_aligned():
+            self.session.notify("warning", "The lyrics scorer needs an active run trained on aligned inputs.")
+            return None
+        blocker = self._lyrics_training_blocker()
+        if blocker is not None:
+            self.session.notify("warning", blocker)
+            return None
+        from model.progress import Progress
+        epochs, sides = LYRICS_SCORER_EPOCHS, ("sheet", "audio")
+        run_dir = Path(run.run_dir)
+
+        def work(progress, cancel):
+            from model.search.lyrics_rerank import RERANKER_FILE, LyricsReranker
+            reports = [0]
+
+            def per_side(p: Progress) -> None:
+                # each side's scorer reports its epochs under one stage name: say which side is training
+                if p.stage == "pair scorer":
+                    side = sides[min(reports[0] // max(epochs, 1), len(sides) - 1)]
+                    reports[0] += 1
+                    p = Progress(f"lyrics ↔ {side} epoch", p.done, p.total, p.message)
+                progress(p)
+
+            rr = LyricsReranker.train(run, fs, sides, epochs, per_side, cancel)
+            cancel.raise_if_set()  # a cancel after the last epoch still writes nothing
+            rr.save(run_dir)
+            return rr, run_dir / RERANKER_FILE
+
+        def finish() -> None:
+            self.lyrics_training = None
+            self._lyrics_controls()
+
+        def done(result: tuple[Any, Path]) -> None:
+            rr, path = result
+            finish()
+            if self.session.run is not run:  # another run became active meanwhile: it is used when this one is
+                self.session.notify("info", f"Lyrics scorer saved to {path}; it re-ranks that run's results "
+                                            "when it is active.")
+                return
+            weights = ", ".join(f"{side} {w:g}" for side, w in sorted(rr.weights.items()))
+            self.session.notify("info", f"Lyrics scorer trained and saved to {path} "
+                                        f"(pair-score weight chosen on validation: {weights}).")
+            self.session.set_lyrics_reranker(rr)  # → lyrics_rr_changed: the controls and the shown query follow
+
+        def failed(msg: str) -> None:
+            finish()
+            self.session.notify("error", msg)
+
+        def cancelled() -> None:
+            finish()
+            self.session.notify("info", "Lyrics scorer training cancelled; nothing was saved.")
+
+        self.lyrics_training = self.controller.tasks.start(
+            "Train lyrics scorer", work, on_done=done, on_error=failed, on_cancel=cancelled)
+        self._lyrics_controls()
+        return self.lyrics_training
 
     def _melody_note(self) -> str:
         """`` · the library's pitch tracks are still being computed …`` while the shown query's melody

@@ -87,6 +87,8 @@ class Session:
     - ``runs_changed()``        — a run finished or was added
     - ``melody_changed(reranker)`` — the active run's melody re-ranker got
       pitch tracks or another setting (its results may change: re-query)
+    - ``lyrics_rr_changed(reranker)`` — the active run got a lyrics re-ranker
+      (trained in the window) after it became active (re-query)
     """
 
     def __init__(self) -> None:
@@ -103,6 +105,10 @@ class Session:
         self.melody: Any = None
         #: Whether melody re-ranking ignores the key; kept across runs, applied to each run's reranker.
         self.melody_any_key = False
+        #: The active run's ``model.search.lyrics_rerank.LyricsReranker`` (lyrics ↔ sheet / audio results
+        #: scored by its syllable-by-note pair scorers as well), or None when the run has no
+        #: ``RUN/lyrics_scorer.pt`` (or a damaged one, or is on pooled inputs).
+        self.lyrics_rr: Any = None
         self.selected: Optional[str] = None
         self.map_selection: list[str] = []
         self.map_selection_origin = ""  # the widget that made map_selection ("map", "library")
@@ -125,6 +131,7 @@ class Session:
         self.message = Event("message")
         self.runs_changed = Event("runs_changed")
         self.melody_changed = Event("melody_changed")
+        self.lyrics_rr_changed = Event("lyrics_rr_changed")
 
     # ---- data -------------------------------------------------------------
     def set_dataset(self, dataset: Any) -> None:
@@ -137,6 +144,7 @@ class Session:
         self.embedding_ids = None
         self.index = None
         self.melody = None
+        self.lyrics_rr = None
         self.selected = None
         self.map_selection = []
         self.map_selection_origin = ""
@@ -157,15 +165,18 @@ class Session:
         self.features_changed.emit(features)
 
     def set_run(self, run: Any, embeddings: Optional[dict[str, Any]] = None,
-                sample_ids: Optional[list[str]] = None, index: Any = None, melody: Any = None) -> None:
-        """Make ``run`` active with its common-space ``embeddings``, retrieval ``index`` and
-        melody re-ranker (``MelodyReranker``, or None: audio ↔ sheet ranked by the learned space alone)."""
+                sample_ids: Optional[list[str]] = None, index: Any = None, melody: Any = None,
+                lyrics_rr: Any = None) -> None:
+        """Make ``run`` active with its common-space ``embeddings``, retrieval ``index``,
+        melody re-ranker (``MelodyReranker``, or None: audio ↔ sheet ranked by the learned space alone)
+        and lyrics re-ranker (``LyricsReranker``, or None: lyrics ↔ sheet / audio by the learned space alone)."""
         self.run = run
         self.run_dir = Path(run.run_dir) if run is not None and hasattr(run, "run_dir") else None
         self.embeddings = embeddings
         self.embedding_ids = list(sample_ids) if sample_ids is not None else None
         self.index = index
         self.melody = melody
+        self.lyrics_rr = lyrics_rr
         if melody is not None and melody.config.any_key != self.melody_any_key:
             melody.config = type(melody.config).choose(self.melody_any_key)  # the user's choice outlives a run
         self.partner_ranks = None
@@ -199,6 +210,11 @@ class Session:
             # any key searches the whole library by pitch; key-exact re-ranks the top k (validated settings)
             self.melody.config = type(self.melody.config).choose(self.melody_any_key)
             self.melody_changed.emit(self.melody)
+
+    def set_lyrics_reranker(self, reranker: Any) -> None:
+        """Install the active run's lyrics re-ranker (just trained in the window, ``RUN/lyrics_scorer.pt``)."""
+        self.lyrics_rr = reranker
+        self.lyrics_rr_changed.emit(reranker)
 
     def notify_runs_changed(self) -> None:
         self.runs_changed.emit()
