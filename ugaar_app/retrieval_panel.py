@@ -332,7 +332,9 @@ class RetrievalPanel(QWidget):
         would load torch (through ``model.features``) on the window's start-up path.
         """
         melody = self.session.melody
-        top = f"{melody.config.k} nearest" if melody is not None else "nearest"
+        # any key (k = 0) orders the whole library by pitch: say so rather than "the 0 nearest"
+        top = ("" if melody is None else "whole library's" if melody.config.k == 0 else f"{melody.config.k} nearest")
+        top = top or "nearest"
         self.melody_box.setToolTip(
             f"Re-order the {top} audio ↔ sheet results by how the recording's pitch follows the sheet's "
             "notes (dynamic time warping), added to the learned distance: the score column then shows the "
