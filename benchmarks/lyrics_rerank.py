@@ -25,10 +25,6 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0, 1e6)
-
 
 def summary(ranks: np.ndarray) -> dict[str, float]:
     return {"MedR/N": float(np.median(ranks)) / len(ranks), "R@10": 100.0 * float(np.mean(ranks <= 10)),
@@ -47,11 +43,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from model.errors import UgaarError
     from model.feature_set import FeatureSet
-    from model.search.evaluation import ranks
-    from model.search.lyrics_rerank import (PairScorerConfig, combined_scores, ranks_from_scores, score_matrix,
+    from model.search.evaluation import distance_matrix, ranks
+    from model.search.lyrics_rerank import (PairScorerConfig, choose_weight, combined_scores, ranks_from_scores,
+                                            score_matrix,
                                             structure_tokens, train_pair_scorer)
     from model.ugaar import Run
-    from melody_rerank import distance_matrix
 
     torch.set_num_threads(2)
     records = []
@@ -82,14 +78,13 @@ def main(argv: list[str] | None = None) -> int:
                 dist = distance_matrix(lyr, mus, metric)  # lyrics rows × melody columns
                 pair = score_matrix(trained.scorer, lx[rows], lm[rows], mx[rows], mm[rows])
                 found[split] = (lyr, mus, dist, pair)
-            # the weight: best mean MedR/N of both directions on validation
+            # the weight: best mean MedR/N of both directions on validation (as `ugaar lyrics-scorer` chooses it)
             _l, _m, dist, pair = found["val"]
+            weight, val_medr = choose_weight(dist, pair)
 
             def both(d, p, w):
                 return (ranks_from_scores(combined_scores(d, p, w)), ranks_from_scores(combined_scores(d.T, p.T, w)))
 
-            val_medr = {w: float(np.mean([np.median(r) for r in both(dist, pair, w)])) / len(dist) for w in WEIGHTS}
-            weight = min(WEIGHTS, key=lambda w: (val_medr[w], w))
             lyr, mus, dist, pair = found["test"]
             l2m, m2l = f"lyrics→{modality}", f"{modality}→lyrics"
             out["val_medr_n_by_weight"] = val_medr

@@ -34,16 +34,6 @@ GRID_K = (100, 50, 20)  # largest first: its DTWs serve the smaller k
 GRID_WEIGHT = (2.0, 5.0, 10.0, 20.0)
 
 
-def distance_matrix(query: np.ndarray, target: np.ndarray, metric: str) -> np.ndarray:
-    """Query rows × target columns in the run's metric (``1 − cos`` or Euclidean)."""
-    if metric == "cosine":
-        q = query / np.maximum(np.linalg.norm(query, axis=1, keepdims=True), 1e-12)
-        t = target / np.maximum(np.linalg.norm(target, axis=1, keepdims=True), 1e-12)
-        return 1.0 - q @ t.T
-    sq = (query ** 2).sum(1)[:, None] + (target ** 2).sum(1)[None, :] - 2.0 * query @ target.T
-    return np.sqrt(np.maximum(sq, 0.0))
-
-
 def summary(ranks: np.ndarray) -> dict[str, float]:
     return {"R@1": 100.0 * float(np.mean(ranks == 1)), "R@10": 100.0 * float(np.mean(ranks <= 10)),
             "MedR": float(np.median(ranks))}
@@ -74,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     from model.errors import UgaarError
     from model.feature_set import FeatureSet
     from model.features.pitch_track import TRACK_FRAME_S, dataset_pitch_tracks
-    from model.search.evaluation import ranks
+    from model.search.evaluation import distance_matrix, ranks
     from model.search.melody_rerank import MelodyRerankConfig, note_contour, rerank_ranks
     from model.ugaar import Run
 

@@ -916,36 +916,12 @@ class RetrievalPanel(QWidget):
             return {tgt: list(reranker.query_vector(index, vec, src, tgt, k, track, within=within))
                     for tgt, vec in pending.items()}
 
-        def current() -> bool:
+        self._lists_in_background(
+            "Order by melody", "ordering", work, self.reranked, src, results, None, t0,
+            lambda note: self._show_vectors_header(src, note),
             # typed lyrics being embedded do not clear the lists: the mode tells this query is no longer shown
-            return self.ordering is task and self.session.run is run and self.mode_file.isChecked()
-
-        def done(ordered: dict[str, list[tuple[str, float]]]) -> None:
-            if not current():
-                return
-            self.ordering = None
-            tree_ids = self._current_ids()  # a result clicked in the stand-in list stays current
-            for tgt, hits in ordered.items():
-                results[tgt] = hits
-                self.reranked[tgt] = True
-            self._show(results, partner=None)
-            self._restore_current(tree_ids)
-            # the time the user waited for these lists: the query and its background ordering
-            self.last_latency_ms = (time.perf_counter() - t0) * 1000
-            self._show_vectors_header(src)
-
-        def stopped(note: str) -> None:
-            if not current():
-                return
-            self.ordering = None
-            self._set_titles(src)  # the ordering mark goes; the learned space's list stays
-            self._show_vectors_header(src, note)
-
-        task = self.controller.tasks.start(
-            "Order by melody", work, on_done=done,
-            on_error=lambda msg: stopped(f" · {msg}; the learned space's order is shown"),
-            on_cancel=lambda: stopped(" · ordering by melody cancelled; the learned space's order is shown"))
-        self.ordering = task
+            lambda: self.session.run is run and self.mode_file.isChecked(),
+            "ordering by melody cancelled")
 
     def _cancel_ordering(self) -> None:
         """Cancel the pending background orderings (by melody, by syllables), if any; their results,
@@ -1003,19 +979,53 @@ class RetrievalPanel(QWidget):
             report(progress, "lyrics re-ranking", len(pending), len(pending))
             return out
 
-        def current() -> bool:
+        self._lists_in_background(
+            "Re-rank by syllables", "lyrics_ordering", work, self.lyrics_reranked, src, results, partner, t0,
+            header,
             # typed lyrics being embedded do not clear the lists; the mode and scorer must be this query's too
-            return (self.lyrics_ordering is task and self.session.run is run and self.session.lyrics_rr is rr
-                    and self.modes.checkedButton() is mode)
+            lambda: (self.session.run is run and self.session.lyrics_rr is rr and self.modes.checkedButton() is mode),
+            "re-ranking by syllables cancelled")
+
+    def _lists_in_background(self, name: str, slot: str, work: Any, flags: dict[str, bool], src: str,
+                             results: dict[str, list[tuple[str, float]]], partner: Optional[str], t0: float,
+                             header: Any, still_current: Any, cancelled: str) -> None:
+        """Compute some of the shown query's lists on a worker and show them when done (melody in any key,
+        lyrics by syllables).
+
+        Parameters
+        ----------
+        name : str
+            The task's name in the status bar.
+        slot : str
+            The panel attribute that holds the pending task (``ordering``, ``lyrics_ordering``):
+            :meth:`_cancel_ordering` cancels it, and a result is applied only while it is still there.
+        work : callable
+            ``work(progress, cancel)`` → ``{target: hits}``.
+        flags : dict
+            ``target → True`` is set in it for each list shown from the result (``reranked``, ``lyrics_reranked``).
+        src, results, partner
+            The query's modality, the lists shown meanwhile (the result replaces their entries) and the
+            sample queried (marked in the lists) or None.
+        t0 : float
+            When the query started: the header reports the time until these lists.
+        header : callable
+            ``header(note)`` writes the query's header.
+        still_current : callable
+            Whether the query that asked is still the one shown (besides the slot).
+        cancelled : str
+            What the header says when the task is cancelled.
+        """
+        def current() -> bool:
+            return getattr(self, slot) is task and still_current()
 
         def done(ordered: dict[str, list[tuple[str, float]]]) -> None:
             if not current():
                 return
-            self.lyrics_ordering = None
+            setattr(self, slot, None)
             tree_ids = self._current_ids()  # a result clicked in the stand-in list stays current
             for tgt, hits in ordered.items():
                 results[tgt] = hits
-                self.lyrics_reranked[tgt] = True
+                flags[tgt] = True
             self._show(results, partner=partner)
             self._restore_current(tree_ids)
             self.last_latency_ms = (time.perf_counter() - t0) * 1000  # what the user waited for these lists
@@ -1024,15 +1034,15 @@ class RetrievalPanel(QWidget):
         def stopped(note: str) -> None:
             if not current():
                 return
-            self.lyrics_ordering = None
+            setattr(self, slot, None)
             self._set_titles(src)  # the mark goes; the learned space's list stays
             header(note)
 
         task = self.controller.tasks.start(
-            "Re-rank by syllables", work, on_done=done,
+            name, work, on_done=done,
             on_error=lambda msg: stopped(f" · {msg}; the learned space's order is shown"),
-            on_cancel=lambda: stopped(" · re-ranking by syllables cancelled; the learned space's order is shown"))
-        self.lyrics_ordering = task
+            on_cancel=lambda: stopped(f" · {cancelled}; the learned space's order is shown"))
+        setattr(self, slot, task)
 
     # ---- lyrics scorer ------------------------------------------------------------------------
     def _on_train_lyrics_clicked(self) -> None:

@@ -69,6 +69,16 @@ def _distances(query: torch.Tensor, target: torch.Tensor, metric: str, target_sq
     return (q_sq - 2.0 * query @ target.t() + target_sq.unsqueeze(0)).clamp_min(0.0)
 
 
+def distance_matrix(query: np.ndarray, target: np.ndarray, metric: str = "euclidean") -> np.ndarray:
+    """Query rows × target columns in numpy: ``1 − cos`` for cosine, else Euclidean distances."""
+    if metric == "cosine":
+        q = query / np.maximum(np.linalg.norm(query, axis=1, keepdims=True), 1e-12)
+        t = target / np.maximum(np.linalg.norm(target, axis=1, keepdims=True), 1e-12)
+        return 1.0 - q @ t.T
+    sq = (query ** 2).sum(1)[:, None] + (target ** 2).sum(1)[None, :] - 2.0 * query @ target.T
+    return np.sqrt(np.maximum(sq, 0.0))
+
+
 def ranks(query_emb: np.ndarray, target_emb: np.ndarray, metric: str = "euclidean",
           chunk: int = 1024) -> np.ndarray:
     """1-based rank of each query's true partner (row i of ``target_emb``).

@@ -258,15 +258,6 @@ def choose_weight(distances: np.ndarray, pair_scores: np.ndarray) -> tuple[float
     return min(WEIGHTS, key=lambda w: (medr[w], w)), medr
 
 
-def _distance_matrix(query: np.ndarray, target: np.ndarray, metric: str) -> np.ndarray:
-    if metric == "cosine":
-        q = query / np.maximum(np.linalg.norm(query, axis=1, keepdims=True), 1e-12)
-        t = target / np.maximum(np.linalg.norm(target, axis=1, keepdims=True), 1e-12)
-        return 1.0 - q @ t.T
-    sq = (query ** 2).sum(1)[:, None] + (target ** 2).sum(1)[None, :] - 2.0 * query @ target.T
-    return np.sqrt(np.maximum(sq, 0.0))
-
-
 class LyricsReranker:
     """A run's lyrics ↔ sheet / audio results scored by its pair scorers, mixed with the learned distance.
 
@@ -304,6 +295,8 @@ class LyricsReranker:
               progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None) -> "LyricsReranker":
         """Train one pair scorer per melody side on ``features`` (the run's), and choose each one's
         weight against the run's learned distances on the validation split."""
+        from model.search.evaluation import distance_matrix
+
         method, splits = run.method(), np.asarray(features.splits)
         val = np.nonzero(splits == "val")[0]
         part = features.split("val")
@@ -316,7 +309,7 @@ class LyricsReranker:
             lyr = method.embed_modality("lyrics", part.input_of("lyrics", "aligned"), partner=side)
             mus = method.embed_modality(side, part.input_of(side, "aligned"), partner="lyrics")
             pair = score_matrix(trained.scorer, lx[val], lm[val], mx[val], mm[val])
-            weights[side], by_weight = choose_weight(_distance_matrix(lyr, mus, run.config.metric), pair)
+            weights[side], by_weight = choose_weight(distance_matrix(lyr, mus, run.config.metric), pair)
             scorers[side] = trained.scorer
             info[side] = {"config": cfg.to_dict(), "best_epoch": trained.best_epoch, "history": trained.history,
                           "val_medr_n_by_weight": {str(k): v for k, v in by_weight.items()}}
