@@ -121,3 +121,32 @@ def trained(qtbot, window):
     with qtbot.waitSignal(window.controller.run_opened, timeout=60000):
         open_tiny(qtbot, window, run_dir=run)
     return run
+
+
+# ---- the retrieval panel, as the melody and lyrics re-ranking tests drive it ----------------------
+def query_sample(window, sid: str, source: str) -> None:
+    """Query the panel for library sample ``sid`` from ``source`` (sample mode)."""
+    from model.map.layout import MODALITIES
+    rp = window.retrieval
+    rp.mode_sample.setChecked(True)
+    rp._on_mode()
+    rp.source.setCurrentIndex(MODALITIES.index(source))
+    window.session.select(sid, origin="test")
+    rp.query_selected()  # the selection may have been made already: query again
+    assert rp.query_sample_id == sid and rp.query_source == source
+
+
+def list_title(rp, target: str) -> str:
+    """The title of ``target``'s result list."""
+    return rp.list_titles[str(rp.targets.index(target))].text()
+
+
+def list_scores(rp, target: str) -> list[str]:
+    """The third column (dist or score) of ``target``'s result list, as shown."""
+    tree = rp.lists[str(rp.targets.index(target))]
+    return [tree.topLevelItem(i).text(2) for i in range(tree.topLevelItemCount())]
+
+
+def list_column(rp, target: str) -> str:
+    """The header of ``target``'s list's third column (``dist`` or ``score``)."""
+    return rp.lists[str(rp.targets.index(target))].headerItem().text(2)

@@ -23,6 +23,7 @@ from ugaar_app import retrieval_panel
 from ugaar_app.retrieval_panel import LYRICS_ORDERING_MARK, LYRICS_RERANKED_MARK, RERANKED_MARK
 
 from test_app_fixtures import app_home, needs_trainer, open_tiny, tiny_run_path, window  # noqa: F401 - fixtures
+from test_app_fixtures import list_column, list_scores, list_title, query_sample
 
 SCORER_FILE = "lyrics_scorer.pt"  # model.search.lyrics_rerank.RERANKER_FILE, spelled out: the file users see
 LINE = "yesterday all my troubles seemed so far away"
@@ -79,27 +80,12 @@ def _train(qtbot, window, epochs: int, monkeypatch) -> object:
     return window.session.lyrics_rr
 
 
-def _query_sample(window, sid: str, source: str) -> None:
-    rp = window.retrieval
-    rp.mode_sample.setChecked(True)
-    rp._on_mode()
-    rp.source.setCurrentIndex(MODALITIES.index(source))
-    window.session.select(sid, origin="test")
-    rp.query_selected()  # the selection may have been made already: query again
-    assert rp.query_sample_id == sid and rp.query_source == source
 
 
-def _title(rp, target: str) -> str:
-    return rp.list_titles[str(rp.targets.index(target))].text()
 
 
-def _column(rp, target: str) -> str:
-    return rp.lists[str(rp.targets.index(target))].headerItem().text(2)
 
 
-def _scores(rp, target: str) -> list[str]:
-    tree = rp.lists[str(rp.targets.index(target))]
-    return [tree.topLevelItem(i).text(2) for i in range(tree.topLevelItemCount())]
 
 
 def _wait_reranked(qtbot, rp, targets: dict[str, bool]) -> None:
@@ -126,27 +112,27 @@ def test_train_button_writes_the_scorer_and_sample_queries_use_it(qtbot, window,
 
     index, k = session.index, rp.k.value()
     sid = next(s for s in session.embedding_ids if s in rr.row)
-    _query_sample(window, sid, "lyrics")
+    query_sample(window, sid, "lyrics")
     # the learned space's list stands in, marked as on its way, until the background task brings the scored one
     assert rp.lyrics_ordering is not None and rp.lyrics_reranked == {}
-    assert _title(rp, "sheet").endswith(LYRICS_ORDERING_MARK) and _column(rp, "sheet") == "dist"
+    assert list_title(rp, "sheet").endswith(LYRICS_ORDERING_MARK) and list_column(rp, "sheet") == "dist"
     assert rp.result_ids("sheet") == [r for r, _ in index.query_sample(sid, "lyrics", "sheet", k)]
     assert "re-ranking the whole library by syllables" in rp.header.text()
     _wait_reranked(qtbot, rp, {"sheet": True, "audio": True})
     expected = rr.query_index(index, index.vector(sid, "lyrics", "sheet"), "lyrics", "sheet", k,
                               rr.library_query("lyrics", sid))
     assert rp.result_ids("sheet") == [r for r, _ in expected]
-    assert _scores(rp, "sheet") == [f"{d:.3f}" for _, d in expected]  # the combined score is shown
-    assert _title(rp, "sheet").endswith(LYRICS_RERANKED_MARK) and _column(rp, "sheet") == "score"
-    assert _title(rp, "audio").endswith(LYRICS_RERANKED_MARK)
+    assert list_scores(rp, "sheet") == [f"{d:.3f}" for _, d in expected]  # the combined score is shown
+    assert list_title(rp, "sheet").endswith(LYRICS_RERANKED_MARK) and list_column(rp, "sheet") == "score"
+    assert list_title(rp, "audio").endswith(LYRICS_RERANKED_MARK)
     assert "re-ranking" not in rp.header.text() and f"{rp.last_latency_ms:.1f} ms" in rp.header.text()
 
     # off: the learned space alone, at once, unmarked
     rp.lyrics_box.setChecked(False)
     assert rp.lyrics_ordering is None and rp.lyrics_reranked == {} and rp.query_sample_id == sid
     assert rp.result_ids("sheet") == [r for r, _ in index.query_sample(sid, "lyrics", "sheet", k)]
-    assert LYRICS_RERANKED_MARK not in _title(rp, "sheet") and LYRICS_ORDERING_MARK not in _title(rp, "sheet")
-    assert _column(rp, "sheet") == "dist"
+    assert LYRICS_RERANKED_MARK not in list_title(rp, "sheet") and LYRICS_ORDERING_MARK not in list_title(rp, "sheet")
+    assert list_column(rp, "sheet") == "dist"
 
     # on again, and k changed while the re-ranking is pending: the superseded one never overwrites the list
     rp.lyrics_box.setChecked(True)
@@ -159,18 +145,18 @@ def test_train_button_writes_the_scorer_and_sample_queries_use_it(qtbot, window,
     assert rp.result_ids("sheet") == [r for r, _ in expected]
 
     # from the sheet: its lyrics list by syllables, its audio list by melody (both marked, each its own way)
-    _query_sample(window, sid, "sheet")
+    query_sample(window, sid, "sheet")
     _wait_reranked(qtbot, rp, {"lyrics": True})
-    assert _title(rp, "lyrics").endswith(LYRICS_RERANKED_MARK) and LYRICS_RERANKED_MARK not in _title(rp, "audio")
+    assert list_title(rp, "lyrics").endswith(LYRICS_RERANKED_MARK) and LYRICS_RERANKED_MARK not in list_title(rp, "audio")
     if rp.reranked.get("audio"):
-        assert _title(rp, "audio").endswith(RERANKED_MARK)
+        assert list_title(rp, "audio").endswith(RERANKED_MARK)
     expected = rr.query_index(index, index.vector(sid, "sheet", "lyrics"), "sheet", "lyrics", 5,
                               rr.library_query("sheet", sid))
     assert rp.result_ids("lyrics") == [r for r, _ in expected]
     # from the audio: its lyrics list by the audio side's scorer (onsets), its sheet list never by syllables
-    _query_sample(window, sid, "audio")
+    query_sample(window, sid, "audio")
     _wait_reranked(qtbot, rp, {"lyrics": True})
-    assert LYRICS_RERANKED_MARK not in _title(rp, "sheet")
+    assert LYRICS_RERANKED_MARK not in list_title(rp, "sheet")
     expected = rr.query_index(index, index.vector(sid, "audio", "lyrics"), "audio", "lyrics", 5,
                               rr.library_query("audio", sid))
     assert rp.result_ids("lyrics") == [r for r, _ in expected]
@@ -194,7 +180,7 @@ def test_a_typed_line_is_reranked_and_a_dropped_file_is_not(qtbot, window, copie
     tokens = typed_query_tokens(rp._ensure_embedder().lyrics_sequence(LINE))
     assert rp.query_tokens is not None
     assert all(np.array_equal(a, b) for a, b in zip(rp.query_tokens, tokens))
-    assert rp.lyrics_ordering is not None and _title(rp, "sheet").endswith(LYRICS_ORDERING_MARK)
+    assert rp.lyrics_ordering is not None and list_title(rp, "sheet").endswith(LYRICS_ORDERING_MARK)
     vec = rp.query_vectors[("lyrics", "sheet")]
     assert rp.result_ids("sheet") == [r for r, _ in index.query(vec, "sheet", k, source="lyrics")]
     _wait_reranked(qtbot, rp, {"sheet": True, "audio": True})
@@ -203,7 +189,7 @@ def test_a_typed_line_is_reranked_and_a_dropped_file_is_not(qtbot, window, copie
     print(f"lyrics → sheet re-ranking of a typed line: {(time.perf_counter() - t0) * 1000:.1f} ms "
           f"over {len(rr.sample_ids)} items; shown after {rp.last_latency_ms:.1f} ms")
     assert rp.result_ids("sheet") == [r for r, _ in expected]
-    assert _title(rp, "sheet").endswith(LYRICS_RERANKED_MARK) and _column(rp, "sheet") == "score"
+    assert list_title(rp, "sheet").endswith(LYRICS_RERANKED_MARK) and list_column(rp, "sheet") == "score"
     expected = rr.query_index(index, rp.query_vectors[("lyrics", "audio")], "lyrics", "audio", k, tokens)
     assert rp.result_ids("audio") == [r for r, _ in expected]
 
@@ -224,7 +210,7 @@ def test_a_typed_line_is_reranked_and_a_dropped_file_is_not(qtbot, window, copie
     assert rp.lyrics_ordering is None and rp.lyrics_reranked == {}
     vec = rp.query_vectors[("lyrics", "sheet")]
     assert rp.result_ids("sheet") == [r for r, _ in index.query(vec, "sheet", k, source="lyrics")]
-    assert LYRICS_ORDERING_MARK not in _title(rp, "sheet") and LYRICS_RERANKED_MARK not in _title(rp, "sheet")
+    assert LYRICS_ORDERING_MARK not in list_title(rp, "sheet") and LYRICS_RERANKED_MARK not in list_title(rp, "sheet")
 
 
 def test_a_damaged_scorer_file_is_named_and_the_run_still_opens(qtbot, window, tmp_path):
@@ -236,6 +222,6 @@ def test_a_damaged_scorer_file_is_named_and_the_run_still_opens(qtbot, window, t
     assert warnings and str(run / SCORER_FILE) in warnings[0] and "ugaar lyrics-scorer" in warnings[0]
     # lyrics lists are the learned space's
     sid = session.embedding_ids[0]
-    _query_sample(window, sid, "lyrics")
+    query_sample(window, sid, "lyrics")
     assert rp.lyrics_ordering is None and rp.lyrics_reranked == {}
     assert rp.result_ids("sheet") == [r for r, _ in session.index.query_sample(sid, "lyrics", "sheet", rp.k.value())]

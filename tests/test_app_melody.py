@@ -19,6 +19,7 @@ from model.map.layout import MODALITIES
 from ugaar_app.retrieval_panel import ORDERING_MARK, RERANKED_MARK
 
 from test_app_fixtures import app_home, trained, window  # noqa: F401 - fixtures
+from test_app_fixtures import list_column, list_scores, list_title, query_sample
 
 SHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 
@@ -47,27 +48,12 @@ def _unique_sample(window) -> str:
     return next(sid for sid in contours if sid in in_run and all(apart(sid, o) for o in contours if o != sid))
 
 
-def _query_sample(qtbot, window, sid: str, source: str) -> None:
-    rp = window.retrieval
-    rp.mode_sample.setChecked(True)
-    rp._on_mode()
-    rp.source.setCurrentIndex(MODALITIES.index(source))
-    window.session.select(sid, origin="test")
-    rp.query_selected()  # the selection may have been made already: query again
-    assert rp.query_sample_id == sid and rp.query_source == source
 
 
-def _title(rp, target: str) -> str:
-    return rp.list_titles[str(rp.targets.index(target))].text()
 
 
-def _scores(rp, target: str) -> list[str]:
-    tree = rp.lists[str(rp.targets.index(target))]
-    return [tree.topLevelItem(i).text(2) for i in range(tree.topLevelItemCount())]
 
 
-def _column(rp, target: str) -> str:
-    return rp.lists[str(rp.targets.index(target))].headerItem().text(2)
 
 
 def test_sample_queries_are_reranked_and_the_boxes_rerun_them(qtbot, window, trained):
@@ -86,43 +72,43 @@ def test_sample_queries_are_reranked_and_the_boxes_rerun_them(qtbot, window, tra
     assert "another key" in rp.any_key_box.toolTip()
 
     k = rp.k.value()
-    _query_sample(qtbot, window, sid, "audio")
+    query_sample(window, sid, "audio")
     assert rp.reranked == {"sheet": True}  # audio → lyrics is not a melody pair
-    assert _title(rp, "sheet").endswith(RERANKED_MARK) and RERANKED_MARK not in _title(rp, "lyrics")
-    assert _column(rp, "sheet") == "score" and _column(rp, "lyrics") == "dist"
+    assert list_title(rp, "sheet").endswith(RERANKED_MARK) and RERANKED_MARK not in list_title(rp, "lyrics")
+    assert list_column(rp, "sheet") == "score" and list_column(rp, "lyrics") == "dist"
     expected = melody.query_sample(index, sid, "audio", "sheet", k)
     assert rp.result_ids("sheet") == [r for r, _ in expected]
-    assert _scores(rp, "sheet") == [f"{d:.3f}" for _, d in expected]  # the combined score is shown
+    assert list_scores(rp, "sheet") == [f"{d:.3f}" for _, d in expected]  # the combined score is shown
     assert rp.result_ids("sheet")[0] == sid and rp.partner_rank("sheet") == 1
 
     # off: the same query from the learned space alone, said in the title and the column
     rp.melody_box.setChecked(False)
     assert not rp.any_key_box.isEnabled()
-    assert rp.reranked == {} and RERANKED_MARK not in _title(rp, "sheet") and _column(rp, "sheet") == "dist"
+    assert rp.reranked == {} and RERANKED_MARK not in list_title(rp, "sheet") and list_column(rp, "sheet") == "dist"
     plain = index.query_sample(sid, "audio", "sheet", k)
     assert rp.result_ids("sheet") == [r for r, _ in plain]
-    assert _scores(rp, "sheet") == [f"{d:.3f}" for _, d in plain]
+    assert list_scores(rp, "sheet") == [f"{d:.3f}" for _, d in plain]
     assert rp.query_sample_id == sid
 
     # on again, in any key: the session's reranker gets the any-key setting (the whole library by
     # key-free pitch, for dropped recordings); a library item is in its own key, so its list stays
     rp.melody_box.setChecked(True)
     assert rp.reranked == {"sheet": True} and rp.any_key_box.isEnabled()
-    in_key = _scores(rp, "sheet")
+    in_key = list_scores(rp, "sheet")
     rp.any_key_box.setChecked(True)
     assert session.melody is melody and melody.config.any_key and session.melody_any_key
     assert melody.config == type(melody.config).for_any_key()
-    assert _scores(rp, "sheet") == in_key and rp.result_ids("sheet")[0] == sid
+    assert list_scores(rp, "sheet") == in_key and rp.result_ids("sheet")[0] == sid
     rp.any_key_box.setChecked(False)
     assert not melody.config.any_key and melody.config == type(melody.config)()
 
     # from the sheet, its recordings are re-ranked by their pitch tracks
-    _query_sample(qtbot, window, sid, "sheet")
-    assert rp.reranked == {"audio": True} and _title(rp, "audio").endswith(RERANKED_MARK)
+    query_sample(window, sid, "sheet")
+    assert rp.reranked == {"audio": True} and list_title(rp, "audio").endswith(RERANKED_MARK)
     assert rp.result_ids("audio") == [r for r, _ in melody.query_sample(index, sid, "sheet", "audio", k)]
     assert rp.result_ids("audio")[0] == sid
     # lyrics → the others: no melody, nothing re-ranked
-    _query_sample(qtbot, window, sid, "lyrics")
+    query_sample(window, sid, "lyrics")
     assert rp.reranked == {} and not any(RERANKED_MARK in t.text() for t in rp.list_titles.values())
 
 
@@ -137,7 +123,7 @@ def test_pitch_tracks_are_computed_in_the_background_and_the_list_follows(qtbot,
     assert missing and melody is not None
     session.melody = melody  # what the controller makes active with a run whose tracks are not cached
     sid = _unique_sample(window)
-    _query_sample(qtbot, window, sid, "audio")
+    query_sample(window, sid, "audio")
     assert rp.reranked == {}  # the sample's own track is not in yet: the learned ranking, not marked
 
     # a cancelled task hands nothing over and says so
@@ -176,7 +162,7 @@ def test_a_dropped_flute_rendering_finds_its_sheet(qtbot, window, trained, tmp_p
         rp.query_file(str(path))
     assert rp.current_source() == "audio"
     assert rp.query_track is not None and len(rp.query_track) > 0 and rp.query_track_within
-    assert rp.reranked == {"sheet": True} and _title(rp, "sheet").endswith(RERANKED_MARK)
+    assert rp.reranked == {"sheet": True} and list_title(rp, "sheet").endswith(RERANKED_MARK)
     assert rp.result_ids("sheet")[0] == sid
     vec = rp.query_vectors[("audio", "sheet")]
     expected = session.melody.query_vector(session.index, vec, "audio", "sheet", rp.k.value(), rp.query_track,
@@ -184,7 +170,7 @@ def test_a_dropped_flute_rendering_finds_its_sheet(qtbot, window, trained, tmp_p
     assert rp.result_ids("sheet") == [r for r, _ in expected]
     # off: the matched window's vector in the learned space alone
     rp.melody_box.setChecked(False)
-    assert rp.reranked == {} and _column(rp, "sheet") == "dist"
+    assert rp.reranked == {} and list_column(rp, "sheet") == "dist"
     assert rp.result_ids("sheet") == [r for r, _ in session.index.query(vec, "sheet", rp.k.value(), source="audio")]
     rp.melody_box.setChecked(True)
     assert rp.result_ids("sheet")[0] == sid
@@ -223,7 +209,7 @@ def test_any_key_orders_the_whole_library_in_the_background(qtbot, window, train
     rp.k.setValue(5)
     assert rp.ordering is not None and rp.reranked == {}
     assert "ordering the whole library by melody in any key" in rp.header.text()
-    assert _title(rp, "sheet").endswith(ORDERING_MARK) and _column(rp, "sheet") == "dist"
+    assert list_title(rp, "sheet").endswith(ORDERING_MARK) and list_column(rp, "sheet") == "dist"
     assert rp.result_ids("sheet") == [r for r, _ in index.query(vec, "sheet", 5, source="audio")]
     qtbot.waitUntil(ordered, timeout=60000)
     qtbot.wait(300)  # the superseded k = 10 ordering, cancelled, must not overwrite the list
@@ -235,9 +221,9 @@ def test_any_key_orders_the_whole_library_in_the_background(qtbot, window, train
     k = rp.k.value()
     expected = melody.query_vector(index, vec, "audio", "sheet", k, track, within=True)
     assert rp.result_ids("sheet") == [r for r, _ in expected]
-    assert _scores(rp, "sheet") == [f"{d:.3f}" for _, d in expected]
+    assert list_scores(rp, "sheet") == [f"{d:.3f}" for _, d in expected]
     assert rp.result_ids("sheet")[0] == sid
-    assert _title(rp, "sheet").endswith(RERANKED_MARK) and _column(rp, "sheet") == "score"
+    assert list_title(rp, "sheet").endswith(RERANKED_MARK) and list_column(rp, "sheet") == "score"
     # the header reports the time until the ordered list was shown, the background part included
     assert "ordering" not in rp.header.text() and f"{rp.last_latency_ms:.1f} ms" in rp.header.text()
 
@@ -295,5 +281,5 @@ def test_a_dropped_midi_file_is_reranked_by_its_notes(qtbot, window, trained, tm
     # the file's notes re-rank both of its melody pairs: its audio → sheet and its sheet → audio
     for source, target in (("audio", "sheet"), ("sheet", "audio")):
         rp.source.setCurrentIndex(MODALITIES.index(source))
-        assert rp.reranked == {target: True} and _title(rp, target).endswith(RERANKED_MARK)
+        assert rp.reranked == {target: True} and list_title(rp, target).endswith(RERANKED_MARK)
         assert rp.result_ids(target)[0] == sid
