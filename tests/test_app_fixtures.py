@@ -150,3 +150,28 @@ def list_scores(rp, target: str) -> list[str]:
 def list_column(rp, target: str) -> str:
     """The header of ``target``'s list's third column (``dist`` or ``score``)."""
     return rp.lists[str(rp.targets.index(target))].headerItem().text(2)
+
+
+def write_lyric_midi(notes, path) -> str:
+    """A MIDI file of ``notes`` with one lyric event per note (a dropped-file query); its path."""
+    import pretty_midi
+    pm = pretty_midi.PrettyMIDI()
+    inst = pretty_midi.Instrument(0)
+    for note in notes:
+        inst.notes.append(pretty_midi.Note(90, note.pitch, note.onset, note.onset + note.duration))
+        pm.lyrics.append(pretty_midi.Lyric(note.syllable, note.onset))
+    pm.instruments.append(inst)
+    pm.write(str(path))
+    return str(path)
+
+
+def write_flute_wav(notes, path) -> str:
+    """``notes`` played by FluidSynth's flute (program 73, a timbre the runs never trained on) as a WAV;
+    skips the test without FluidSynth."""
+    import soundfile
+    from model.render.audio import FluidSynthRenderer, fluidsynth_available
+    ok, why = fluidsynth_available()
+    if not ok:
+        pytest.skip(why)
+    soundfile.write(str(path), FluidSynthRenderer(16000, program=73).render(notes), 16000)
+    return str(path)

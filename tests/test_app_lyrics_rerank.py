@@ -14,7 +14,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pretty_midi
 import pytest
 from PySide6.QtCore import Qt
 
@@ -23,7 +22,7 @@ from ugaar_app import retrieval_panel
 from ugaar_app.retrieval_panel import LYRICS_ORDERING_MARK, LYRICS_RERANKED_MARK, RERANKED_MARK
 
 from test_app_fixtures import app_home, needs_trainer, open_tiny, tiny_run_path, window  # noqa: F401 - fixtures
-from test_app_fixtures import list_column, list_scores, list_title, query_sample
+from test_app_fixtures import list_column, list_scores, list_title, query_sample, write_lyric_midi
 
 SCORER_FILE = "lyrics_scorer.pt"  # model.search.lyrics_rerank.RERANKER_FILE, spelled out: the file users see
 LINE = "yesterday all my troubles seemed so far away"
@@ -195,14 +194,7 @@ def test_a_typed_line_is_reranked_and_a_dropped_file_is_not(qtbot, window, copie
 
     # a dropped MIDI file has no syllable tokens yet: its lyrics lists stay the learned space's
     sample = session.dataset.sample(next(s for s in session.embedding_ids if s in rr.row))
-    pm = pretty_midi.PrettyMIDI()
-    inst = pretty_midi.Instrument(0)
-    for note in sample.notes:
-        inst.notes.append(pretty_midi.Note(90, note.pitch, note.onset, note.onset + note.duration))
-        pm.lyrics.append(pretty_midi.Lyric(note.syllable, note.onset))
-    pm.instruments.append(inst)
-    path = tmp_path / "query.mid"
-    pm.write(str(path))
+    path = write_lyric_midi(sample.notes, tmp_path / "query.mid")
     with qtbot.waitSignal(rp.embedded, timeout=120000):
         rp.query_file(str(path))
     assert rp.query_tokens is None

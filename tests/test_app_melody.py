@@ -12,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile
 from PySide6.QtCore import Qt
 
 from model.map.layout import MODALITIES
 from ugaar_app.retrieval_panel import ORDERING_MARK, RERANKED_MARK
 
 from test_app_fixtures import app_home, trained, window  # noqa: F401 - fixtures
-from test_app_fixtures import list_column, list_scores, list_title, query_sample
+from test_app_fixtures import (list_column, list_scores, list_title, query_sample, write_flute_wav,
+                               write_lyric_midi)
 
 SHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 
@@ -148,16 +148,9 @@ def test_pitch_tracks_are_computed_in_the_background_and_the_list_follows(qtbot,
 
 
 def test_a_dropped_flute_rendering_finds_its_sheet(qtbot, window, trained, tmp_path):
-    from model.render.audio import FluidSynthRenderer, fluidsynth_available
-    ok, why = fluidsynth_available()
-    if not ok:
-        pytest.skip(why)
     rp, session = window.retrieval, window.session
     sid = _unique_sample(window)
-    sample = session.dataset.sample(sid)
-    wave = FluidSynthRenderer(16000, program=73).render(sample.notes)  # flute: a timbre the run never heard
-    path = tmp_path / "flute.wav"
-    soundfile.write(str(path), wave, 16000)
+    path = write_flute_wav(session.dataset.sample(sid).notes, tmp_path / "flute.wav")  # a timbre never heard
     with qtbot.waitSignal(rp.embedded, timeout=120000):
         rp.query_file(str(path))
     assert rp.current_source() == "audio"
@@ -182,17 +175,12 @@ def test_a_dropped_flute_rendering_finds_its_sheet(qtbot, window, trained, tmp_p
 def test_any_key_orders_the_whole_library_in_the_background(qtbot, window, trained, tmp_path):
     import dataclasses
 
-    from model.render.audio import FluidSynthRenderer, fluidsynth_available
-    ok, why = fluidsynth_available()
-    if not ok:
-        pytest.skip(why)
     rp, session = window.retrieval, window.session
     sid = _unique_sample(window)
     sample = session.dataset.sample(sid)
     # a flute 3 semitones above the sheet: in its key only by removing each melody's middle pitch
     up = [dataclasses.replace(n, pitch=n.pitch + 3) for n in sample.notes]
-    path = tmp_path / "flute-up3.wav"
-    soundfile.write(str(path), FluidSynthRenderer(16000, program=73).render(up), 16000)
+    path = write_flute_wav(up, tmp_path / "flute-up3.wav")
     rp.any_key_box.setChecked(True)
     melody, index = session.melody, session.index
     assert melody.config.k == 0  # the whole library, the slow setting this test is about
@@ -259,20 +247,10 @@ def _save_melody_screenshot(qtbot, window, sid: str) -> None:
 
 
 def test_a_dropped_midi_file_is_reranked_by_its_notes(qtbot, window, trained, tmp_path):
-    import pretty_midi
-
     from model.search.melody_rerank import note_contour
     rp, session = window.retrieval, window.session
     sid = _unique_sample(window)
-    sample = session.dataset.sample(sid)
-    pm = pretty_midi.PrettyMIDI()
-    inst = pretty_midi.Instrument(0)
-    for note in sample.notes:
-        inst.notes.append(pretty_midi.Note(90, note.pitch, note.onset, note.onset + note.duration))
-        pm.lyrics.append(pretty_midi.Lyric(note.syllable, note.onset))
-    pm.instruments.append(inst)
-    path = tmp_path / "query.mid"
-    pm.write(str(path))
+    path = write_lyric_midi(session.dataset.sample(sid).notes, tmp_path / "query.mid")
     with qtbot.waitSignal(rp.embedded, timeout=120000):
         rp.query_file(str(path))
     emb = rp._ensure_embedder()
