@@ -248,7 +248,7 @@ def add_parser(subparsers, name: str = "query", help_text: str = "retrieve partn
     p.add_argument("--target", choices=MODALITIES, help="retrieve this modality only")
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--no-melody", action="store_true",
-                   help="rank audio ↔ sheet by the learned space alone (default: its top 50 re-ranked by how "
+                   help="rank audio ↔ sheet by the learned space alone (default: its top 100 re-ranked by how "
                         "the recording's pitch follows the sheet's notes)")
     p.add_argument("--no-lyrics-scorer", action="store_true",
                    help="rank lyrics ↔ sheet / audio by the learned space alone (default: with the run's pair "
