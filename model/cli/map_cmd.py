@@ -3,23 +3,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
 SPLITS = ("all", "train", "val", "test")
-
-
-def open_run_dataset(run) -> Optional[Any]:
-    """The run's dataset (for song ids, labels and lyrics), or None when it cannot be read."""
-    root = run.features_meta.get("dataset_root")
-    if not root:
-        return None
-    try:
-        from model.data.dataset import Dataset
-        return Dataset.open(root)
-    except Exception:  # noqa: BLE001 - moved or partial dataset: ids and coordinates still answer
-        return None
 
 
 def run_map(run_dir: str | Path, view: str = "shared", split: str = "all", progress=None,
@@ -54,7 +42,7 @@ def run_map(run_dir: str | Path, view: str = "shared", split: str = "all", progr
     sel = np.arange(len(ids)) if split == "all" else np.nonzero(np.asarray(splits) == split)[0]
     if split != "all" and len(sel) == 0:
         raise ValueError(f"{run_dir}: split {split!r} has no samples; try --split all")
-    ds = open_run_dataset(run)
+    ds = run.open_dataset()
     rows = map_rows(coords, ids, sample_of=ds.sample if ds is not None else None, splits=splits,
                     partner_ranks=median, rows=sel)
     return {"coords": coords, "ids": ids, "splits": splits, "rows": rows, "from_cache": from_cache,

@@ -9,17 +9,9 @@ import numpy as np
 MODALITIES = ("audio", "sheet", "lyrics")
 
 
-def _lyrics_lookup(run):
-    """sample id → lyrics text, when the run's dataset folder is readable."""
-    root = run.features_meta.get("dataset_root")
-    if not root:
-        return {}
-    try:
-        from model.data.dataset import Dataset
-        ds = Dataset.open(root)
-    except Exception:  # the dataset may have moved: ids alone still answer the query
-        return {}
-    return {s.sample_id: " ".join(s.syllables) for s in ds.samples}
+def _lyrics_lookup(dataset) -> dict:
+    """sample id → lyrics text of the run's dataset (empty without one)."""
+    return {s.sample_id: " ".join(s.syllables) for s in dataset.samples} if dataset is not None else {}
 
 
 def query_inputs(embedder, args, aligned: bool) -> dict:
@@ -38,38 +30,32 @@ def query_inputs(embedder, args, aligned: bool) -> dict:
     return {s: np.asarray(v, np.float32)[None, :] for s, v in raw.items()}
 
 
-def window_seconds(run) -> float:
-    """Length of the run's dataset samples in seconds (the sliding window of audio queries)."""
+def window_seconds(dataset) -> float:
+    """Length of the dataset's samples in seconds (the sliding window of audio queries); the usual
+    sample length without a dataset."""
     from model.search.audio_query import DEFAULT_WINDOW_S, sample_seconds
-    root = run.features_meta.get("dataset_root")
-    try:
-        from model.data.dataset import Dataset
-        return sample_seconds(Dataset.open(root).samples) if root else DEFAULT_WINDOW_S
-    except Exception:  # the dataset may have moved: the usual sample length still slides
-        return DEFAULT_WINDOW_S
+    return sample_seconds(dataset.samples) if dataset is not None else DEFAULT_WINDOW_S
 
 
-def melody_reranker(run, args):
-    """The run's ``MelodyReranker`` (audio ↔ sheet results re-ranked by pitch), or None with
-    ``--no-melody`` or when the run's dataset folder cannot be read."""
-    if getattr(args, "no_melody", False):
+def melody_reranker(run, args, dataset):
+    """The run's ``MelodyReranker`` (audio ↔ sheet results re-ranked by pitch) over its ``dataset``, or
+    None with ``--no-melody`` or without a readable dataset."""
+    if getattr(args, "no_melody", False) or dataset is None:
         return None
-    root = run.features_meta.get("dataset_root")
-    if not root:
-        return None
-    from model.data.dataset import Dataset
     from model.search.melody_rerank import MelodyReranker, MelodyRerankConfig
-    try:
-        dataset = Dataset.open(root)
-    except Exception:  # the dataset may have moved: the learned space still answers
-        return None
     return MelodyReranker.from_dataset(dataset, run.config.metric,
                                        MelodyRerankConfig.choose(bool(getattr(args, "any_key", False))))
 
 
 def lyrics_reranker(run, args):
-    """The run's lyrics re-ranker (``ugaar lyrics-scorer``), or None without one or with ``--no-lyrics-scorer``."""
+    """The run's lyrics re-ranker (``ugaar lyrics-scorer``), or None without one, with
+    ``--no-lyrics-scorer``, or for a query it would not re-rank (files; samples between audio and sheet):
+    it reads the run's whole FeatureSet, which a query without lyrics need not load."""
     if getattr(args, "no_lyrics_scorer", False):
+        return None
+    # a sample query lists lyrics unless --source and --target both name audio and sheet
+    audio_sheet_only = bool(args.source and args.target) and "lyrics" not in (args.source, args.target)
+    if args.lyrics is None and (args.sample is None or audio_sheet_only):
         return None
     from model.search.lyrics_rerank import RERANKER_FILE, LyricsReranker
     if not (run.run_dir / RERANKER_FILE).is_file():
@@ -78,10 +64,10 @@ def lyrics_reranker(run, args):
     return LyricsReranker.load(run.run_dir, FeatureSet.load(run.config.features_path))
 
 
-def audio_query(run, index, embedder, audio, targets, k: int, reranker=None):
-    """Slide sample-long windows over a checked recording (``QueryAudio`` at the embedder's rate); the best
-    window's ``AudioMatch`` (results per target), its sheet results re-ranked by ``reranker`` with the
-    recording's pitch track."""
+def audio_query(run, index, embedder, audio, targets, k: int, reranker=None, window_s: float | None = None):
+    """Slide sample-long windows (``window_s``: :func:`window_seconds`) over a checked recording
+    (``QueryAudio`` at the embedder's rate); the best window's ``AudioMatch`` (results per target), its
+    sheet results re-ranked by ``reranker`` with the recording's pitch track."""
     from model.search.audio_query import best_window
 
     for warning in audio.warnings:
@@ -93,7 +79,7 @@ def audio_query(run, index, embedder, audio, targets, k: int, reranker=None):
             return np.asarray(embedder.audio(wave, sr), np.float32)[None, :]
     method = run.method()  # Run.embed_query loads the checkpoint on every call: once for all windows
     fetch = reranker.config.fetch(k, len(index)) if reranker is not None else k
-    match = best_window(audio, window_seconds(run), embed,
+    match = best_window(audio, window_s if window_s is not None else window_seconds(None), embed,
                         lambda feats, target: method.embed_modality("audio", feats, partner=target)[0],
                         lambda vec, target: index.query(vec, target, fetch, source="audio"),
                         targets, k=fetch)
@@ -108,7 +94,7 @@ def audio_query(run, index, embedder, audio, targets, k: int, reranker=None):
 
 
 def query_results(run, index, args, info: dict | None = None, audio=None,
-                  reranker=None, lyrics=None) -> list[tuple[str, str, list[tuple[str, float]]]]:
+                  reranker=None, lyrics=None, dataset=None) -> list[tuple[str, str, list[tuple[str, float]]]]:
     """[(source, target, hits)] for the query described by ``args``.
 
     For ``--audio``, ``audio`` is the recording :func:`check_query_args` already
@@ -118,6 +104,7 @@ def query_results(run, index, args, info: dict | None = None, audio=None,
     their scores are the combined ones.  With a ``lyrics`` re-ranker
     (:func:`lyrics_reranker`), sample and typed-lyrics queries between lyrics and
     sheet / audio score every item by its syllable-by-note pair score as well.
+    ``dataset``: the run's (``Run.open_dataset``), for the audio window's length.
     """
     out = []
     if args.sample:
@@ -146,7 +133,7 @@ def query_results(run, index, args, info: dict | None = None, audio=None,
         if audio is None or audio.sample_rate != embedder.config.sample_rate:
             from model.search.audio_query import load_query_audio
             audio = load_query_audio(args.audio, embedder.config.sample_rate)
-        match = audio_query(run, index, embedder, audio, targets, args.k, reranker)
+        match = audio_query(run, index, embedder, audio, targets, args.k, reranker, window_seconds(dataset))
         if info is not None:
             info["match"] = match
         return [("audio", t, match.results[t]) for t in targets]
@@ -205,11 +192,12 @@ def run(args: argparse.Namespace) -> int:
     index = RetrievalIndex.from_run(r)
     if args.sample is not None:
         check_sample_id(args.sample, index.sample_ids, r.run_dir)
-    texts = _lyrics_lookup(r)
-    reranker = melody_reranker(r, args)
+    dataset = r.open_dataset()
+    texts = _lyrics_lookup(dataset)
+    reranker = melody_reranker(r, args, dataset)
     lyrics = lyrics_reranker(r, args)
     info: dict = {}
-    results = query_results(r, index, args, info, audio, reranker, lyrics)
+    results = query_results(r, index, args, info, audio, reranker, lyrics, dataset)
     if "match" in info:
         print(f"audio segment: {info['match'].describe()}")
     for source, target, hits in results:

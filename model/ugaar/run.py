@@ -124,6 +124,18 @@ class Run:
             return self.method().embed(features)
         return {k.replace("__", "@"): v for k, v in self._saved.items() if k not in ("sample_ids", "splits")}
 
+    def open_dataset(self) -> Any:
+        """The run's dataset (``features_meta.json: dataset_root``), or None when it is not recorded or
+        cannot be read: a moved or partial dataset still leaves ids and the learned space to answer."""
+        root = self.features_meta.get("dataset_root")
+        if not root:
+            return None
+        try:
+            from model.data.dataset import Dataset
+            return Dataset.open(root)
+        except Exception:  # noqa: BLE001 - moved or partial: the callers go on without it
+            return None
+
     @property
     def sample_ids(self) -> np.ndarray:
         return self._saved["sample_ids"]
