@@ -131,13 +131,10 @@ def melody_reranker(dataset: Any, metric: str) -> tuple[Any, bool]:
     """
     import numpy as np
 
-    from model.features.pitch_track import cached_pitch_tracks
     from model.search.melody_rerank import MelodyReranker, contour_distance
     try:
-        # read here only to know what is missing: from_dataset keeps its own table
-        cached = cached_pitch_tracks(dataset)
-        missing = any(s.sample_id not in cached for s in dataset.samples)
         reranker = MelodyReranker.from_dataset(dataset, metric, compute_missing=False)
+        missing = reranker.missing_tracks([s.sample_id for s in dataset.samples])
     except Exception as exc:  # noqa: BLE001 - an optional refinement must not stop the run from opening
         print(f"melody re-ranking unavailable: {exc}")
         return None, False

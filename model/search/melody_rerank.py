@@ -204,7 +204,8 @@ def spatial_score(distances: np.ndarray, metric: str) -> np.ndarray:
 
 def rerank_hits(hits: Sequence[tuple[str, float]], query: np.ndarray,
                 candidate: Callable[[str], Optional[np.ndarray]], metric: str,
-                config: MelodyRerankConfig = MelodyRerankConfig(), within: bool = False) -> list[tuple[str, float]]:
+                config: MelodyRerankConfig = MelodyRerankConfig(), within: bool = False,
+                cost: Optional[Callable[[Any], float]] = None) -> list[tuple[str, float]]:
     """Re-order a query's nearest-first ``hits`` by learned distance plus contour distance.
 
     Parameters
@@ -223,6 +224,9 @@ def rerank_hits(hits: Sequence[tuple[str, float]], query: np.ndarray,
     within : bool
         ``query`` is a recording's track that may be longer than the melody:
         each candidate's contour is found inside it (:func:`contour_distance`).
+    cost : callable, optional
+        sample id → its contour distance to ``query``, already known (a cache:
+        :func:`rerank_ranks`); default: computed from ``candidate``.
 
     Returns
     -------
@@ -237,13 +241,11 @@ def rerank_hits(hits: Sequence[tuple[str, float]], query: np.ndarray,
         return hits
     head, tail = (hits, []) if config.k == 0 else (hits[:config.k], hits[config.k:])
     spatial = spatial_score(np.array([d for _, d in head]), metric)
-    scored = []
-    for (sid, _dist), z in zip(head, spatial):
-        seq = candidate(sid)
-        seq = seq if seq is not None else np.zeros(0)
-        cost = contour_distance(query, seq, config.cap, config.any_key, within) if within else \
-            contour_distance(query, seq, config.cap, config.any_key)
-        scored.append((sid, float(z) + config.weight * cost))
+    if cost is None:
+        def cost(sid: Any) -> float:
+            seq = candidate(sid)
+            return contour_distance(query, seq if seq is not None else np.zeros(0), config.cap, config.any_key, within)
+    scored = [(sid, float(z) + config.weight * cost(sid)) for (sid, _dist), z in zip(head, spatial)]
     scored.sort(key=lambda h: h[1])
     return scored + tail
 
@@ -266,8 +268,8 @@ def rerank_ranks(distances: np.ndarray, queries: Sequence[np.ndarray], candidate
         ``cap`` and ``any_key``; filled as it goes, so several ``k`` and
         ``weight`` settings share one set of DTWs.
 
-    The same ordering as :func:`rerank_hits`; a partner outside the top
-    ``config.k`` keeps its rank in the learned space.
+    Each query's top ``config.k`` are ordered by :func:`rerank_hits`; a partner
+    outside them keeps its rank in the learned space.
     """
     distances = np.asarray(distances, np.float64)
     costs = {} if costs is None else costs
@@ -276,15 +278,18 @@ def rerank_ranks(distances: np.ndarray, queries: Sequence[np.ndarray], candidate
     for i in range(distances.shape[0]):
         order = np.argsort(distances[i], kind="stable")
         where = int(np.nonzero(order == i)[0][0])
-        if where >= k or len(queries[i]) == 0:
+        if where >= k:
             ranks[i] = where + 1
             continue
-        top = order[:k]
-        for j in top:
-            if (i, int(j)) not in costs:
-                costs[i, int(j)] = contour_distance(queries[i], candidates[j], config.cap, config.any_key)
-        score = spatial_score(distances[i, top], metric) + config.weight * np.array([costs[i, int(j)] for j in top])
-        ranks[i] = int(np.nonzero(top[np.argsort(score, kind="stable")] == i)[0][0]) + 1
+
+        def cost(j: int, i: int = i) -> float:
+            if (i, j) not in costs:
+                costs[i, j] = contour_distance(queries[i], candidates[j], config.cap, config.any_key)
+            return costs[i, j]
+
+        hits = rerank_hits([(int(j), distances[i, j]) for j in order[:k]], queries[i], candidates.__getitem__,
+                           metric, config, cost=cost)
+        ranks[i] = [j for j, _ in hits].index(i) + 1
     return ranks
 
 
@@ -353,6 +358,13 @@ class MelodyReranker:
             return contours[sid]
 
         return cls(track_of, contour_of, metric, config, tracks=cached)
+
+    def missing_tracks(self, sample_ids: Sequence[str]) -> bool:
+        """Whether any of ``sample_ids`` has no track in the table :meth:`from_dataset` read (one read
+        of the cache serves the reranker and this question)."""
+        if self._tracks is None:
+            raise TypeError("missing_tracks needs a reranker that reads a track table (MelodyReranker.from_dataset)")
+        return any(sid not in self._tracks for sid in sample_ids)
 
     def add_tracks(self, tracks: Mapping[str, np.ndarray]) -> None:
         """Tracks computed elsewhere (a background task) for a reranker made by :meth:`from_dataset`."""
