@@ -26,11 +26,6 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-def summary(ranks: np.ndarray) -> dict[str, float]:
-    return {"MedR/N": float(np.median(ranks)) / len(ranks), "R@10": 100.0 * float(np.mean(ranks <= 10)),
-            "R@1": 100.0 * float(np.mean(ranks == 1))}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="finished runs on aligned inputs, one per seed")
@@ -43,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from model.errors import UgaarError
     from model.feature_set import FeatureSet
-    from model.search.evaluation import distance_matrix, ranks
+    from model.search.evaluation import distance_matrix, metrics_from_ranks, ranks
     from model.search.lyrics_rerank import (PairScorerConfig, choose_weight, combined_scores, ranks_from_scores,
                                             score_matrix,
                                             structure_tokens, train_pair_scorer)
@@ -90,10 +85,10 @@ def main(argv: list[str] | None = None) -> int:
             out["val_medr_n_by_weight"] = val_medr
             out["weight"] = weight
             out["test"] = {
-                "run alone": {l2m: summary(ranks(lyr, mus, metric)), m2l: summary(ranks(mus, lyr, metric))},
-                "pair scorer alone": {l2m: summary(ranks_from_scores(pair, lower_is_better=False)),
-                                      m2l: summary(ranks_from_scores(pair.T, lower_is_better=False))},
-                "both": dict(zip((l2m, m2l), map(summary, both(dist, pair, weight)))),
+                "run alone": {l2m: metrics_from_ranks(ranks(lyr, mus, metric)), m2l: metrics_from_ranks(ranks(mus, lyr, metric))},
+                "pair scorer alone": {l2m: metrics_from_ranks(ranks_from_scores(pair, lower_is_better=False)),
+                                      m2l: metrics_from_ranks(ranks_from_scores(pair.T, lower_is_better=False))},
+                "both": dict(zip((l2m, m2l), map(metrics_from_ranks, both(dist, pair, weight)))),
             }
             t = out["test"]
             print(f"{Path(run_dir).name} {modality}: best epoch {trained.best_epoch}, weight {weight:g}; test "

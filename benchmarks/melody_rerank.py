@@ -34,11 +34,6 @@ GRID_K = (100, 50, 20)  # largest first: its DTWs serve the smaller k
 GRID_WEIGHT = (2.0, 5.0, 10.0, 20.0)
 
 
-def summary(ranks: np.ndarray) -> dict[str, float]:
-    return {"R@1": 100.0 * float(np.mean(ranks == 1)), "R@10": 100.0 * float(np.mean(ranks <= 10)),
-            "MedR": float(np.median(ranks))}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", help="the run's dataset folder")
@@ -64,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     from model.errors import UgaarError
     from model.feature_set import FeatureSet
     from model.features.pitch_track import TRACK_FRAME_S, dataset_pitch_tracks
-    from model.search.evaluation import distance_matrix, ranks
+    from model.search.evaluation import distance_matrix, metrics_from_ranks, ranks
     from model.search.melody_rerank import MelodyRerankConfig, note_contour, rerank_ranks
     from model.ugaar import Run
 
@@ -106,15 +101,15 @@ def main(argv: list[str] | None = None) -> int:
         track_s = time.perf_counter() - t0
         tracks = [tracks_by_id[s] for s in ids]
         d_as = distance_matrix(audio, sheet, metric)
-        plain = {"audio→sheet": summary(ranks(audio, sheet, metric)),  # as retrieval_metrics ranks them
-                 "sheet→audio": summary(ranks(sheet, audio, metric))}
+        plain = {"audio→sheet": metrics_from_ranks(ranks(audio, sheet, metric)),  # as retrieval_metrics ranks them
+                 "sheet→audio": metrics_from_ranks(ranks(sheet, audio, metric))}
         row = {"rendering": label, "without": plain, "with": [], "track_seconds": track_s}
         costs_as: dict = {}
         costs_sa: dict = {}
         for cfg in settings:
             t0 = time.perf_counter()
-            a_s = summary(rerank_ranks(d_as, tracks, contours, metric, cfg, costs_as))
-            s_a = summary(rerank_ranks(d_as.T, contours, tracks, metric, cfg, costs_sa))
+            a_s = metrics_from_ranks(rerank_ranks(d_as, tracks, contours, metric, cfg, costs_as))
+            s_a = metrics_from_ranks(rerank_ranks(d_as.T, contours, tracks, metric, cfg, costs_sa))
             row["with"].append({"config": cfg.to_dict(), "audio→sheet": a_s, "sheet→audio": s_a,
                                 "seconds": time.perf_counter() - t0})
         rows.append(row)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from model.search.lyrics_rerank import (PairScorer, PairScorerConfig, combined_scores, partner_ranks,
+from model.search.lyrics_rerank import (PairScorer, PairScorerConfig, combined_scores,
                                         ranks_from_scores, score_matrix, structure_tokens, train_pair_scorer)
 
 torch.set_num_threads(1)
@@ -98,7 +98,7 @@ def test_training_learns_the_syllable_by_note_pairing():
     lx, lm = structure_tokens(fs, "lyrics", 20)
     mx, mm = structure_tokens(fs, "sheet", 20)
     s = score_matrix(trained.scorer, lx[test], lm[test], mx[test], mm[test], chunk=7)
-    ranks = partner_ranks(s)
+    ranks = ranks_from_scores(s, lower_is_better=False)
     assert np.median(ranks) / len(test) < 0.2
     # the same seed trains the same scorer
     again = train_pair_scorer(fs, PairScorerConfig(modality="sheet", epochs=6, batch=64, hidden=32, seed=0))

@@ -146,9 +146,11 @@ def score_matrix(scorer: PairScorer, lyrics: np.ndarray, lyrics_mask: np.ndarray
     return np.concatenate(out) if out else np.zeros((0, len(music)), np.float32)
 
 
-def partner_ranks(scores: np.ndarray) -> np.ndarray:
-    """1-based rank of each row's partner (column i of row i); ties count against it."""
-    return (scores >= np.diag(scores)[:, None]).sum(1)
+def ranks_from_scores(scores: np.ndarray, lower_is_better: bool = True) -> np.ndarray:
+    """1-based rank of each row's partner under ``scores`` (ties count against it)."""
+    s = np.asarray(scores)
+    diag = np.diag(s)[:, None]
+    return ((s <= diag) if lower_is_better else (s >= diag)).sum(1)
 
 
 @dataclass
@@ -208,7 +210,7 @@ def train_pair_scorer(features: Any, config: PairScorerConfig = PairScorerConfig
             loss.backward()
             opt.step()
             losses.append(loss.item())
-        ranks = partner_ranks(score_matrix(scorer, lx[val], lm[val], mx[val], mm[val]))
+        ranks = ranks_from_scores(score_matrix(scorer, lx[val], lm[val], mx[val], mm[val]), lower_is_better=False)
         medr = float(np.median(ranks)) / len(val)
         result.history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_medr_n": medr,
                                "val_r10": 100.0 * float(np.mean(ranks <= 10))})
@@ -231,13 +233,6 @@ def combined_scores(distances: np.ndarray, pair_scores: np.ndarray, weight: floa
         return (x - x.mean(1, keepdims=True)) / np.where(std > 0, std, 1.0)
 
     return z(np.asarray(distances, np.float64)) - weight * z(np.asarray(pair_scores, np.float64))
-
-
-def ranks_from_scores(scores: np.ndarray, lower_is_better: bool = True) -> np.ndarray:
-    """1-based rank of each row's partner under ``scores`` (ties count against it)."""
-    s = np.asarray(scores)
-    diag = np.diag(s)[:, None]
-    return ((s <= diag) if lower_is_better else (s >= diag)).sum(1)
 
 
 
