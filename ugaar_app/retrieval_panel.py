@@ -32,7 +32,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -349,15 +349,8 @@ class RetrievalPanel(QWidget):
         """Run the shown query again after a melody change (pitch tracks arrived, a box toggled), when
         one of its lists is audio ↔ sheet.  Typed lyrics are not embedded again (no melody to re-rank
         with), and "Why this result" and the clicked result stay."""
-        melody, src = self.session.melody, self.current_source()
-        if self.session.index is None or melody is None or not any(melody.applies(src, t) for t in self.targets):
-            return
-        tree_ids = self._current_ids()
-        if self.mode_sample.isChecked():
-            self.query_selected(keep_why=True)
-        elif self.mode_file.isChecked() and self.query_vectors:
-            self._run_vectors(keep_why=True)
-        self._restore_current(tree_ids)
+        melody = self.session.melody
+        self._requery_if(melody.applies if melody is not None else None, self.mode_file.isChecked())
 
     def _lyrics_controls(self) -> None:
         """Enable the lyrics re-ranking box and the train button for what the active run allows, and
@@ -439,13 +432,20 @@ class RetrievalPanel(QWidget):
         """Run the shown sample or typed-lyrics query again after the lyrics scorer changed (box toggled,
         scorer trained), when one of its lists is lyrics ↔ sheet / audio; "Why this result" and the
         clicked result stay.  File queries have no syllable tokens: nothing changes for them."""
-        rr, src = self.session.lyrics_rr, self.current_source()
-        if self.session.index is None or rr is None or not any(rr.covers(src, t) for t in self.targets):
+        rr = self.session.lyrics_rr
+        self._requery_if(rr.covers if rr is not None else None, self.query_tokens is not None)
+
+    def _requery_if(self, concerns: Optional[Callable[[str, str], bool]], vectors: bool) -> None:
+        """Run the shown query again, keeping "Why this result" and each list's clicked result, when a
+        re-ranker whose pairs ``concerns(source, target)`` says covers one of its lists changed: a sample
+        query, or with ``vectors`` the kept query vectors (a file or typed line, not embedded again)."""
+        src = self.current_source()
+        if self.session.index is None or concerns is None or not any(concerns(src, t) for t in self.targets):
             return
         tree_ids = self._current_ids()
         if self.mode_sample.isChecked():
             self.query_selected(keep_why=True)
-        elif self.query_tokens is not None and self.query_vectors:
+        elif vectors and self.query_vectors:
             self._run_vectors(keep_why=True)
         else:
             return
