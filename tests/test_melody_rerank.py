@@ -244,3 +244,16 @@ def test_library_items_are_always_compared_in_their_own_key():
     index.asked.clear()
     assert rr.query_vector(index, None, "audio", "sheet", 2, contours["falling"] + 2)[0][0] == "falling"
     assert index.asked == [3]  # a new recording in any key: the whole library
+
+
+def test_rerank_hits_reports_each_candidate_and_stops_when_cancelled():
+    contours = {k: note_contour(v) for k, v in MELODIES.items()}
+    hits = [("rising", 0.1), ("falling", 0.2), ("leaps", 0.3)]
+    seen = []
+    rerank_hits(hits, contours["leaps"], contours.get, "cosine", MelodyRerankConfig(k=0),
+                progress=lambda p: seen.append((p.stage, p.done, p.total)))
+    assert seen == [("melody", 1, 3), ("melody", 2, 3), ("melody", 3, 3)]
+    cancel = CancelToken()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        rerank_hits(hits, contours["leaps"], contours.get, "cosine", MelodyRerankConfig(k=0), cancel=cancel)

@@ -358,17 +358,11 @@ class RetrievalPanel(QWidget):
         run, rr = self.session.run, self.session.lyrics_rr
         training = self.lyrics_training is not None
         self.train_lyrics_btn.setText("Cancel lyrics scorer training" if training else "Train lyrics scorer")
-        if run is None:
-            why = "Make a run active first."
-            self.lyrics_box.setEnabled(False)
-            self.lyrics_box.setToolTip(why)
-            self.train_lyrics_btn.setEnabled(training)
-            self.train_lyrics_btn.setToolTip(why)
-            return
-        if not self._run_is_aligned():
-            # the scorer pairs each syllable with its note: pooled inputs have no positions to pair
-            why = ("The lyrics scorer reads each syllable beside its note, which only runs trained on aligned "
-                   "inputs have; this run is on pooled inputs.")
+        # the scorer pairs each syllable with its note: pooled inputs have no positions to pair
+        why = ("Make a run active first." if run is None else
+               "The lyrics scorer reads each syllable beside its note, which only runs trained on aligned "
+               "inputs have; this run is on pooled inputs." if not self._run_is_aligned() else None)
+        if why is not None:
             self.lyrics_box.setEnabled(False)
             self.lyrics_box.setToolTip(why)
             self.train_lyrics_btn.setEnabled(training)
@@ -891,29 +885,16 @@ class RetrievalPanel(QWidget):
         The result is applied only while this task is still the panel's :attr:`ordering`: any new query,
         a changed source, k, box or run goes through :meth:`_clear`, which cancels it and lets it go.
         """
-        from model.progress import report
         run, index, melody = self.session.run, self.session.index, self.session.melody
         track, within, k = self.query_track, self.query_track_within, self.k.value()
         # the reranker as it is now: a box toggled meanwhile changes the session's reranker's config,
         # and the list computed must be the one of the query that asked for it
         reranker = copy.copy(melody)
-        total = len(index) * len(pending)
 
         def work(progress, cancel):
-            seen = [0]
-
-            def checked(of):
-                # each candidate's sequence is fetched just before its DTW: a place to stop a superseded
-                # ordering early (query_vector takes no cancel token) and to count progress
-                def sequence(sid: str) -> np.ndarray:
-                    cancel.raise_if_set()
-                    seen[0] += 1
-                    report(progress, "library items", seen[0], total)
-                    return of(sid)
-                return sequence
-
-            reranker.contour_of, reranker.track_of = checked(reranker.contour_of), checked(reranker.track_of)
-            return {tgt: list(reranker.query_vector(index, vec, src, tgt, k, track, within=within))
+            # checked per library item: a superseded ordering stops early
+            return {tgt: list(reranker.query_vector(index, vec, src, tgt, k, track, within=within,
+                                                    cancel=cancel, progress=progress))
                     for tgt, vec in pending.items()}
 
         self._lists_in_background(
