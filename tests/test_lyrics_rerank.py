@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from model.search.lyrics_rerank import (PairScorer, PairScorerConfig, combined_scores,
+from model.search.lyrics_rerank import (PairScorer, PairScorerConfig, cannot_train, combined_scores,
                                         ranks_from_scores, score_matrix, structure_tokens, train_pair_scorer)
 
 torch.set_num_threads(1)
@@ -15,6 +15,8 @@ torch.set_num_threads(1)
 
 class _Features:
     """What the scorer reads of a FeatureSet: splits, structure dims and per-position tokens."""
+
+    has_sequences = True
 
     def __init__(self, tokens: dict, lengths: np.ndarray, splits: np.ndarray, dims: dict):
         self.tokens, self.lengths, self.splits = tokens, lengths, splits
@@ -114,3 +116,13 @@ def test_combination_and_ranks():
     assert ranks_from_scores(combined_scores(d, pair, 1e6)).tolist() == [1, 1, 1]
     with pytest.raises(ValueError, match="sheet' or 'audio'"):
         PairScorerConfig(modality="lyrics")
+
+
+def test_what_cannot_train_a_scorer_is_said_in_words():
+    fs = _paired(n=40)
+    assert cannot_train(fs) is None
+    assert "no per-position tokens" in cannot_train(None)
+    fs.splits = np.array(["train"] * 39 + ["val"])
+    assert cannot_train(fs).endswith("this dataset has 39 and 1")
+    with pytest.raises(ValueError, match="at least two training and two validation"):
+        train_pair_scorer(fs, PairScorerConfig(epochs=1))

@@ -396,22 +396,11 @@ class RetrievalPanel(QWidget):
             "are not re-ranked by it.")
 
     def _lyrics_training_blocker(self) -> Optional[str]:
-        """Why the session's features cannot train a lyrics scorer, or None when they can.
-
-        ``train_pair_scorer`` keeps the best validation epoch and the weight is chosen on the
-        validation split: it refuses fewer than two training or two validation samples, and a
-        dataset without per-position tokens has nothing to pair.
-        """
-        fs = self.session.features
-        if fs is None or not getattr(fs, "has_sequences", False):
-            return ("The dataset's features have no per-position tokens: extract them again "
-                    "(`ugaar features extract DATASET --force`) to train a lyrics scorer.")
-        splits = np.asarray(fs.splits)
-        train, val = int((splits == "train").sum()), int((splits == "val").sum())
-        if train < 2 or val < 2:
-            return (f"The lyrics scorer needs at least two training and two validation samples to train and "
-                    f"choose its weight; this dataset has {train} and {val}.")
-        return None
+        """Why the session's features cannot train a lyrics scorer, or None when they can
+        (``model.search.lyrics_rerank.cannot_train``, imported here: it loads torch)."""
+        from model.search.lyrics_rerank import cannot_train
+        why = cannot_train(self.session.features)
+        return why[:1].upper() + why[1:] + "." if why else None
 
     def _lyrics_reranks(self, src: str, tgt: str) -> bool:
         """Whether ``src`` → ``tgt`` results are re-ranked by the lyrics scorer now (box on, a scorer, a pair it covers)."""

@@ -9,16 +9,19 @@ def run(args: argparse.Namespace) -> int:
     from model.cli.progress_bar import StageBar
     from model.errors import BadInputError
     from model.feature_set import FeatureSet
-    from model.search.lyrics_rerank import RERANKER_FILE, LyricsReranker
+    from model.search.lyrics_rerank import RERANKER_FILE, LyricsReranker, cannot_train
     from model.ugaar import Run
 
     if args.epochs < 1:
         raise BadInputError(f"--epochs {args.epochs}", "train for at least one epoch")
     r = Run.open(args.run)
     features = FeatureSet.load(r.config.features_path)
-    if r.config.inputs != "aligned" or not features.has_sequences:
+    if r.config.inputs != "aligned":
         raise BadInputError(str(r.run_dir), "the lyrics scorer reads per-position tokens; this run is on the "
                             "paper's pooled inputs", "give a run trained on aligned inputs")
+    why = cannot_train(features)
+    if why is not None:  # a one-line message, before any training
+        raise BadInputError(str(r.run_dir), why)
     bar = None if args.quiet else StageBar()
     t0 = time.perf_counter()
     try:

@@ -163,6 +163,24 @@ class TrainedScorer:
     best_epoch: int = -1
 
 
+def cannot_train(features: Any) -> Optional[str]:
+    """Why a pair scorer cannot be trained on ``features``, in a user's words, or None when it can.
+
+    The scorer pairs per-position tokens, keeps its best validation epoch and has
+    its weight chosen on the validation split, so it needs tokens and at least two
+    training and two validation samples (:func:`train_pair_scorer` refuses fewer).
+    """
+    if features is None or not getattr(features, "has_sequences", False):
+        return ("the features have no per-position tokens: extract them again "
+                "(`ugaar features extract DATASET --force`) to train a lyrics scorer")
+    splits = np.asarray(features.splits)
+    train, val = int((splits == "train").sum()), int((splits == "val").sum())
+    if train < 2 or val < 2:
+        return (f"the lyrics scorer needs at least two training and two validation samples to train and "
+                f"choose its weight; this dataset has {train} and {val}")
+    return None
+
+
 def train_pair_scorer(features: Any, config: PairScorerConfig = PairScorerConfig(),
                       progress: Optional[ProgressCallback] = None,
                       cancel: Optional[CancelToken] = None) -> TrainedScorer:
