@@ -9,7 +9,8 @@ median rank is ~0.1 N, so a top-100 re-ranking would leave half the partners out
 
 Usage::
 
-    python benchmarks/lyrics_rerank.py RUN [RUN ...] [--modality sheet audio] [--epochs 6] [--json OUT]
+    python benchmarks/lyrics_rerank.py RUN [RUN ...] [--modality sheet audio] [--epochs 6]
+                                       [--[no-]repetition] [--shifts N ...] [--json OUT]
 
 One RUN per seed (its seed seeds the scorer too).
 """
@@ -31,6 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("runs", nargs="+", help="finished runs on aligned inputs, one per seed")
     parser.add_argument("--modality", nargs="+", default=["sheet", "audio"], choices=("sheet", "audio"))
     parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--repetition", action=argparse.BooleanOptionalAction, default=None,
+                        help="the scorer also reads where the line and the melody repeat themselves "
+                             "(default: as `ugaar lyrics-scorer`, lyrics_rerank.REPETITION_DEFAULT)")
+    parser.add_argument("--shifts", type=int, nargs="*", default=None,
+                        help="also train on windows shifted this many positions into the song's next window "
+                             "(default: as `ugaar lyrics-scorer`, lyrics_rerank.SHIFTS_DEFAULT)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
 
@@ -39,12 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     from model.errors import UgaarError
     from model.feature_set import FeatureSet
     from model.search.evaluation import distance_matrix, metrics_from_ranks, ranks
-    from model.search.lyrics_rerank import (PairScorerConfig, choose_weight, combined_scores, ranks_from_scores,
-                                            score_matrix,
-                                            structure_tokens, train_pair_scorer)
+    from model.search.lyrics_rerank import (REPETITION_DEFAULT, SHIFTS_DEFAULT, PairScorerConfig, choose_weight,
+                                            combined_scores, ranks_from_scores, score_matrix, structure_tokens,
+                                            train_pair_scorer)
     from model.ugaar import Run
 
     torch.set_num_threads(2)
+    repetition = REPETITION_DEFAULT if args.repetition is None else args.repetition
+    shifts = SHIFTS_DEFAULT if args.shifts is None else tuple(args.shifts)
     records = []
     for run_dir in args.runs:
         try:
@@ -56,12 +65,13 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{run_dir}: a run on aligned inputs is needed (per-position tokens)")
         method, metric = run.method(), run.config.metric
         for modality in args.modality:
-            cfg = PairScorerConfig(modality=modality, epochs=args.epochs, seed=run.config.seed)
+            cfg = PairScorerConfig(modality=modality, epochs=args.epochs, seed=run.config.seed,
+                                   repetition=repetition, shifts=shifts)
             t0 = time.perf_counter()
             trained = train_pair_scorer(fs, cfg)
             train_s = time.perf_counter() - t0
-            lx, lm = structure_tokens(fs, "lyrics", cfg.positions)
-            mx, mm = structure_tokens(fs, modality, cfg.positions)
+            lx, lm = structure_tokens(fs, "lyrics", cfg.positions, cfg.repetition)
+            mx, mm = structure_tokens(fs, modality, cfg.positions, cfg.repetition)
             out = {"run": run_dir, "seed": run.config.seed, "modality": modality, "config": cfg.to_dict(),
                    "best_epoch": trained.best_epoch, "history": trained.history, "train_seconds": train_s}
             found = {}
@@ -91,7 +101,10 @@ def main(argv: list[str] | None = None) -> int:
                 "both": dict(zip((l2m, m2l), map(metrics_from_ranks, both(dist, pair, weight)))),
             }
             t = out["test"]
-            print(f"{Path(run_dir).name} {modality}: best epoch {trained.best_epoch}, weight {weight:g}; test "
+            best_val = trained.history[trained.best_epoch]
+            print(f"{Path(run_dir).name} {modality}: best epoch {trained.best_epoch} (val MedR/N "
+                  f"{best_val['val_medr_n']:.3f}, R@10 {best_val['val_r10']:.1f}), weight {weight:g} "
+                  f"(val MedR/N {val_medr[weight]:.3f}); test "
                   f"{l2m} MedR/N run {t['run alone'][l2m]['MedR/N']:.3f} → pair {t['pair scorer alone'][l2m]['MedR/N']:.3f}"
                   f" → both {t['both'][l2m]['MedR/N']:.3f} (R@10 {t['both'][l2m]['R@10']:.1f}); "
                   f"train {train_s:.0f} s", file=sys.stderr, flush=True)

@@ -161,10 +161,9 @@ def test_train_button_writes_the_scorer_and_sample_queries_use_it(qtbot, window,
     assert rp.result_ids("lyrics") == [r for r, _ in expected]
 
 
-def test_a_typed_line_is_reranked_and_a_dropped_file_is_not(qtbot, window, copied_run, monkeypatch, tmp_path):
+def test_a_typed_line_and_a_dropped_midi_file_are_reranked(qtbot, window, copied_run, monkeypatch, tmp_path):
     import time
 
-    from model.search.lyrics_rerank import typed_query_tokens
     rp, session = window.retrieval, window.session
     _wait_for_tracks(qtbot, window)
     rr = _train(qtbot, window, 1, monkeypatch)
@@ -175,10 +174,10 @@ def test_a_typed_line_is_reranked_and_a_dropped_file_is_not(qtbot, window, copie
     rp.lyrics.setText(LINE)
     with qtbot.waitSignal(rp.embedded, timeout=120000):
         rp.query_lyrics()
-    # the typed line's syllable tokens were computed with its embedding, off the GUI thread
-    tokens = typed_query_tokens(rp._ensure_embedder().lyrics_sequence(LINE))
-    assert rp.query_tokens is not None
-    assert all(np.array_equal(a, b) for a, b in zip(rp.query_tokens, tokens))
+    # the typed line's per-syllable inputs were kept with its embedding (computed off the GUI thread)
+    tokens = rr.query_tokens("lyrics", rp._ensure_embedder().lyrics_sequence(LINE))
+    assert set(rp.query_sequences) == {"lyrics"}
+    assert all(np.array_equal(a, b) for a, b in zip(rr.query_tokens("lyrics", rp.query_sequences["lyrics"]), tokens))
     assert rp.lyrics_ordering is not None and list_title(rp, "sheet").endswith(LYRICS_ORDERING_MARK)
     vec = rp.query_vectors[("lyrics", "sheet")]
     assert rp.result_ids("sheet") == [r for r, _ in index.query(vec, "sheet", k, source="lyrics")]
@@ -192,17 +191,23 @@ def test_a_typed_line_is_reranked_and_a_dropped_file_is_not(qtbot, window, copie
     expected = rr.query_index(index, rp.query_vectors[("lyrics", "audio")], "lyrics", "audio", k, tokens)
     assert rp.result_ids("audio") == [r for r, _ in expected]
 
-    # a dropped MIDI file has no syllable tokens yet: its lyrics lists stay the learned space's
+    # a dropped MIDI file: its syllables and its engraved notes are scored too, as `ugaar query --midi` does
     sample = session.dataset.sample(next(s for s in session.embedding_ids if s in rr.row))
     path = write_lyric_midi(sample.notes, tmp_path / "query.mid")
     with qtbot.waitSignal(rp.embedded, timeout=120000):
         rp.query_file(str(path))
-    assert rp.query_tokens is None
+    assert set(rp.query_sequences) == {"audio", "sheet", "lyrics"}
     rp.source.setCurrentIndex(MODALITIES.index("lyrics"))
-    assert rp.lyrics_ordering is None and rp.lyrics_reranked == {}
+    _wait_reranked(qtbot, rp, {"sheet": True, "audio": True})
+    file_tokens = rr.query_tokens("lyrics", rp.query_sequences["lyrics"])
     vec = rp.query_vectors[("lyrics", "sheet")]
-    assert rp.result_ids("sheet") == [r for r, _ in index.query(vec, "sheet", k, source="lyrics")]
-    assert LYRICS_ORDERING_MARK not in list_title(rp, "sheet") and LYRICS_RERANKED_MARK not in list_title(rp, "sheet")
+    assert rp.result_ids("sheet") == [r for r, _ in rr.query_index(index, vec, "lyrics", "sheet", k, file_tokens)]
+    rp.source.setCurrentIndex(MODALITIES.index("sheet"))  # sheet → lyrics from the file's notes
+    _wait_reranked(qtbot, rp, {"lyrics": True})
+    sheet_tokens = rr.query_tokens("sheet", rp.query_sequences["sheet"])
+    assert sheet_tokens[0][:, 3].any()  # the file's written durations are in its sheet tokens
+    vec = rp.query_vectors[("sheet", "lyrics")]
+    assert rp.result_ids("lyrics") == [r for r, _ in rr.query_index(index, vec, "sheet", "lyrics", k, sheet_tokens)]
 
 
 def test_a_damaged_scorer_file_is_named_and_the_run_still_opens(qtbot, window, tmp_path):

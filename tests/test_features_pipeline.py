@@ -390,6 +390,13 @@ def test_lyrics_scorer_trains_saves_and_reranks_queries(tiny_dataset, extracted,
     assert len([l for l in lyrics_block.splitlines() if l.strip()[:2] in ("1.", "2.", "3.")]) == 3
     assert main(["query", str(run_dir), "--sample", sid, "--source", "sheet", "--k", "3", "--no-lyrics-scorer"]) == 0
     assert "syllable-by-note" not in capsys.readouterr().out
+    # a MIDI file with lyrics: its syllables and its notes (rendered and engraved) are scored too
+    from test_app_fixtures import write_lyric_midi
+    midi = write_lyric_midi(tiny_dataset.sample(sid).notes, tmp_path / "query.mid")
+    assert main(["query", str(run_dir), "--midi", str(midi), "--k", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("re-ranked by syllable-by-note pair score") == 4  # lyrics ↔ audio, lyrics ↔ sheet
+    assert "sheet → lyrics  (re-ranked by syllable-by-note" in out
 
     (run_dir / RERANKER_FILE).write_bytes(b"not a checkpoint")
     assert main(["query", str(run_dir), "--lyrics", "yesterday", "--k", "3"]) == 2

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from model.features.prosody import N_PROSODY
 from model.search.lyrics_rerank import (PairScorer, PairScorerConfig, cannot_train, combined_scores,
-                                        ranks_from_scores, score_matrix, structure_tokens, train_pair_scorer)
+                                        ranks_from_scores, score_matrix, self_similarity, structure_tokens,
+                                        train_pair_scorer, query_tokens)
 
 torch.set_num_threads(1)
 
@@ -126,3 +128,129 @@ def test_what_cannot_train_a_scorer_is_said_in_words():
     assert cannot_train(fs).endswith("this dataset has 39 and 1")
     with pytest.raises(ValueError, match="at least two training and two validation"):
         train_pair_scorer(fs, PairScorerConfig(epochs=1))
+
+
+# -- repetition: where the line and the melody repeat themselves -------------------------
+
+def _lyrics_token(vec):
+    """A whole lyrics token: skip-gram head (4 here), unknown flag, prosody."""
+    return np.concatenate([np.asarray(vec, np.float32), [0.0], np.zeros(N_PROSODY, np.float32)])
+
+
+def test_self_similarity_of_each_modality():
+    # lyrics: "la la la di": positions 0-2 the same known syllable, 3 another; 4 unknown twice (zeros)
+    la, di = [1.0, 0.5, 0.0, 0.0], [0.0, 0.0, 1.0, 0.2]
+    rows = [la, la, la, di, [0, 0, 0, 0], [0, 0, 0, 0]]
+    lyr = np.stack([_lyrics_token(v) for v in rows])[None]
+    mask = np.array([[1, 1, 1, 1, 1, 1]], np.float32)
+    s = self_similarity(lyr, mask, "lyrics", N_PROSODY)[0]
+    assert s[0, 1] == s[0, 2] == s[1, 2] == 1 and s[0, 3] == 0
+    assert s[4, 5] == 0  # unknown syllables are not "the same"
+    assert np.trace(s) == 0 and np.array_equal(s, s.T)
+    # sheet: structure columns … notes_known (2), log_beats (3), pitch_rel (5); 9 columns, behind a 2-d head
+    sheet = np.zeros((1, 4, 2 + 9), np.float32)
+    sheet[0, :, 2 + 2] = 1
+    sheet[0, :, 2 + 3] = [0.0, 0.0, 0.69, 0.0]
+    sheet[0, :, 2 + 5] = [0.1, 0.1, 0.1, -0.2]
+    s = self_similarity(sheet, np.ones((1, 4), np.float32), "sheet", 9)[0]
+    assert s[0, 1] == 1 and s[0, 2] == 0 and s[0, 3] == 0  # same length and pitch / longer / lower
+    # the padding never repeats anything
+    s = self_similarity(sheet, np.array([[1, 0, 1, 1]], np.float32), "sheet", 9)[0]
+    assert s[0, 1] == 0 and s[1].sum() == 0
+    # audio: the CNN head's cosine
+    audio = np.zeros((1, 3, 3 + 4), np.float32)
+    audio[0, :, :3] = [[1, 0, 0], [0.99, 0.05, 0], [0, 1, 0]]
+    s = self_similarity(audio, np.ones((1, 3), np.float32), "audio", 4)[0]
+    assert s[0, 1] == 1 and s[0, 2] == 0
+
+
+def test_repetition_columns_follow_the_structure_columns():
+    fs = _repeats_only(n=12)
+    plain, mask = structure_tokens(fs, "sheet", 20)
+    with_rep, mask2 = structure_tokens(fs, "sheet", 20, repetition=True)
+    assert with_rep.shape == (12, 20, 9 + 20) and np.array_equal(mask, mask2)
+    assert np.array_equal(with_rep[:, :, :9], plain)
+    assert with_rep[:, 12:].sum() == 0 and with_rep[:, :, 9 + 12:].sum() == 0  # 12 positions of 20 exist
+    assert with_rep[:, :12, 9:].sum() > 0
+    seq = SimpleNamespace(tokens=np.stack([_lyrics_token([1, 0, 0, 0])] * 3 + [_lyrics_token([0, 1, 0, 0])])[None],
+                          lengths=np.array([4]))
+    tokens, m = query_tokens(seq, "lyrics", positions=6, repetition=True)
+    assert tokens.shape == (6, N_PROSODY + 6) and m.tolist() == [1, 1, 1, 1, 0, 0]
+    assert tokens[0, N_PROSODY + 1] == 1 and tokens[0, N_PROSODY + 3] == 0 and tokens[4:].sum() == 0
+
+
+def _repeats_only(n=300, seed=0, positions=12):
+    """Lyrics and melodies with no position-wise link at all: a pair shares only *where* it repeats."""
+    rng = np.random.default_rng(seed)
+    head = 4
+    lyrics = np.zeros((n, positions, head + 1 + N_PROSODY), np.float32)
+    sheet = np.zeros((n, positions, 9), np.float32)
+    sheet[:, :, 2] = 1
+    for i in range(n):
+        motif = rng.integers(0, 3, positions)  # which of three "syllables" / "notes" each position is
+        words = rng.normal(size=(3, head))
+        lyrics[i, :, :head] = words[motif]
+        lyrics[i, :, head + 1:] = rng.normal(size=(positions, N_PROSODY))  # noise prosody
+        beats, pitch = rng.normal(size=3), rng.normal(size=3)
+        sheet[i, :, 3], sheet[i, :, 5] = beats[motif], pitch[motif]
+    lengths = np.full(n, positions)
+    splits = np.array(["train"] * int(0.7 * n) + ["val"] * int(0.15 * n) + ["test"] * (n - int(0.85 * n)))
+    return _Features({"lyrics": lyrics, "sheet": sheet, "audio": sheet[..., -4:]}, lengths, splits,
+                     {"lyrics": N_PROSODY, "sheet": 9, "audio": 4})
+
+
+def test_the_repetition_term_finds_a_pairing_the_position_wise_scorer_cannot():
+    fs = _repeats_only()
+    cfg = dict(modality="sheet", positions=12, epochs=4, batch=64, hidden=16, seed=0)
+    plain = train_pair_scorer(fs, PairScorerConfig(**cfg))
+    rep = train_pair_scorer(fs, PairScorerConfig(**cfg, repetition=True))
+    best = lambda t: min(h["val_medr_n"] for h in t.history)  # noqa: E731
+    assert best(rep) < 0.1 < 0.3 < best(plain)  # chance is 0.5
+
+
+def test_shifted_windows_run_on_into_the_songs_next_window():
+    from model.search.lyrics_rerank import consecutive_pairs, shifted_windows
+    songs = np.array(["a", "a", "a", "b", "b", "c"])
+    assert consecutive_pairs(songs, np.array([0, 1, 2, 3, 4, 5])).tolist() == [[0, 1], [1, 2], [3, 4]]
+    assert consecutive_pairs(songs, np.array([0, 2, 3, 4])).tolist() == [[3, 4]]  # 0 and 2 are not neighbours
+    full = np.zeros((3, 6, 2), np.float32)
+    full[:, :, 0] = np.arange(6)[None] + 10 * np.arange(3)[:, None]  # position i of row r: 10 r + i
+    lengths = np.array([5, 4, 6])
+    out, n = shifted_windows(full, lengths, np.array([[0, 1], [1, 2]]), shift=2, positions=6)
+    assert n.tolist() == [6, 6]
+    assert out[0, :, 0].tolist() == [2, 3, 4, 10, 11, 12]  # row 0 from position 2 (of 5), then row 1
+    assert out[1, :, 0].tolist() == [12, 13, 20, 21, 22, 23]
+    short, n2 = shifted_windows(full, np.array([3, 2, 6]), np.array([[0, 1]]), shift=2, positions=6)
+    assert n2.tolist() == [3] and short[0, 3:].sum() == 0
+
+
+def test_shifted_training_windows_add_pairs_and_keep_validation():
+    fs = _repeats_only(n=120)
+    fs.song_ids = np.repeat(np.arange(60), 2).astype(str)
+    cfg = dict(modality="sheet", positions=12, epochs=1, batch=32, hidden=8, seed=0)
+    plain = train_pair_scorer(fs, PairScorerConfig(**cfg))
+    more = train_pair_scorer(fs, PairScorerConfig(**cfg, shifts=(4, 8)))
+    train = np.nonzero(fs.splits == "train")[0]
+    from model.search.lyrics_rerank import consecutive_pairs
+    assert plain.train_pairs == len(train) == 84
+    assert more.train_pairs == len(train) + 2 * len(consecutive_pairs(fs.song_ids, train)) == 84 + 2 * 42
+    assert len(more.history) == 1 and np.isfinite(more.history[0]["loss"])
+    assert PairScorerConfig.from_dict(PairScorerConfig(**cfg, shifts=(4, 8)).to_dict()).shifts == (4, 8)
+
+
+def test_the_repetition_term_is_the_weighted_agreement_of_the_self_similarities():
+    """Golden: at initialisation (weights 1) the term is shared repeats over the root of each side's count + 1."""
+    p = 4
+    torch.manual_seed(0)
+    plain = PairScorer(3, 2, PairScorerConfig(positions=p, hidden=8))
+    torch.manual_seed(0)
+    rep = PairScorer(3, 2, PairScorerConfig(positions=p, hidden=8, repetition=True))
+    g = torch.Generator().manual_seed(1)
+    lyr, mus = torch.randn(1, p, 3, generator=g), torch.randn(1, p, 2, generator=g)
+    sl, sm = torch.zeros(1, p, p), torch.zeros(1, p, p)
+    sl[0, 0, 1] = sl[0, 1, 0] = sl[0, 0, 3] = sl[0, 3, 0] = 1  # the line repeats 0 at 1 and at 3
+    sm[0, 0, 1] = sm[0, 1, 0] = 1  # the melody repeats 0 at 1
+    ones_l, ones_m = torch.ones(1, p), torch.ones(1, p)
+    with_rep = rep(torch.cat([lyr, sl], -1), ones_l, torch.cat([mus, sm], -1), ones_m)
+    expected = plain(lyr, ones_l, mus, ones_m) + 2.0 / (np.sqrt(5.0) * np.sqrt(3.0))  # all within REPEAT_NEAR
+    assert torch.allclose(with_rep, expected, atol=1e-6)

@@ -121,9 +121,10 @@ class RetrievalPanel(QWidget):
         #: The background task ordering the shown file query's lists by melody over the whole library
         #: (any key); None when none is pending.  A result is applied only by the task still held here.
         self.ordering: Any = None
-        #: Structure tokens ``(tokens, mask)`` of the last typed lyrics line (``typed_query_tokens``), for the
-        #: lyrics re-ranker; None for a file query (no syllable tokens from a file yet).
-        self.query_tokens: Optional[tuple[np.ndarray, np.ndarray]] = None
+        #: Modality → per-position inputs (``SequenceInput``) of the shown typed line or MIDI / KAR file on an
+        #: aligned run, whose structure tokens the lyrics re-ranker reads (``LyricsReranker.query_tokens``);
+        #: None for a recording (no syllables) or a run on pooled inputs.
+        self.query_sequences: Optional[dict[str, Any]] = None
         #: target modality → whether the shown list is re-ranked by the lyrics scorer (combined score shown).
         self.lyrics_reranked: dict[str, bool] = {}
         #: The background task re-ranking the shown query's lyrics ↔ melody lists over the whole library;
@@ -320,7 +321,7 @@ class RetrievalPanel(QWidget):
         self.embedder = None
         self.query_vectors = {}
         self.query_track = None
-        self.query_tokens = None
+        self.query_sequences = None
         self._melody_tooltip()
         self._lyrics_controls()
         self.refresh()
@@ -392,8 +393,8 @@ class RetrievalPanel(QWidget):
             "Score every library item of a lyrics ↔ sheet / audio query by how each syllable pairs with its "
             "note (stress on a long note, a word end before a rest), mixed with the learned distance "
             f"(weight of the pair score, chosen on validation: {weights}); the score column then shows the "
-            "combined score.\nComputed in the background for sample and typed-lyrics queries; dropped files "
-            "are not re-ranked by it.")
+            "combined score.\nComputed in the background for sample, typed-lyrics and dropped MIDI / KAR queries; "
+            "dropped recordings are not re-ranked by it.")
 
     def _lyrics_training_blocker(self) -> Optional[str]:
         """Why the session's features cannot train a lyrics scorer, or None when they can
@@ -414,9 +415,9 @@ class RetrievalPanel(QWidget):
     def requery_lyrics(self) -> None:
         """Run the shown sample or typed-lyrics query again after the lyrics scorer changed (box toggled,
         scorer trained), when one of its lists is lyrics ↔ sheet / audio; "Why this result" and the
-        clicked result stay.  File queries have no syllable tokens: nothing changes for them."""
+        clicked result stay.  Recordings have no syllables: nothing changes for them."""
         rr = self.session.lyrics_rr
-        self._requery_if(rr.covers if rr is not None else None, self.query_tokens is not None)
+        self._requery_if(rr.covers if rr is not None else None, self.query_sequences is not None)
 
     def _requery_if(self, concerns: Optional[Callable[[str, str], bool]], vectors: bool) -> None:
         """Run the shown query again, keeping "Why this result" and each list's clicked result, when a
@@ -575,13 +576,8 @@ class RetrievalPanel(QWidget):
         if not text or self.session.index is None:
             return
         if self._run_is_aligned():  # per-syllable tokens for a sequence model
-            def tokens(feats: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-                # the line's syllable structure columns, for the lyrics re-ranker (on the worker: torch imports)
-                from model.search.lyrics_rerank import typed_query_tokens
-                return typed_query_tokens(feats["lyrics"])
-
             self._embed_in_background(f"typed lyrics “{text}”", lambda emb: {"lyrics": emb.lyrics_sequence(text)},
-                                      tokens_of=tokens)
+                                      keep_sequences=True)
         else:
             self._embed_in_background(f"typed lyrics “{text}”", lambda emb: {"lyrics": emb.lyrics(text)})
 
@@ -622,7 +618,7 @@ class RetrievalPanel(QWidget):
             return note_contour(emb.midi_notes(str(p)))
 
         self.drop.label.setText(f"{p.name} — embedding …")
-        self._embed_in_background(p.name, features, contour)
+        self._embed_in_background(p.name, features, contour, keep_sequences=aligned)
 
     def _window_seconds(self) -> float:
         from model.search.audio_query import DEFAULT_WINDOW_S, sample_seconds
@@ -665,7 +661,7 @@ class RetrievalPanel(QWidget):
             self.audio_match = match
             self.query_vectors = {("audio", tgt): vec for tgt, vec in match.vectors.items()}
             self.query_track, self.query_track_within = track, True
-            self.query_tokens = None  # no syllable tokens from a recording: not re-ranked by the lyrics scorer
+            self.query_sequences = None  # no syllables in a recording: not re-ranked by the lyrics scorer
             self.query_label = label
             if self.mode_file.isChecked():
                 self.drop.label.setText(f"{label} — {match.describe()}")
@@ -767,13 +763,13 @@ class RetrievalPanel(QWidget):
         return target
 
     def _embed_in_background(self, label: str, features_of: Any, track_of: Any = None,
-                             tokens_of: Any = None) -> None:
+                             keep_sequences: bool = False) -> None:
         """Load the extractors and the run's model on a worker thread, embed, then query.
 
         ``track_of(embedder)``: the query's pitch sequence for melody re-ranking
         (a MIDI file's note contour), computed on the worker too; None: no melody.
-        ``tokens_of(features)``: the query's syllable structure tokens for lyrics
-        re-ranking (a typed line's), from the features ``features_of`` gave; None: none.
+        ``keep_sequences``: the features are per-position inputs (an aligned run's typed
+        line or MIDI / KAR file), kept as :attr:`query_sequences` for lyrics re-ranking.
         """
         run = self.session.run
         self.header.setText(f"Embedding {html.escape(label)} …")
@@ -786,17 +782,16 @@ class RetrievalPanel(QWidget):
                 for tgt in MODALITIES:
                     if tgt != src:
                         out[(src, tgt)] = embed_query(run, src, vec, tgt)
-            return (out, track_of(emb) if track_of is not None else None,
-                    tokens_of(feats) if tokens_of is not None and "lyrics" in feats else None)
+            return out, track_of(emb) if track_of is not None else None, feats if keep_sequences else None
 
         def done(result):
             if self.session.run is not run:
                 return
-            vectors, track, tokens = result
+            vectors, track, sequences = result
             self.audio_match = None
             self.query_vectors = vectors
             self.query_track, self.query_track_within = track, False
-            self.query_tokens = tokens
+            self.query_sequences = sequences
             self.query_label = label
             sources = sorted({src for src, _t in vectors}, key=MODALITIES.index)
             if self.mode_file.isChecked():
@@ -822,11 +817,13 @@ class RetrievalPanel(QWidget):
         pending: dict[str, np.ndarray] = {}  # target → query vector, ordered by melody in the background
         # target → (query vector, syllable tokens), re-ranked by the lyrics scorer in the background
         by_syllables: dict[str, tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]] = {}
+        rr, sequence = self.session.lyrics_rr, (self.query_sequences or {}).get(src)
+        tokens = rr.query_tokens(src, sequence) if rr is not None and sequence is not None else None
         for tgt in self.targets:
             vec = self.query_vectors[(src, tgt)]
-            if self.query_tokens is not None and self._lyrics_reranks(src, tgt):
-                # a typed line: every library item scored, too long for the GUI thread (as any-key ordering)
-                by_syllables[tgt] = (vec, self.query_tokens)
+            if tokens is not None and self._lyrics_reranks(src, tgt):
+                # every library item scored: too long for the GUI thread (as any-key ordering)
+                by_syllables[tgt] = (vec, tokens)
                 results[tgt] = list(index.query(vec, tgt, k, source=src))
             # a query without pitched sound (silence, noise, typed lyrics) keeps the learned ranking
             elif self._pair_reranks(src, tgt) and track is not None and len(track):

@@ -49,13 +49,13 @@ def melody_reranker(run, args, dataset):
 
 def lyrics_reranker(run, args):
     """The run's lyrics re-ranker (``ugaar lyrics-scorer``), or None without one, with
-    ``--no-lyrics-scorer``, or for a query it would not re-rank (files; samples between audio and sheet):
-    it reads the run's whole FeatureSet, which a query without lyrics need not load."""
+    ``--no-lyrics-scorer``, or for a query it would not re-rank (recordings; samples between audio and
+    sheet): it reads the run's whole FeatureSet, which a query without lyrics need not load."""
     if getattr(args, "no_lyrics_scorer", False):
         return None
     # a sample query lists lyrics unless --source and --target both name audio and sheet
     audio_sheet_only = bool(args.source and args.target) and "lyrics" not in (args.source, args.target)
-    if args.lyrics is None and (args.sample is None or audio_sheet_only):
+    if args.lyrics is None and args.midi is None and (args.sample is None or audio_sheet_only):
         return None
     from model.search.lyrics_rerank import RERANKER_FILE, LyricsReranker
     if not (run.run_dir / RERANKER_FILE).is_file():
@@ -102,8 +102,8 @@ def query_results(run, index, args, info: dict | None = None, audio=None,
     ``AudioMatch`` (which segment matched).  With a ``reranker``
     (:func:`melody_reranker`), audio ↔ sheet results are re-ranked by pitch and
     their scores are the combined ones.  With a ``lyrics`` re-ranker
-    (:func:`lyrics_reranker`), sample and typed-lyrics queries between lyrics and
-    sheet / audio score every item by its syllable-by-note pair score as well.
+    (:func:`lyrics_reranker`), sample, typed-lyrics and MIDI / KAR queries between
+    lyrics and sheet / audio score every item by its syllable-by-note pair score as well.
     ``dataset``: the run's (``Run.open_dataset``), for the audio window's length.
     """
     out = []
@@ -137,11 +137,11 @@ def query_results(run, index, args, info: dict | None = None, audio=None,
         if info is not None:
             info["match"] = match
         return [("audio", t, match.results[t]) for t in targets]
-    raw = query_inputs(embedder, args, aligned=run.config.inputs == "aligned")
-    contour, typed = None, None
-    if lyrics is not None and args.lyrics is not None:
-        from model.search.lyrics_rerank import typed_query_tokens
-        typed = typed_query_tokens(raw["lyrics"])
+    aligned = run.config.inputs == "aligned"
+    raw = query_inputs(embedder, args, aligned=aligned)
+    contour, tokens = None, {}
+    if lyrics is not None and aligned:  # a typed line's syllables; a MIDI / KAR file's syllables and notes
+        tokens = {s: lyrics.query_tokens(s, v) for s, v in raw.items()}
     if reranker is not None and args.midi is not None:  # the file's audio and sheet both play its notes
         from model.search.melody_rerank import note_contour
         contour = note_contour(embedder.midi_notes(args.midi))
@@ -149,8 +149,8 @@ def query_results(run, index, args, info: dict | None = None, audio=None,
         for t in MODALITIES:
             if t != s and (not args.target or t == args.target):
                 vec = run.embed_query(s, v, target=t)[0]
-                if typed is not None and lyrics.covers(s, t):
-                    out.append((s, t, lyrics.query_index(index, vec, s, t, args.k, typed)))
+                if s in tokens and lyrics.covers(s, t):
+                    out.append((s, t, lyrics.query_index(index, vec, s, t, args.k, tokens[s])))
                 elif contour is not None:
                     out.append((s, t, reranker.query_vector(index, vec, s, t, args.k, contour)))
                 else:
@@ -207,7 +207,8 @@ def run(args: argparse.Namespace) -> int:
                f"  (re-ranked by melody: top {cfg.k}, score = distance + {cfg.weight:g} × pitch DTW)"
                if not cfg.any_key or args.sample else
                f"  (ordered by melody in any key: all {len(index)} items by key-free pitch DTW)")
-        if lyrics is not None and lyrics.covers(source, target) and (args.sample or args.lyrics is not None):
+        file_tokens = args.lyrics is not None or (args.midi is not None and r.config.inputs == "aligned")
+        if lyrics is not None and lyrics.covers(source, target) and (args.sample or file_tokens):
             side = target if source == "lyrics" else source
             how = f"  (re-ranked by syllable-by-note pair score, weight {lyrics.weights[side]:g})"
             reranked = True

@@ -14,6 +14,13 @@ pair.  It cannot be an index (each pair is scored jointly), so it re-ranks:
 every item of a library of tens of thousands, or the top k of the learned
 space.
 
+With ``repetition`` (the default of ``ugaar lyrics-scorer``) it also reads
+what no single position shows: *where* each side repeats itself.  A line's
+repeated syllables ("baby, baby", a refrain's words) tend to sit on repeated
+notes, so the agreement of the line's and the melody's self-similarity
+matrices (:func:`self_similarity`) is added, one learned weight for repeats a
+few positions apart and one for those further away.
+
 It is trained contrastively (InfoNCE both ways over a batch's pairs) on the
 training split's structure columns, and the epoch kept is the best on the
 validation split's lyrics→melody MedR.  Measured in
@@ -46,6 +53,13 @@ class PairScorerConfig:
     epochs, batch, lr, weight_decay
         Training; the best validation epoch is kept.
     seed : int
+    repetition : bool
+        Also score whether the line's repeated syllables fall where the melody
+        repeats itself (:func:`self_similarity`; docs/benchmarks.md, "Lyrics re-ranking").
+    shifts : tuple of int
+        More training pairs: windows that start this many positions into a
+        training sample and run on into the song's next one
+        (:func:`shifted_windows`); validation is never augmented.
     """
 
     modality: str = "sheet"
@@ -56,6 +70,8 @@ class PairScorerConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     seed: int = 0
+    repetition: bool = False
+    shifts: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.modality not in ("sheet", "audio"):
@@ -64,25 +80,117 @@ class PairScorerConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PairScorerConfig":
+        """The inverse of :meth:`to_dict` (lists back to tuples; fields an older file lacks take their defaults)."""
+        data = dict(data)
+        if "shifts" in data:
+            data["shifts"] = tuple(int(x) for x in data["shifts"])
+        return cls(**data)
 
-def structure_tokens(features: Any, modality: str, positions: int = 20) -> tuple[np.ndarray, np.ndarray]:
+
+#: Whether ``ugaar lyrics-scorer`` and the window train scorers with the repetition term.
+REPETITION_DEFAULT = True
+#: The shifted training windows ``ugaar lyrics-scorer`` and the window add (:attr:`PairScorerConfig.shifts`).
+SHIFTS_DEFAULT: tuple[int, ...] = ()
+#: Repeats at most this many positions apart form the "near" band of :class:`PairScorer`'s repetition term.
+REPEAT_NEAR = 4
+#: Cosine above which two audio onsets' CNN vectors count as the same sound repeated.
+AUDIO_REPEAT_COSINE = 0.95
+
+
+def self_similarity(tokens: np.ndarray, mask: np.ndarray, modality: str, structure_dim: int) -> np.ndarray:
+    """Which positions of an item repeat which others, ``(N, P, P)`` float32 (0 on the diagonal).
+
+    * lyrics: the same syllable of the same word (the skip-gram syllable and
+      word vectors at the token's head are equal and known);
+    * sheet: the same written duration and pitch (the note columns of the
+      structure block; nothing where the notes are unknown);
+    * audio: onsets whose CNN vectors have a cosine above :data:`AUDIO_REPEAT_COSINE`.
+
+    ``tokens`` are whole per-position tokens ``(N, P, D_total)``.
+    """
+    n, p = mask.shape
+    if modality == "lyrics":
+        from model.features.prosody import N_PROSODY
+
+        head = tokens[:, :, : tokens.shape[2] - 1 - N_PROSODY]
+        known = np.abs(head).sum(-1) > 0
+        same = (np.abs(head[:, :, None] - head[:, None]).max(-1) < 1e-6) & known[:, :, None] & known[:, None]
+    elif modality == "sheet":
+        struct = tokens[:, :, -structure_dim:]
+        beats, pitch, known = struct[:, :, 3], struct[:, :, 5], struct[:, :, 2] > 0
+        same = ((np.abs(beats[:, :, None] - beats[:, None]) < 1e-4)
+                & (np.abs(pitch[:, :, None] - pitch[:, None]) < 1e-4) & known[:, :, None] & known[:, None])
+    else:
+        head = tokens[:, :, : tokens.shape[2] - structure_dim]
+        unit = head / np.maximum(np.linalg.norm(head, axis=-1, keepdims=True), 1e-9)
+        same = np.einsum("npd,nqd->npq", unit, unit) > AUDIO_REPEAT_COSINE
+    out = same.astype(np.float32) * mask[:, :, None] * mask[:, None] * (1.0 - np.eye(p, dtype=np.float32))
+    return out
+
+
+def consecutive_pairs(song_ids: Any, rows: np.ndarray) -> np.ndarray:
+    """``(K, 2)`` pairs of ``rows`` that follow each other in the FeatureSet and share a song
+    (a dataset lists a song's windows in order)."""
+    rows = np.sort(np.asarray(rows))
+    songs = np.asarray(song_ids)
+    follows = (np.diff(rows) == 1) & (songs[rows[1:]] == songs[rows[:-1]])
+    return np.stack([rows[:-1][follows], rows[1:][follows]], 1) if len(rows) > 1 else np.zeros((0, 2), np.int64)
+
+
+def shifted_windows(full: np.ndarray, lengths: Any, pairs: np.ndarray, shift: int,
+                    positions: int) -> tuple[np.ndarray, np.ndarray]:
+    """Windows of whole tokens that start ``shift`` positions into the first item of each pair and run
+    on into the second: ``(K, positions, D)`` and their lengths.
+
+    A syllable's prosody and a note's written length and rest do not depend on where a window
+    starts, so these are real pairs of lines and melodies the dataset's windows cut apart; the
+    few columns that are relative to the window (a note's pitch against the window's mean, the
+    first interval) come from the window each position was extracted in.
+    """
+    lengths = np.asarray(lengths)
+    out = np.zeros((len(pairs), positions, full.shape[2]), np.float32)
+    out_len = np.zeros(len(pairs), np.int64)
+    for k, (a, b) in enumerate(pairs):
+        joined = np.concatenate([full[a, shift:lengths[a]], full[b, :lengths[b]]])[:positions]
+        out[k, :len(joined)] = joined
+        out_len[k] = len(joined)
+    return out, out_len
+
+
+def structure_tokens(features: Any, modality: str, positions: int = 20,
+                     repetition: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The structure columns of a FeatureSet's tokens for ``modality``, first ``positions`` positions.
+
+    With ``repetition``, each position's row of :func:`self_similarity` follows
+    its structure columns (``positions`` more columns).
 
     Returns
     -------
-    tokens : (N, positions, D) float32, zero beyond each item's length
+    tokens : (N, positions, D [+ positions]) float32, zero beyond each item's length
     mask : (N, positions) float32, 1 where a position exists
     """
     from model.features.sequences import STRUCTURE_DIMS
 
     dims = features.meta.get("structure_dims") or STRUCTURE_DIMS
     seq = features.input_of(modality, "aligned")
-    d = int(dims[modality])
-    tokens = np.zeros((len(seq.lengths), positions, d), np.float32)
-    width = min(positions, seq.tokens.shape[1])
-    tokens[:, :width] = seq.tokens[:, :width, -d:]
-    mask = (np.arange(positions)[None, :] < np.asarray(seq.lengths)[:, None]).astype(np.float32)
-    return tokens * mask[..., None], mask
+    return tokens_of(seq.tokens, seq.lengths, modality, int(dims[modality]), positions, repetition)
+
+
+def tokens_of(full: np.ndarray, lengths: Any, modality: str, structure_dim: int, positions: int = 20,
+              repetition: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`structure_tokens` of padded whole tokens ``(N, L, D_total)`` and their lengths."""
+    n, d = len(lengths), structure_dim
+    whole = np.zeros((n, positions, full.shape[2]), np.float32)
+    width = min(positions, full.shape[1])
+    whole[:, :width] = full[:, :width]
+    mask = (np.arange(positions)[None, :] < np.asarray(lengths)[:, None]).astype(np.float32)
+    whole *= mask[..., None]
+    tokens = whole[:, :, -d:]
+    if repetition:
+        tokens = np.concatenate([tokens, self_similarity(whole, mask, modality, d)], -1)
+    return np.ascontiguousarray(tokens, dtype=np.float32), mask
 
 
 def _with_neighbours(x: torch.Tensor) -> torch.Tensor:
@@ -113,6 +221,11 @@ class PairScorer(nn.Module):
         self.music_in = nn.Linear(3 * music_dim, h)
         self.position = nn.Parameter(torch.zeros(p, h))
         self.mix = nn.Sequential(nn.GELU(), nn.Linear(h, h), nn.GELU(), nn.Linear(h, 1))
+        # One weight per band of distance between a repeated pair (near: within a few
+        # syllables, "baby baby"; far: a phrase repeated later in the window).
+        self.repeat_weight = nn.Parameter(torch.ones(2)) if config.repetition else None
+        offset = torch.arange(p)[:, None] - torch.arange(p)[None, :]
+        self.register_buffer("near", (offset.abs() <= REPEAT_NEAR).float(), persistent=False)
         for name, dim, stats in (("lyrics", lyrics_dim, lyrics_stats), ("music", music_dim, music_stats)):
             mean, std = stats if stats is not None else (np.zeros(dim), np.ones(dim))
             self.register_buffer(f"{name}_mean", torch.as_tensor(np.asarray(mean), dtype=torch.float32))
@@ -126,11 +239,35 @@ class PairScorer(nn.Module):
         x = (x - self.music_mean) / self.music_std * mask[..., None]
         return self.music_in(_with_neighbours(x))
 
+    def _repeats(self, lyrics: torch.Tensor, music: torch.Tensor) -> torch.Tensor:
+        """(B, C): how well the line's repeats and the melody's coincide, per distance band, weighted.
+
+        Each band's agreement is a cosine between the two self-similarity
+        matrices (counts of shared repeated pairs over the root of each side's
+        count, + 1 so an item without repeats scores 0, not a division by 0)."""
+        out = 0.0
+        for k, band in enumerate((self.near, 1.0 - self.near)):
+            sl, sm = lyrics * band, music * band
+            shared = torch.einsum("bij,cij->bc", sl, sm)
+            norm = torch.sqrt(sl.sum((1, 2)) + 1.0)[:, None] * torch.sqrt(sm.sum((1, 2)) + 1.0)[None, :]
+            out = out + self.repeat_weight[k] * shared / norm
+        return out
+
     def forward(self, lyrics: torch.Tensor, lyrics_mask: torch.Tensor, music: torch.Tensor,
                 music_mask: torch.Tensor) -> torch.Tensor:
-        """(B, P, Dl), (B, P), (C, P, Dm), (C, P) → (B, C) scores (higher: a better pair)."""
+        """(B, P, Dl), (B, P), (C, P, Dm), (C, P) → (B, C) scores (higher: a better pair).
+
+        With ``config.repetition`` the last P columns of each side are its
+        :func:`self_similarity` rows."""
+        p = self.config.positions
+        if self.repeat_weight is not None:
+            lyrics, lyrics_rep = lyrics[..., :-p], lyrics[..., -p:]
+            music, music_rep = music[..., :-p], music[..., -p:]
         pair = self._lyrics(lyrics, lyrics_mask)[:, None] + self._music(music, music_mask)[None, :]
-        return (self.mix(pair).squeeze(-1) * lyrics_mask[:, None, :]).sum(-1)
+        score = (self.mix(pair).squeeze(-1) * lyrics_mask[:, None, :]).sum(-1)
+        if self.repeat_weight is not None:
+            score = score + self._repeats(lyrics_rep, music_rep)
+        return score
 
 
 def score_matrix(scorer: PairScorer, lyrics: np.ndarray, lyrics_mask: np.ndarray, music: np.ndarray,
@@ -161,6 +298,8 @@ class TrainedScorer:
     config: PairScorerConfig
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = -1
+    #: Training pairs read per epoch (the training split's, plus shifted windows).
+    train_pairs: int = 0
 
 
 def cannot_train(features: Any) -> Optional[str]:
@@ -196,21 +335,39 @@ def train_pair_scorer(features: Any, config: PairScorerConfig = PairScorerConfig
     """
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    lx, lm = structure_tokens(features, "lyrics", config.positions)
-    mx, mm = structure_tokens(features, config.modality, config.positions)
+    lx, lm = structure_tokens(features, "lyrics", config.positions, config.repetition)
+    mx, mm = structure_tokens(features, config.modality, config.positions, config.repetition)
     splits = np.asarray(features.splits)
     train, val = np.nonzero(splits == "train")[0], np.nonzero(splits == "val")[0]
     if len(train) < 2 or len(val) < 2:
         raise ValueError("the pair scorer needs at least two training and two validation samples")
 
+    if config.shifts:
+        from model.features.sequences import STRUCTURE_DIMS
+
+        dims = features.meta.get("structure_dims") or STRUCTURE_DIMS
+        pairs = consecutive_pairs(features.song_ids, train)
+        more = {}
+        for name in ("lyrics", config.modality):
+            seq = features.input_of(name, "aligned")
+            parts = [shifted_windows(seq.tokens, seq.lengths, pairs, shift, config.positions)
+                     for shift in config.shifts]
+            more[name] = tokens_of(np.concatenate([t for t, _ in parts]), np.concatenate([n for _, n in parts]),
+                                   name, int(dims[name]), config.positions, config.repetition)
+        start = len(lx)
+        lx, lm = np.concatenate([lx, more["lyrics"][0]]), np.concatenate([lm, more["lyrics"][1]])
+        mx, mm = (np.concatenate([mx, more[config.modality][0]]), np.concatenate([mm, more[config.modality][1]]))
+        train = np.concatenate([train, np.arange(start, len(lx))])
+    extra = config.positions if config.repetition else 0
+
     def stats(x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        rows = x[train][mask[train] > 0]
+        rows = x[train][mask[train] > 0][:, : x.shape[2] - extra]
         return rows.mean(0), rows.std(0) + 1e-6
 
-    scorer = PairScorer(lx.shape[2], mx.shape[2], config, stats(lx, lm), stats(mx, mm))
+    scorer = PairScorer(lx.shape[2] - extra, mx.shape[2] - extra, config, stats(lx, lm), stats(mx, mm))
     opt = torch.optim.AdamW(scorer.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     tensors = [torch.as_tensor(a) for a in (lx, lm, mx, mm)]
-    result = TrainedScorer(scorer, config)
+    result = TrainedScorer(scorer, config, train_pairs=len(train))
     best_state, best = None, np.inf
     batch = min(config.batch, len(train))
     for epoch in range(config.epochs):
@@ -305,9 +462,11 @@ class LyricsReranker:
     # -- training and storage ----------------------------------------------------------
     @classmethod
     def train(cls, run: Any, features: Any, sides: Any = ("sheet", "audio"), epochs: int = 6,
-              progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None) -> "LyricsReranker":
+              progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None,
+              repetition: bool = REPETITION_DEFAULT, shifts: tuple[int, ...] = SHIFTS_DEFAULT) -> "LyricsReranker":
         """Train one pair scorer per melody side on ``features`` (the run's), and choose each one's
-        weight against the run's learned distances on the validation split."""
+        weight against the run's learned distances on the validation split.  ``repetition``,
+        ``shifts``: :class:`PairScorerConfig`'s, for every side."""
         from model.search.evaluation import distance_matrix
 
         method, splits = run.method(), np.asarray(features.splits)
@@ -315,10 +474,11 @@ class LyricsReranker:
         part = features.split("val")
         scorers, weights, info = {}, {}, {}
         for side in sides:
-            cfg = PairScorerConfig(modality=side, epochs=epochs, seed=run.config.seed)
+            cfg = PairScorerConfig(modality=side, epochs=epochs, seed=run.config.seed, repetition=repetition,
+                                   shifts=tuple(shifts))
             trained = train_pair_scorer(features, cfg, progress, cancel)
-            lx, lm = structure_tokens(features, "lyrics", cfg.positions)
-            mx, mm = structure_tokens(features, side, cfg.positions)
+            lx, lm = structure_tokens(features, "lyrics", cfg.positions, repetition)
+            mx, mm = structure_tokens(features, side, cfg.positions, repetition)
             lyr = method.embed_modality("lyrics", part.input_of("lyrics", "aligned"), partner=side)
             mus = method.embed_modality(side, part.input_of(side, "aligned"), partner="lyrics")
             pair = score_matrix(trained.scorer, lx[val], lm[val], mx[val], mm[val])
@@ -326,7 +486,7 @@ class LyricsReranker:
             scorers[side] = trained.scorer
             info[side] = {"config": cfg.to_dict(), "best_epoch": trained.best_epoch, "history": trained.history,
                           "val_medr_n_by_weight": {str(k): v for k, v in by_weight.items()}}
-        library = {m: structure_tokens(features, m, 20) for m in ("lyrics", *sides)}
+        library = {m: structure_tokens(features, m, 20, repetition) for m in ("lyrics", *sides)}
         return cls(scorers, weights, library, features.sample_ids, info)
 
     def save(self, run_dir: Any) -> None:
@@ -357,7 +517,7 @@ class LyricsReranker:
             state = torch.load(path, map_location="cpu", weights_only=False)
             scorers = {}
             for side, entry in state["scorers"].items():
-                cfg = PairScorerConfig(**entry["config"])
+                cfg = PairScorerConfig.from_dict(entry["config"])
                 scorer = PairScorer(*entry["dims"], cfg)
                 scorer.load_state_dict(entry["state"])
                 scorers[side] = scorer.eval()
@@ -365,7 +525,8 @@ class LyricsReranker:
         except Exception as exc:  # a damaged or foreign file: say which, train it again
             raise CorruptFileError(str(path), f"not a lyrics scorer ({type(exc).__name__})",
                                    f"train it again: ugaar lyrics-scorer {run_dir}") from exc
-        library = {m: structure_tokens(features, m, 20) for m in ("lyrics", *scorers)}
+        repetition = any(sc.config.repetition for sc in scorers.values())
+        library = {m: structure_tokens(features, m, 20, repetition) for m in ("lyrics", *scorers)}
         return cls(scorers, weights, library, features.sample_ids, state.get("info"))
 
     # -- queries -------------------------------------------------------------------------
@@ -380,6 +541,16 @@ class LyricsReranker:
         lx, lm = self.library["lyrics"]
         return score_matrix(scorer, lx, lm, qx, qm, chunk=4096)[:, 0]
 
+    @property
+    def repetition(self) -> bool:
+        """Whether the scorers read self-similarity (:attr:`PairScorerConfig.repetition`)."""
+        return any(sc.config.repetition for sc in self.scorers.values())
+
+    def query_tokens(self, modality: str, sequence: Any) -> tuple[np.ndarray, np.ndarray]:
+        """A new item's tokens as this re-ranker's scorers read them (:func:`query_tokens`): a typed
+        line's (``lyrics``), or a dropped MIDI / KAR file's rendering (``sheet``, ``audio``)."""
+        return query_tokens(sequence, modality, repetition=self.repetition)
+
     def library_query(self, source: str, sample_id: str) -> tuple[np.ndarray, np.ndarray]:
         """A library item's structure tokens, as a query."""
         x, m = self.library[source]
@@ -391,7 +562,7 @@ class LyricsReranker:
         """``index.query`` for a lyrics ↔ melody pair, every library item scored by both ways.
 
         ``vector`` is the query in the run's space, ``query`` its structure tokens
-        (:meth:`library_query` or :func:`typed_query_tokens`)."""
+        (:meth:`library_query` or :meth:`query_tokens`)."""
         d = index.distances(vector, target, source).detach().cpu().numpy()
         order = np.array([index.row(s) for s in self.sample_ids])
         return self.rerank(source, target, d[order], query, k)
@@ -407,13 +578,13 @@ class LyricsReranker:
         return [(self.sample_ids[i], float(score[i])) for i in order]
 
 
-def typed_query_tokens(sequence: Any, positions: int = 20) -> tuple[np.ndarray, np.ndarray]:
-    """Structure tokens of a new lyrics line (``Embedder.lyrics_sequence``'s ``SequenceInput``)."""
+def query_tokens(sequence: Any, modality: str = "lyrics", positions: int = 20,
+                 repetition: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Structure tokens of a new item: a typed lyrics line (``Embedder.lyrics_sequence``'s
+    ``SequenceInput``) or one modality of a dropped MIDI / KAR file (``Embedder.midi_file_sequence``),
+    with its :func:`self_similarity` rows when ``repetition``."""
     from model.features.sequences import STRUCTURE_DIMS
 
-    d = STRUCTURE_DIMS["lyrics"]
-    tokens = np.zeros((positions, d), np.float32)
-    n = int(min(positions, int(sequence.lengths[0])))
-    tokens[:n] = sequence.tokens[0, :n, -d:]
-    mask = (np.arange(positions) < n).astype(np.float32)
-    return tokens, mask
+    tokens, mask = tokens_of(np.asarray(sequence.tokens[:1], np.float32), np.asarray(sequence.lengths[:1]),
+                             modality, STRUCTURE_DIMS[modality], positions, repetition)
+    return tokens[0], mask[0]
