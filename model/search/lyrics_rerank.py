@@ -92,7 +92,7 @@ class PairScorerConfig:
 #: Whether ``ugaar lyrics-scorer`` and the window train scorers with the repetition term.
 REPETITION_DEFAULT = True
 #: The shifted training windows ``ugaar lyrics-scorer`` and the window add (:attr:`PairScorerConfig.shifts`).
-SHIFTS_DEFAULT: tuple[int, ...] = ()
+SHIFTS_DEFAULT: tuple[int, ...] = (10,)
 #: Repeats at most this many positions apart form the "near" band of :class:`PairScorer`'s repetition term.
 REPEAT_NEAR = 4
 #: Cosine above which two audio onsets' CNN vectors count as the same sound repeated.
