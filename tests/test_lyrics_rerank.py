@@ -254,3 +254,18 @@ def test_the_repetition_term_is_the_weighted_agreement_of_the_self_similarities(
     with_rep = rep(torch.cat([lyr, sl], -1), ones_l, torch.cat([mus, sm], -1), ones_m)
     expected = plain(lyr, ones_l, mus, ones_m) + 2.0 / (np.sqrt(5.0) * np.sqrt(3.0))  # all within REPEAT_NEAR
     assert torch.allclose(with_rep, expected, atol=1e-6)
+
+
+def test_a_saved_scorer_for_other_token_columns_is_refused_by_name(tmp_path):
+    from model.errors import CorruptFileError
+    from model.search.lyrics_rerank import RERANKER_FILE, LyricsReranker
+    fs = _repeats_only(n=20)
+    fs.sample_ids = np.array([f"s{i}" for i in range(20)])
+    scorer = PairScorer(N_PROSODY, 9, PairScorerConfig(positions=20, hidden=8))
+    lib = {m: structure_tokens(fs, m, 20) for m in ("lyrics", "sheet")}
+    LyricsReranker({"sheet": scorer}, {"sheet": 1.0}, lib, fs.sample_ids).save(tmp_path)
+    back = LyricsReranker.load(tmp_path, fs)
+    assert back is not None and back.weights == {"sheet": 1.0} and not back.repetition
+    fs.meta = {"structure_dims": {"lyrics": N_PROSODY, "sheet": 7, "audio": 4}}  # features of another layout
+    with pytest.raises(CorruptFileError, match=rf"{RERANKER_FILE}: its sheet scorer reads \({N_PROSODY}, 9\)"):
+        LyricsReranker.load(tmp_path, fs)

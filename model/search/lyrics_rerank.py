@@ -525,6 +525,16 @@ class LyricsReranker:
         except Exception as exc:  # a damaged or foreign file: say which, train it again
             raise CorruptFileError(str(path), f"not a lyrics scorer ({type(exc).__name__})",
                                    f"train it again: ugaar lyrics-scorer {run_dir}") from exc
+        from model.features.sequences import STRUCTURE_DIMS
+
+        dims = features.meta.get("structure_dims") or STRUCTURE_DIMS
+        for side, entry in state["scorers"].items():
+            # features extracted again with another token layout: the scorer would fail at the first query
+            want = (int(dims["lyrics"]), int(dims[side]))
+            if tuple(int(d) for d in entry["dims"]) != want:
+                raise CorruptFileError(str(path), f"its {side} scorer reads {tuple(entry['dims'])} structure "
+                                       f"columns (lyrics, {side}) but the run's features have {want}",
+                                       f"train it again: ugaar lyrics-scorer {run_dir}")
         repetition = any(sc.config.repetition for sc in scorers.values())
         library = {m: structure_tokens(features, m, 20, repetition) for m in ("lyrics", *scorers)}
         return cls(scorers, weights, library, features.sample_ids, state.get("info"))
