@@ -110,13 +110,19 @@ def self_similarity(tokens: np.ndarray, mask: np.ndarray, modality: str, structu
 
     ``tokens`` are whole per-position tokens ``(N, P, D_total)``.
     """
-    n, p = mask.shape
+    p = mask.shape[1]
     if modality == "lyrics":
         from model.features.prosody import N_PROSODY
 
         head = tokens[:, :, : tokens.shape[2] - 1 - N_PROSODY]
         known = np.abs(head).sum(-1) > 0
-        same = (np.abs(head[:, :, None] - head[:, None]).max(-1) < 1e-6) & known[:, :, None] & known[:, None]
+        # one id per distinct (syllable, word) vector, then (N, P, P) id comparisons instead of
+        # (N, P, P, D) float ones: this runs over the whole library each time a run's scorer loads.
+        # A vector's bytes name it (the same syllable and word give the same lookup, bit for bit).
+        rows = np.ascontiguousarray(head.reshape(-1, head.shape[2]), dtype=np.float32)
+        _, ids = np.unique(rows.view(np.dtype((np.void, rows.shape[1] * 4))).ravel(), return_inverse=True)
+        ids = ids.reshape(head.shape[:2])
+        same = (ids[:, :, None] == ids[:, None]) & known[:, :, None] & known[:, None]
     elif modality == "sheet":
         struct = tokens[:, :, -structure_dim:]
         beats, pitch, known = struct[:, :, 3], struct[:, :, 5], struct[:, :, 2] > 0
@@ -176,6 +182,13 @@ def structure_tokens(features: Any, modality: str, positions: int = 20,
     dims = features.meta.get("structure_dims") or STRUCTURE_DIMS
     seq = features.input_of(modality, "aligned")
     return tokens_of(seq.tokens, seq.lengths, modality, int(dims[modality]), positions, repetition)
+
+
+def library_tokens(features: Any, sides: Any, repetition: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """:func:`structure_tokens` of the lyrics and of each melody side in ``sides``, at the scorer's
+    positions (:attr:`PairScorerConfig.positions`): what a :class:`LyricsReranker` scores against."""
+    positions = PairScorerConfig.positions
+    return {m: structure_tokens(features, m, positions, repetition) for m in ("lyrics", *sides)}
 
 
 def tokens_of(full: np.ndarray, lengths: Any, modality: str, structure_dim: int, positions: int = 20,
@@ -472,13 +485,14 @@ class LyricsReranker:
         method, splits = run.method(), np.asarray(features.splits)
         val = np.nonzero(splits == "val")[0]
         part = features.split("val")
+        library = library_tokens(features, sides, repetition)
+        lx, lm = library["lyrics"]
         scorers, weights, info = {}, {}, {}
         for side in sides:
             cfg = PairScorerConfig(modality=side, epochs=epochs, seed=run.config.seed, repetition=repetition,
                                    shifts=tuple(shifts))
             trained = train_pair_scorer(features, cfg, progress, cancel)
-            lx, lm = structure_tokens(features, "lyrics", cfg.positions, repetition)
-            mx, mm = structure_tokens(features, side, cfg.positions, repetition)
+            mx, mm = library[side]
             lyr = method.embed_modality("lyrics", part.input_of("lyrics", "aligned"), partner=side)
             mus = method.embed_modality(side, part.input_of(side, "aligned"), partner="lyrics")
             pair = score_matrix(trained.scorer, lx[val], lm[val], mx[val], mm[val])
@@ -486,7 +500,6 @@ class LyricsReranker:
             scorers[side] = trained.scorer
             info[side] = {"config": cfg.to_dict(), "best_epoch": trained.best_epoch, "history": trained.history,
                           "val_medr_n_by_weight": {str(k): v for k, v in by_weight.items()}}
-        library = {m: structure_tokens(features, m, 20, repetition) for m in ("lyrics", *sides)}
         return cls(scorers, weights, library, features.sample_ids, info)
 
     def save(self, run_dir: Any) -> None:
@@ -535,8 +548,7 @@ class LyricsReranker:
                 raise CorruptFileError(str(path), f"its {side} scorer reads {tuple(entry['dims'])} structure "
                                        f"columns (lyrics, {side}) but the run's features have {want}",
                                        f"train it again: ugaar lyrics-scorer {run_dir}")
-        repetition = any(sc.config.repetition for sc in scorers.values())
-        library = {m: structure_tokens(features, m, 20, repetition) for m in ("lyrics", *scorers)}
+        library = library_tokens(features, scorers, any(sc.config.repetition for sc in scorers.values()))
         return cls(scorers, weights, library, features.sample_ids, state.get("info"))
 
     # -- queries -------------------------------------------------------------------------
