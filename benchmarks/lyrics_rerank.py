@@ -54,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(2)
     repetition = REPETITION_DEFAULT if args.repetition is None else args.repetition
     shifts = SHIFTS_DEFAULT if args.shifts is None else tuple(args.shifts)
+    try:
+        PairScorerConfig(shifts=shifts)  # refuse a bad --shifts before any run loads
+    except ValueError as exc:
+        parser.error(f"--shifts: {exc}")
     records = []
     for run_dir in args.runs:
         try:

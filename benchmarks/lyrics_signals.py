@@ -63,7 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     from model.features.prosody import PROSODY_FEATURES
     from model.search.lyrics_rerank import structure_tokens
 
-    fs = FeatureSet.load(args.features)
+    from model.errors import UgaarError
+
+    try:
+        fs = FeatureSet.load(args.features)
+    except (UgaarError, OSError, ValueError, KeyError) as exc:
+        parser.error(f"{args.features}: not a readable feature set ({exc})")
     rows = np.nonzero(np.asarray(fs.splits) == args.split)[0]
     if len(rows) < 2 or not fs.has_sequences:
         parser.error(f"{args.features}: no per-position tokens, or fewer than two {args.split} samples")

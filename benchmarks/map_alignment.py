@@ -24,6 +24,7 @@ import time
 import numpy as np
 
 from model.cli.map_cmd import SPLITS, run_map
+from model.errors import UgaarError
 from model.map.alignment import partner_in_neighbourhood
 
 
@@ -35,6 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--retrieval-graph", action="store_true",
                    help="also lay out the shared view with audio ↔ sheet links from melody re-ranking")
     args = p.parse_args(argv)
+    try:
+        return _report(args)
+    except (UgaarError, OSError, ValueError) as exc:  # no run, no embeddings, no readable dataset
+        p.error(str(exc))
+
+
+def _report(args: argparse.Namespace) -> int:
 
     print(f"run {args.run}, split {args.split}, k = {args.k}\n")
     print("| view | samples in map | points evaluated | both partners in k-NN | at least one | "
@@ -85,6 +93,9 @@ def retrieval_graph_layout(run_dir: str, per: int = 5) -> tuple[np.ndarray, np.n
     splits = np.asarray([str(s) for s in run.splits])
     emb = {m: np.asarray(v) for m, v in run.embeddings().items()}
     dataset = run.open_dataset()
+    if dataset is None:
+        raise ValueError(f"{run_dir}: the run's dataset (its recordings and notes) is not readable here, "
+                         f"and --retrieval-graph re-ranks with it")
     dataset_pitch_tracks(dataset, ids)
     reranker = MelodyReranker.from_dataset(dataset, run.config.metric)
     index = RetrievalIndex.from_run(run)

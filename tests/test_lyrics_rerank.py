@@ -269,3 +269,11 @@ def test_a_saved_scorer_for_other_token_columns_is_refused_by_name(tmp_path):
     fs.meta = {"structure_dims": {"lyrics": N_PROSODY, "sheet": 7, "audio": 4}}  # features of another layout
     with pytest.raises(CorruptFileError, match=rf"{RERANKER_FILE}: its sheet scorer reads \({N_PROSODY}, 9\)"):
         LyricsReranker.load(tmp_path, fs)
+
+
+def test_a_shift_outside_the_window_is_refused():
+    with pytest.raises(ValueError, match=r"1 to 19 positions into a sample, got shifts \(0,\)"):
+        PairScorerConfig(shifts=(0,))
+    with pytest.raises(ValueError, match="got shifts"):
+        PairScorerConfig(shifts=(10, 20))
+    assert PairScorerConfig(shifts=(5, 19)).shifts == (5, 19)

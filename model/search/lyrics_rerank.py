@@ -76,6 +76,9 @@ class PairScorerConfig:
     def __post_init__(self) -> None:
         if self.modality not in ("sheet", "audio"):
             raise ValueError(f"the melody side is 'sheet' or 'audio', got {self.modality!r}")
+        if any(not 0 < int(k) < self.positions for k in self.shifts):
+            raise ValueError(f"a shifted window starts 1 to {self.positions - 1} positions into a sample, "
+                             f"got shifts {tuple(self.shifts)}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
