@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.map.layout import compute_map, layout_input, remove_modality_offsets
+from model.map.layout import ANCHOR, anchored_layout, compute_map, layout_input, map_key, nearest_anchor
 from model.data.labels import is_placeholder_title, sample_label
 from model.map.alignment import partner_in_neighbourhood
 from model.map.export import MAP_COLUMNS, map_rows, read_map_csv, write_map_csv
@@ -28,18 +28,52 @@ def _gapped(n=60, dim=16, gap=3.0, seed=0):
     return emb
 
 
-def test_remove_offsets_uses_train_rows_and_leaves_inputs_alone():
-    emb = _gapped()
-    before = {m: v.copy() for m, v in emb.items()}
-    mask = np.zeros(60, bool)
-    mask[:40] = True
-    out = remove_modality_offsets(emb, mask)
-    for m in MODS:
-        assert np.array_equal(emb[m], before[m])  # the retrieval embeddings are untouched
-        assert np.allclose(np.linalg.norm(out[m], axis=1), 1.0, atol=1e-5)
-        centred = emb[m] - emb[m][mask].mean(0)
-        expect = centred / np.linalg.norm(centred, axis=1, keepdims=True)
-        assert np.allclose(out[m], expect, atol=1e-6)
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_nearest_anchor_is_the_index_top_1(metric):
+    from model.search.retrieval import RetrievalIndex
+    rng = np.random.default_rng(3)
+    emb = {m: rng.normal(size=(40, 8)).astype(np.float32) * rng.uniform(0.5, 3, size=(40, 1)).astype(np.float32)
+           for m in MODS}
+    ids = [f"s{i}" for i in range(40)]
+    index = RetrievalIndex(emb, ids, metric=metric)
+    for m in ("sheet", "lyrics"):
+        rows = nearest_anchor(emb[m], emb["audio"], metric, batch=7)
+        expect = [index.row(index.query_sample(sid, m, "audio", 1)[0][0]) for sid in ids]
+        assert rows.tolist() == expect
+    with pytest.raises(ValueError):
+        nearest_anchor(emb["sheet"], emb["audio"], "manhattan")
+
+
+def test_anchored_layout_draws_each_item_beside_its_first_recording_not_its_own():
+    emb = _gapped(n=50)
+    anchor = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32) * 10
+    coords = anchored_layout(emb, anchor, "cosine", radius=0.5)
+    assert coords.shape == (150, 2) and ANCHOR == "audio"
+    assert np.array_equal(coords[:50], anchor)
+    from scipy.spatial import cKDTree
+    step = 0.5 * np.median(cKDTree(anchor).query(anchor, k=2)[0][:, 1])
+    for mi, m in ((1, "sheet"), (2, "lyrics")):
+        top = nearest_anchor(emb[m], emb["audio"], "cosine")
+        assert np.all(np.linalg.norm(coords[mi * 50:(mi + 1) * 50] - anchor[top], axis=1) <= step + 1e-5)
+    # the positions come from the vectors, never from the sample's row: a sheet swapped for
+    # another sample's vector moves to where that vector's first recording is
+    swapped = dict(emb)
+    swapped["sheet"] = emb["sheet"][::-1].copy()
+    moved = anchored_layout(swapped, anchor, "cosine", radius=0.0)
+    top = nearest_anchor(emb["sheet"], emb["audio"], "cosine")
+    assert np.allclose(moved[50:100], anchor[top[::-1]])
+    # seeded: the same input gives the same picture
+    assert np.array_equal(coords, anchored_layout(emb, anchor, "cosine", radius=0.5))
+
+
+def test_map_key_tells_views_and_metrics_apart():
+    emb = _gapped(n=10)
+    params = {"n_neighbors": 15}
+    keys = {map_key(emb, params, "modality"), map_key(emb, params, "shared", "cosine"),
+            map_key(emb, params, "shared", "euclidean")}
+    assert len(keys) == 3
+    # the per-modality view's key ignores the metric (its layout does not use one)
+    assert map_key(emb, params, "modality", "cosine") == map_key(emb, params, "modality", "euclidean")
     with pytest.raises(ValueError):
         layout_input(emb, "islands")
 
@@ -155,7 +189,7 @@ def test_shared_view_does_not_change_retrieval(tmp_path):
     ranks_before = partner_rank_table(index)
     top_before = index.query_sample(ids[0], "audio", "sheet", 5)
     raw = {m: v.copy() for m, v in emb.items()}
-    compute_map(emb, view="shared", splits=[str(s) for s in run.splits], cache_dir=tmp_path, in_process=True)
+    compute_map(emb, view="shared", metric=run.config.metric, cache_dir=tmp_path, in_process=True)
     for m in MODS:
         assert np.array_equal(emb[m], raw[m])
     after = RetrievalIndex(emb, ids, metric=run.config.metric)
@@ -168,19 +202,3 @@ def test_shared_view_does_not_change_retrieval(tmp_path):
         row = index.row(sid)
         assert ranks_before[("audio", "sheet")][row] == index.rank_of(sid, "audio", "sheet")
         assert ranks_before[("lyrics", "audio")][row] == index.rank_of(sid, "lyrics", "audio")
-
-
-def test_balanced_knn_takes_neighbours_from_every_modality():
-    from model.map.layout import balanced_knn, stack
-    emb = remove_modality_offsets(_gapped(n=30))
-    x = stack(emb)
-    idx, dst = balanced_knn(x, 30, per=5, batch=7)
-    assert idx.shape == dst.shape == (90, 16)
-    assert np.array_equal(idx[:, 0], np.arange(90)) and np.all(dst[:, 0] == 0)
-    for i in range(90):
-        others = idx[i, 1:]
-        assert i not in others
-        assert np.bincount(others // 30, minlength=3).tolist() == [5, 5, 5]
-        assert np.all(np.diff(dst[i]) >= 0)
-    # each modality's nearest is shifted to (almost) zero: as near as the own modality's nearest
-    assert np.sum(dst[0, 1:] < 1e-5) == 3

@@ -215,7 +215,7 @@ def map_preview(run_dir: str | Path, view: str = "shared") -> Optional[dict[str,
     """The run's cached map layout for ``view`` and its ids, read with numpy only (None when not cached)."""
     import numpy as np
 
-    from model.map.layout import DEFAULT_PARAMS, MODALITIES, load_cached, map_key, train_mask_of
+    from model.map.layout import DEFAULT_PARAMS, MODALITIES, load_cached, map_key, run_dir_metric
     path = Path(run_dir) / "embeddings.npz"
     if not path.is_file() or not any(Path(run_dir).glob("umap-*.npz")):
         return None
@@ -223,11 +223,9 @@ def map_preview(run_dir: str | Path, view: str = "shared") -> Optional[dict[str,
         with np.load(path, allow_pickle=False) as data:
             emb = {m: data[m] for m in MODALITIES}
             ids = [str(i) for i in data["sample_ids"]]
-            splits = [str(s) for s in data["splits"]] if "splits" in data.files else None
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error):
         return None  # a damaged file: opening the run reports it
-    mask = train_mask_of(splits) if view == "shared" else None
-    coords = load_cached(Path(run_dir), map_key(emb, dict(DEFAULT_PARAMS), view, mask))
+    coords = load_cached(Path(run_dir), map_key(emb, dict(DEFAULT_PARAMS), view, run_dir_metric(run_dir)))
     if coords is None or len(coords) != 3 * len(ids):
         return None
     return {"run_dir": str(run_dir), "coords": coords, "ids": ids, "view": view}

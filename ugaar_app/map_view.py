@@ -14,9 +14,10 @@ frame (a fixed random subset of those in view, all of them once zoomed in),
 so panning and zooming stay under the 100 ms stall goal
 (docs/benchmarks.md, "GUI").
 
-The *shared* view (default) removes each modality's offset before UMAP so
-a sample's three points land together; the *modality* view shows the raw
-space (see :mod:`model.map.layout`).  The layout itself, and its CSV
+The *shared* view (default) lays out the recordings and draws each sheet
+and lyrics item beside the recording retrieval returns first for it, so a
+sample's points land together where the model aligns them; the *modality*
+view shows the raw space (see :mod:`model.map.layout`).  The layout itself, and its CSV
 export, are the headless core's, shared with ``ugaar map``.
 """
 from __future__ import annotations
@@ -36,7 +37,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QGraphicsPathItem, QGraphic
 from model.data.labels import sample_label
 
 from .bridge import SessionBridge
-from model.map.layout import DEFAULT_VIEW, MIN_UMAP_POINTS, MODALITIES, VIEWS, compute_map
+from model.map.layout import DEFAULT_VIEW, MIN_UMAP_POINTS, MODALITIES, VIEWS, compute_map, run_metric
 from model.map.fields import FIELDS, Bins, bin_values, field_values, legend_counts
 from model.map.selection import points_in_polygon, points_in_rect, selected_rows
 from .theme import MODALITY_COLORS, SPLIT_COLORS
@@ -232,9 +233,11 @@ class MapView(QWidget):
         self.view_box = QComboBox()
         self.view_box.addItem("Shared view", "shared")
         self.view_box.addItem("Per-modality view", "modality")
-        self.view_box.setToolTip("Shared: each modality's offset (mean on the training split) is removed before "
-                                 "UMAP, so a sample's three points land together.\nPer-modality: the raw common "
-                                 "space, where each modality forms its own island. Retrieval is unchanged.")
+        self.view_box.setToolTip("Shared: UMAP of the recordings; each sheet and lyrics item is drawn beside the "
+                                 "recording retrieval returns first for it,\nso a sample's points land together "
+                                 "where the model aligns them and apart where it does not.\nPer-modality: UMAP of "
+                                 "the raw common space, where each modality forms its own island. Retrieval is "
+                                 "unchanged.")
         self.view_box.setCurrentIndex(max(0, VIEWS.index(self.session.map_view)))
         self.show_mod = {m: QCheckBox(m) for m in MODALITIES}
         for m, cb in self.show_mod.items():
@@ -435,10 +438,10 @@ class MapView(QWidget):
             return None
         run = self.session.run
         view = self.view()
-        splits = self.splits(list(ids))
+        metric = run_metric(run)
 
         def work(progress, cancel):
-            return compute_map(emb, view=view, splits=splits, cache_dir=cache_dir, progress=progress, cancel=cancel)
+            return compute_map(emb, view=view, metric=metric, cache_dir=cache_dir, progress=progress, cancel=cancel)
 
         def done(result):
             if self.session.run is not run or self.view() != view:
@@ -479,8 +482,7 @@ class MapView(QWidget):
         self.compute()
 
     def splits(self, ids: list[str]) -> list[str]:
-        """Each sample's split, as the run saved it (else from the dataset): the shared view's offsets
-        come from the training rows, as in ``ugaar map``."""
+        """Each sample's split, as the run saved it (else from the dataset)."""
         run = self.session.run
         try:
             saved = [str(x) for x in run.splits]

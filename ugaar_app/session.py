@@ -112,7 +112,7 @@ class Session:
         self.selected: Optional[str] = None
         self.map_selection: list[str] = []
         self.map_selection_origin = ""  # the widget that made map_selection ("map", "library")
-        self.map_view = "shared"  # the map's view: "shared" (modality offsets removed) or "modality"
+        self.map_view = "shared"  # the map's view: "shared" (anchored on the recordings) or "modality"
         self.highlight: list[str] = []
         self.partner_ranks: Any = None       # (N,) median rank per sample of the active run
         self.partner_rank_table: Any = None  # {(source, target): (N,) ranks}

@@ -32,7 +32,7 @@ def run_map(run_dir: str | Path, view: str = "shared", split: str = "all", progr
         raise ValueError(f"{run_dir}: this run keeps each modality in its own space "
                          f"({run.config.method}), so there is no common space to map")
     emb = {m: np.asarray(emb[m]) for m in MODALITIES}
-    coords, from_cache = compute_map(emb, view=view, splits=splits, cache_dir=Path(run.run_dir),
+    coords, from_cache = compute_map(emb, view=view, metric=run.config.metric, cache_dir=Path(run.run_dir),
                                      progress=progress, in_process=True)
     median = None
     if ranks:

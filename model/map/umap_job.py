@@ -3,8 +3,7 @@
 ``python -m model.map.umap_job --serve`` reads commands on stdin, one a line:
 
 - ``WARM``: run a tiny UMAP so numba compiles everything once;
-- ``JOB<TAB>in.npz<TAB>out.npz``: UMAP of ``x`` with ``params`` (on the neighbour graph
-  ``knn_indices``/``knn_dists`` when given: the shared view) → ``coords``;
+- ``JOB<TAB>in.npz<TAB>out.npz``: UMAP of ``x`` with ``params`` → ``coords``;
   prints UMAP's verbose lines (the parent turns them into progress) and then
   ``DONE<TAB>out.npz`` or ``ERROR<TAB>message``;
 - ``QUIT``.
@@ -23,9 +22,8 @@ def _job(src: str, dst: str) -> None:
     with np.load(src, allow_pickle=False) as data:
         x = data["x"]
         params = json.loads(str(data["params"]))
-        knn = (data["knn_indices"], data["knn_dists"]) if "knn_indices" in data.files else None
     print("PHASE finding nearest neighbours", flush=True)
-    coords = _umap(x, params, verbose=True, knn=knn)
+    coords = _umap(x, params, verbose=True)
     np.savez(dst, coords=coords)
 
 
