@@ -15,12 +15,16 @@ Measures, on real data with the real core:
    with ``--first-launch auto`` (build the quick default, extract, train, map);
 5. the largest GUI-thread stall while panning and zooming a synthetic
    300k-point map (goal ≤ 100 ms), with pyqtgraph's own scatter alone and with
-   the map's draw budget (``--only mapscale``, no dataset needed, ~1 min).
+   the map's draw budget (``--only mapscale``, no dataset needed, ~1 min);
+6. time to the shared map of the LMD-full run, as the window computes it (a
+   cold UMAP child process, no cached layout), and the largest GUI-thread stall
+   meanwhile (``--lmd DIR --lmd-run RUN --only lmdmap``).
 
 Usage::
 
     python benchmarks/gui.py --dataset DIR --run RUN [--lmd DIR --lmd-run RUN] [--first-launch]
     python benchmarks/gui.py --only mapscale [--map-points 300000]
+    python benchmarks/gui.py --lmd DIR --lmd-run RUN --only lmdmap
 
 Prints a Markdown table for docs/benchmarks.md.
 """
@@ -237,6 +241,45 @@ def bench_click_to_results(dataset: str, run: str, clicks: int = 40) -> None:
     w.close()
 
 
+# ---------------------------------------------------------------- the LMD-full shared map
+def bench_lmd_map(dataset: str, run: str, view: str = "shared") -> None:
+    """Time from "compute the map" to the drawn map of a large run, cold (no cached layout, a fresh
+    UMAP process: numba compiles on first use), with the stall meter running."""
+    print(f"time to the {view} map")
+    os.environ["UGAAR_HOME"] = tempfile.mkdtemp(prefix="ugaar-bench-home-")
+    from PySide6.QtWidgets import QApplication
+    from ugaar_app.main_window import MainWindow
+    from model.map import layout as map_layout
+    app = QApplication.instance() or QApplication([])
+    w = MainWindow()
+    w.resize(1500, 900)
+    w.show()
+    w.controller.open_dataset(dataset, run_dir=run)
+    assert _wait(app, lambda: w.session.index is not None, 300), "run did not open"
+    w.map_view.cancel()
+    _wait(app, lambda: w.map_view.task is None or w.map_view.task.done, 30)
+    w.tabs.setCurrentWidget(w.map_view)
+    w.map_view.view_box.setCurrentIndex(w.map_view.view_box.findData(view))
+    w.map_view.cancel()
+    _wait(app, lambda: w.map_view.task is None or w.map_view.task.done, 30)
+    if map_layout._SERVER is not None:
+        map_layout._SERVER.kill()  # the cold case: a new process compiles UMAP
+    _wait(app, lambda: False, 1.0)
+    meter = StallMeter()
+    meter.start()
+    t0 = time.perf_counter()
+    w.map_view.compute(force=True)  # force: the run's cached layouts are deleted first
+    ok = _wait(app, lambda: w.map_view.task is not None and w.map_view.task.done
+               and w.map_view.coords is not None, 900)
+    dt = time.perf_counter() - t0
+    meter.stop()
+    n = len(w.session.embedding_ids or [])
+    record(f"time to the {view} map, {n:,} samples ({3 * n:,} points), cold UMAP process"
+           + ("" if ok else " [timeout]"), f"{dt:.1f} s", "—")
+    record(f"stall while the {view} map computes", meter.summary(), "≤ 100 ms")
+    w.close()
+
+
 # ---------------------------------------------------------------- map at scale
 def bench_map_scale(points: int = 300_000, seconds: float = 8.0) -> None:
     """Largest stall while a timer pans and zooms a ``points``-point map (all three modalities).
@@ -328,10 +371,10 @@ def main() -> int:
     p.add_argument("--first-launch-timeout", type=float, default=900)
     p.add_argument("--train-seconds", type=float, default=30)
     p.add_argument("--epochs", type=int, default=200)
-    p.add_argument("--only", choices=["cold", "stalls", "click", "first", "mapscale"], action="append")
+    p.add_argument("--only", choices=["cold", "stalls", "click", "first", "mapscale", "lmdmap"], action="append")
     p.add_argument("--map-points", type=int, default=300_000)
     a = p.parse_args()
-    only = set(a.only or ["cold", "stalls", "click", "first", "mapscale"])
+    only = set(a.only or ["cold", "stalls", "click", "first", "mapscale", "lmdmap"])
     if a.dataset and a.run and "cold" in only:
         bench_cold_start(a.dataset, a.run)
     if a.dataset and "stalls" in only:
@@ -340,6 +383,8 @@ def main() -> int:
         bench_click_to_results(a.lmd, a.lmd_run)
     elif a.dataset and a.run and "click" in only:
         bench_click_to_results(a.dataset, a.run)
+    if a.lmd and a.lmd_run and "lmdmap" in only:
+        bench_lmd_map(a.lmd, a.lmd_run)
     if a.first_launch and "first" in only:
         bench_first_launch(a.first_launch_timeout)
     if "mapscale" in only:
