@@ -82,7 +82,7 @@ def retrieval_graph_layout(run_dir: str, per: int = 5) -> tuple[np.ndarray, np.n
     """The shared view's layout with each audio point's ``per`` sheet neighbours (and each sheet's
     recordings) replaced by its top ``per`` melody-re-ranked results, in their order, at the
     distances its own nearest ones had (so only *which* points are linked changes)."""
-    from model.features.pitch_track import dataset_pitch_tracks
+    from model.features.tokens.pitch_track import dataset_pitch_tracks
     from model.map.layout import DEFAULT_PARAMS, MODALITIES, _umap, balanced_knn, layout_input, train_mask_of
     from model.search.melody_rerank import MelodyReranker
     from model.search.retrieval import RetrievalIndex
