@@ -53,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     from model.features import FeatureConfig, extract_features, load_encoders
     from model.features.extract import (compute_inputs, default_encoders_dir, inputs_cache_path,
                                         load_or_compute_inputs)
-    from model.features.metrics import cca_six_directions
-    from model.features.pretrain import embed_pairs
+    from model.features.learned.metrics import cca_six_directions
+    from model.features.learned.pretrain import embed_pairs
 
     ds = Dataset.open(args.dataset)
     n = len(ds)
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     ly_s = time.perf_counter() - t0
     out["extract_samples_per_s"] = n / (ex_s + ly_s)
     # per-position sequences (onsets, note windows, syllables): PNGs read again, audio from the cache
-    from model.features.sequences import dataset_sequences
+    from model.features.tokens.sequences import dataset_sequences
     t0 = time.perf_counter()
     dataset_sequences(ds, enc, audio_in, enc.config, args.device, workers=args.threads)
     seq_s = time.perf_counter() - t0
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
 def renderer_shift(ds, fs, limit: int, device: str) -> dict:
     """Audio↔sheet figures of test samples whose audio is rendered by the other synthesiser."""
     from model.features import load_embedder
-    from model.features.metrics import audio_sheet_figures
+    from model.features.learned.metrics import audio_sheet_figures
     from model.render.audio import fluidsynth_available
 
     own = (ds.renderers.get("audio") or {}).get("name", "builtin")

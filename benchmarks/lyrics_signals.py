@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from model.feature_set import FeatureSet
-    from model.features.prosody import PROSODY_FEATURES
+    from model.features.tokens.prosody import PROSODY_FEATURES
     from model.search.lyrics_rerank import structure_tokens
 
     from model.errors import UgaarError

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     from model.data.dataset import Dataset
     from model.errors import UgaarError
     from model.feature_set import FeatureSet
-    from model.features.pitch_track import TRACK_FRAME_S, dataset_pitch_tracks
+    from model.features.tokens.pitch_track import TRACK_FRAME_S, dataset_pitch_tracks
     from model.search.evaluation import distance_matrix, metrics_from_ranks, ranks
     from model.search.melody_rerank import MelodyRerankConfig, note_contour, rerank_ranks
     from model.ugaar import Run

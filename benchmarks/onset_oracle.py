@@ -48,7 +48,7 @@ def oracle_rows(sample, row_s: float, n_rows: int, late_rows: int) -> np.ndarray
 def audio_tokens(rows_per_item, onsets_per_item, encoders, config):
     """Padded audio tokens and lengths, cut at the given onset rows (``None``: the configured detector)."""
     from model.feature_set import pad_sequences
-    from model.features.sequences import AUDIO_SCALARS, audio_segments, tokens_from_segments
+    from model.features.tokens.sequences import AUDIO_SCALARS, audio_segments, tokens_from_segments
 
     segments = [audio_segments(rows, config, onsets=on, onset_net=encoders.onset_net)
                 for rows, on in zip(rows_per_item, onsets_per_item)]
@@ -79,7 +79,7 @@ def _oracle(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from model.feature_set import FeatureSet, SequenceInput
     from model.features.config import FeatureConfig
     from model.features.extract import inputs_cache_path, load_cached_inputs, load_encoders
-    from model.features.sequences import audio_rows, detect_onsets
+    from model.features.tokens.sequences import audio_rows, detect_onsets
     from model.search.evaluation import retrieval_metrics
     from model.ugaar import Run
 

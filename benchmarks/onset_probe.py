@@ -1,7 +1,7 @@
 """Onset detectors against the notes' onsets, per rendering: which one finds a melody's notes whatever plays it.
 
 The aligned inputs cut the audio into one token per onset found in the audio
-(``model.features.sequences.detect_onsets``).  Bowed strings, a flute or a
+(``model.features.tokens.sequences.detect_onsets``).  Bowed strings, a flute or a
 choir start their notes softly, and their new notes often rise from the last
 one's release, so the spectral flux of a loudness rise misses them.  This
 probe scores each detector of ``model.features.config.ONSET_METHODS`` (the
@@ -62,7 +62,7 @@ def score(rendered: Path, base, ids: list[str], methods: list[str], onset_net=No
     from model.data.dataset import Dataset
     from model.features.config import FeatureConfig
     from model.features.extract import audio_input
-    from model.features.sequences import audio_rows, detect_onsets
+    from model.features.tokens.sequences import audio_rows, detect_onsets
 
     data = Dataset.open(rendered)
     have = {s.sample_id for s in data.samples}
@@ -127,7 +127,7 @@ def _probe(args: argparse.Namespace, ap: argparse.ArgumentParser) -> int:
         ap.error(f"{args.base}: no validation items to score")
     onset_net = None
     if "learned" in methods:
-        from model.features.onset_net import load
+        from model.features.learned.onset_net import load
         onset_net = load(args.encoders) if args.encoders else None
         if onset_net is None:
             methods.remove("learned")

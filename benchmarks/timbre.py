@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def renderings(seed: int = 0) -> list[tuple[str, object]]:
     """``[(label, Rendering or skip reason)]`` in table order."""
-    from model.features.augment_config import GM_NAMES
+    from model.features.augmentation.config import GM_NAMES
     from model.render.audio import held_out_soundfont
     from model.data.render_split import Rendering
 
@@ -70,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(max(1, args.threads))
     from model.data.dataset import Dataset
     from model.features.extract import audio_input, load_encoders, sheet_input
-    from model.features.metrics import audio_sheet_figures
-    from model.features.pretrain import Ragged, embed_ragged
+    from model.features.learned.metrics import audio_sheet_figures
+    from model.features.learned.pretrain import Ragged, embed_ragged
 
     encoders_dir = args.encoders
     if args.run:

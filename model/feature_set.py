@@ -86,7 +86,7 @@ class FeatureSet:
         Provenance: dataset hash, extractor config, checkpoint hash.
     tokens, lengths : dict, optional
         Per-position sequences ``{modality: (N, T, D_tok)}`` and their lengths
-        ``{modality: (N,)}`` (``model.features.sequences``); empty for the
+        ``{modality: (N,)}`` (``model.features.tokens.sequences``); empty for the
         paper's mean-pooled features only.
     """
 

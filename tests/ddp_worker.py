@@ -27,7 +27,7 @@ def pretrain_main(work_dir: str) -> int:
     import numpy as np
 
     from model.features.config import FeatureConfig
-    from model.features.pretrain import Ragged, pretrain
+    from model.features.learned.pretrain import Ragged, pretrain
 
     torch.set_num_threads(1)
     world = dist_.init_from_env("cpu")

@@ -61,7 +61,7 @@ def test_sample_queries_are_reranked_and_the_boxes_rerun_them(qtbot, window, tra
     _wait_for_tracks(qtbot, window)
     melody, index = session.melody, session.index
     assert melody is not None and melody.metric == session.run.config.metric
-    from model.features.pitch_track import cached_pitch_tracks
+    from model.features.tokens.pitch_track import cached_pitch_tracks
     cached = cached_pitch_tracks(session.dataset)  # the task cached every item in the dataset folder
     assert {s.sample_id for s in session.dataset.samples} <= set(cached)
     sid = _unique_sample(window)

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from model.features import FeatureConfig
-from model.features.augment import (OnlineAugment, TimbreAugmenter, add_chorus, add_noise, add_reverb, apply_eq,
-                                    apply_gain, item_rng, jitter_notes, spec_mask, time_stretch)
-from model.features.augment_config import HELD_OUT_PROGRAMS, AugmentConfig, augment_preset
-from model.features.pretrain import Ragged
+from model.features.augmentation.augment import (OnlineAugment, TimbreAugmenter, add_chorus, add_noise, add_reverb,
+                                                 apply_eq, apply_gain, item_rng, jitter_notes, spec_mask, time_stretch)
+from model.features.augmentation.config import HELD_OUT_PROGRAMS, AugmentConfig, augment_preset
+from model.features.learned.pretrain import Ragged
 from model.render.audio import BuiltinRenderer, fluidsynth_available, held_out_soundfont
 from model.data.song import Note
 
@@ -148,7 +148,7 @@ def test_online_augment_is_seeded_by_epoch_and_batch():
 
 
 def test_variant_cache_resumes_and_rebuilds_damaged_parts(tmp_path, monkeypatch):
-    from model.features import augment_cache
+    from model.features.augmentation import cache as augment_cache
     monkeypatch.setattr(augment_cache, "CHUNK", 2)
     samples = [SimpleNamespace(sample_id=f"s{i}", notes=NOTES[: 6 + i]) for i in range(5)]
     dataset = SimpleNamespace(root=tmp_path, content_hash="abc", samples=samples)
@@ -172,8 +172,8 @@ def test_variant_cache_resumes_and_rebuilds_damaged_parts(tmp_path, monkeypatch)
 def test_pretrain_takes_augmented_batches(tmp_path):
     import torch
 
-    from model.features.augment import audio_batch_fn
-    from model.features.pretrain import pretrain
+    from model.features.augmentation.augment import audio_batch_fn
+    from model.features.learned.pretrain import pretrain
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     cfg = FeatureConfig(audio_widths=(4, 4, 8, 8), sheet_widths=(4, 4, 8, 8), pretrain_epochs=1, pretrain_batch=4,

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from model.features.config import FeatureConfig
-from model.features.encoders import build_model, mean_by_sample
-from model.features.pretrain import Ragged, contrastive_loss, embed_ragged
+from model.features.learned.encoders import build_model, mean_by_sample
+from model.features.learned.pretrain import Ragged, contrastive_loss, embed_ragged
 
 # build_model(FeatureConfig(), seed=0) in train mode (batch-norm batch statistics) on
 # torch.Generator().manual_seed(123): randn(3, 96, 64) then rand(2, 48, 48); first 4 outputs per row.
@@ -97,7 +97,7 @@ def test_config_json_roundtrip_and_digest(tmp_path):
 
 
 def test_item_pitch_labels():
-    from model.features.labels import audio_patch_labels, sheet_window_labels
+    from model.features.learned.labels import audio_patch_labels, sheet_window_labels
     from model.data.song import Note
     cfg = FeatureConfig()
     notes = [Note(60, 10.0, 0.5, "a"), Note(62, 10.5, 1.0, "b"), Note(64, 11.9, 0.3, "c")]

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from model.features.config import FeatureConfig
-from model.features.lyrics import (LyricsEncoder, stable_hash, syllables_and_words, token,
-                                   train_lyrics_encoder)
+from model.features.learned.lyrics import (LyricsEncoder, stable_hash, syllables_and_words, token, train_lyrics_encoder)
 
 PUBLISHED = Path(__file__).resolve().parents[2] / "shared" / "data" / "skipgram-yu2019"
 

@@ -1,4 +1,4 @@
-"""The learned onset detector (``model.features.onset_net``): targets, peak picking, a golden tensor,
+"""The learned onset detector (``model.features.learned.onset_net``): targets, peak picking, a golden tensor,
 and a real small training that finds the notes of soft-attack audio the spectral flux misses."""
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import torch
 from model.data.song import Note
 from model.features.config import FeatureConfig
 from model.features.extract import audio_input
-from model.features.onset_net import (THRESHOLD, OnsetNet, OnsetTraining, load, net_digest, network_input,
-                                      onset_probabilities, onset_targets, pick_onsets, save, train_onset_net)
-from model.features.sequences import audio_rows, detect_onsets
+from model.features.learned.onset_net import (THRESHOLD, OnsetNet, OnsetTraining, load, net_digest, network_input,
+                                              onset_probabilities, onset_targets, pick_onsets, save, train_onset_net)
+from model.features.tokens.sequences import audio_rows, detect_onsets
 from model.render.audio import BuiltinRenderer
 
 CONFIG = FeatureConfig()
@@ -115,7 +115,7 @@ def test_a_small_trained_net_finds_soft_onsets_and_survives_save_and_load(tmp_pa
 
 def test_a_damaged_onset_net_file_is_named(tmp_path):
     from model.errors import CorruptFileError
-    from model.features.onset_net import ONSET_NET_FILE
+    from model.features.learned.onset_net import ONSET_NET_FILE
 
     torch.manual_seed(0)
     save(OnsetNet(), tmp_path, {})

@@ -205,7 +205,7 @@ def test_cli_extract_prints_cache_path_and_figures(tiny_dataset, extracted, caps
 
 
 def test_sequences_are_extracted_for_every_modality(tiny_dataset, extracted):
-    from model.features.sequences import AUDIO_SCALARS, SHEET_SCALARS, lyrics_token_dim
+    from model.features.tokens.sequences import AUDIO_SCALARS, SHEET_SCALARS, lyrics_token_dim
     fs, _enc, stages = extracted
     n = len(tiny_dataset)
     assert "sequences" in stages and fs.has_sequences
@@ -285,7 +285,7 @@ def test_learned_onsets_are_trained_once_into_the_encoders_folder_and_cut_querie
     the cache key, and queries cut their audio with it; without it a query says what to run."""
     import shutil
 
-    from model.features.onset_net import ONSET_NET_FILE
+    from model.features.learned.onset_net import ONSET_NET_FILE
 
     fs, enc, _ = extracted
     mine = tmp_path / "enc"

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.features.prosody import (N_PROSODY, PROSODY_FEATURES, dictionary_syllables, syllabify_text,
-                                    syllable_features, words_of)
+from model.features.tokens.prosody import (N_PROSODY, PROSODY_FEATURES, dictionary_syllables, syllabify_text,
+                                           syllable_features, words_of)
 
 COL = {name: i for i, name in enumerate(PROSODY_FEATURES)}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from model.features.config import FeatureConfig
-from model.features.sequences import SHEET_SCALARS, STRUCTURE_DIMS, note_structure, sheet_segments
+from model.features.tokens.sequences import SHEET_SCALARS, STRUCTURE_DIMS, note_structure, sheet_segments
 from model.data.song import Note
 from model.ugaar import RunConfig
 from model.ugaar.factory import build_method

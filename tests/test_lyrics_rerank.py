@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from model.features.prosody import N_PROSODY
+from model.features.tokens.prosody import N_PROSODY
 from model.search.lyrics_rerank import (PairScorer, PairScorerConfig, cannot_train, combined_scores,
                                         ranks_from_scores, score_matrix, self_similarity, structure_tokens,
                                         train_pair_scorer, query_tokens)

@@ -7,8 +7,8 @@ import soundfile
 
 from model.data.song import Note
 from model.feature_set import cached_feature_files
-from model.features import pitch_track as pt
-from model.features.pitch_track import TRACK_FRAME_S, dataset_pitch_tracks, pitch_track
+from model.features.tokens import pitch_track as pt
+from model.features.tokens.pitch_track import TRACK_FRAME_S, dataset_pitch_tracks, pitch_track
 from model.progress import CancelToken, Cancelled
 from model.render.audio import BuiltinRenderer, FluidSynthRenderer, fluidsynth_available
 from model.search.melody_rerank import (MelodyReranker, MelodyRerankConfig, contour_distance, note_contour,

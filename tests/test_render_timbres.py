@@ -69,7 +69,7 @@ def test_render_split_transposed_plays_the_same_notes_higher(built, tmp_path, ca
     """--transpose 3: every note sounds 3 semitones higher; the sheets and the manifest's notes stay as they were."""
     from model.cli import main
     from model.data.dataset import Dataset
-    from model.features.pitch_track import pitch_track
+    from model.features.tokens.pitch_track import pitch_track
     from model.search.melody_rerank import contour_distance, note_contour
     out = tmp_path / "up3"
     assert main(["dataset", "render-audio", str(built.root), "--split", "all", "--transpose", "3",

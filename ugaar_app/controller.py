@@ -407,7 +407,7 @@ class AppController(QObject):
             self._pitch_task.cancel()
 
         def work(progress, cancel):
-            from model.features.pitch_track import dataset_pitch_tracks
+            from model.features.tokens.pitch_track import dataset_pitch_tracks
             return dataset_pitch_tracks(ds, progress=progress, cancel=cancel)
 
         def done(tracks):

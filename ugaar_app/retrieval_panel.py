@@ -647,7 +647,7 @@ class RetrievalPanel(QWidget):
             match = best_window(audio, window_s, embed,
                                 lambda feats, tgt: embed_query(run, "audio", feats, tgt),
                                 lambda vec, tgt: list(index.query(vec, tgt, k, source="audio")), targets)
-            from model.features.pitch_track import pitch_track
+            from model.features.tokens.pitch_track import pitch_track
             # the whole recording's pitch, not the matched window's: a window rarely starts on the
             # melody's first note and ends on its last, so each sheet's melody is searched inside it
             return audio.warnings, match, pitch_track(audio.wave, audio.sample_rate)

@@ -67,7 +67,7 @@ def _config(args: argparse.Namespace) -> Any:
     if args.published_skipgram:
         config.use_published_skipgram = args.published_skipgram
     if args.augment is not None:
-        from model.features.augment_config import augment_preset
+        from model.features.augmentation.config import augment_preset
         config.augment = augment_preset(args.augment, seed=config.seed)
     return config
 
@@ -192,7 +192,7 @@ def _extract_rank(args: argparse.Namespace) -> int:
 
 def _summary(fs: Any, args: argparse.Namespace, t0: float) -> int:
     """Print where the features are, the encoders, pre-training and the audio↔sheet figures."""
-    from model.features.metrics import cca_six_directions
+    from model.features.learned.metrics import cca_six_directions
 
     meta = fs.meta
     print(f"features: {meta.get('cache_path')}  ({len(fs)} samples, audio {fs.audio.shape[1]}-d, "

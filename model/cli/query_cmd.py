@@ -84,7 +84,7 @@ def audio_query(run, index, embedder, audio, targets, k: int, reranker=None, win
                         lambda vec, target: index.query(vec, target, fetch, source="audio"),
                         targets, k=fetch)
     if reranker is not None:
-        from model.features.pitch_track import pitch_track
+        from model.features.tokens.pitch_track import pitch_track
         # the whole recording's pitch, searched for each sheet's melody: the sliding window rarely starts
         # on the melody's first note or ends on its last
         track = pitch_track(audio.wave, audio.sample_rate)

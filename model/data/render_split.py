@@ -84,7 +84,7 @@ class Rendering:
 def render_waves(samples: Sequence[Any], rendering: Rendering, renderer: Any = None
                  ) -> Iterator[tuple[str, np.ndarray]]:
     """``(sample_id, wave)`` for each sample, rendered (and noised) as ``rendering`` says."""
-    from model.features.augment import add_noise, item_rng
+    from model.features.augmentation.augment import add_noise, item_rng
     renderer = renderer or rendering.make_renderer()
     for sample in samples:
         notes = sample.notes

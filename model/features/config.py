@@ -16,14 +16,14 @@ from typing import Any, Mapping, Optional
 
 from model.validate import from_known_fields
 
-from .augment_config import AugmentConfig
+from .augmentation.config import AugmentConfig
 
 #: Fields that only affect how fast things run, never the numbers produced.
 _RUNTIME_ONLY = ("extract_batch",)
 #: Fields that only cut items into sequences (feature extraction and queries), never the encoders'
 #: training: an extraction may set them over the encoders' own config.json
 #: (``ugaar features extract --onset-delta``, :meth:`FeatureConfig.with_sequence_settings`).
-#: Onset detectors of the audio tokens (``model.features.sequences.detect_onsets``).
+#: Onset detectors of the audio tokens (``model.features.tokens.sequences.detect_onsets``).
 ONSET_METHODS = ("flux", "superflux", "learned")
 SEQUENCE_FIELDS = ("onset_delta", "onset_method", "sounding_db", "sequence_max_len")
 #: Fields added after encoders were first trained with this class: left out of
@@ -91,7 +91,7 @@ class FeatureConfig:
         Weight of a second auxiliary loss: the same head predicts, from each
         audio patch's and each sheet window's own 128-d vector, which
         pitches it shows (multi-hot, binary cross entropy; labels from the
-        dataset's notes and note-head positions, ``model.features.labels``).
+        dataset's notes and note-head positions, ``model.features.learned.labels``).
         0 (default) switches it off.
     init_encoders : str or None
         Warm start: initialise both CNNs from the ``audio_sheet.pt`` of this
@@ -109,7 +109,7 @@ class FeatureConfig:
         trusted path (the project's ``../shared/data/skipgram-yu2019``).
     sequence_max_len : int
         Positions kept per item in the per-position sequences
-        (``model.features.sequences``): syllables, audio onsets, sheet notes.
+        (``model.features.tokens.sequences``): syllables, audio onsets, sheet notes.
     onset_delta : float
         Peak-picking threshold on the normalised onset envelope (audio onsets).
     onset_method : str
@@ -117,7 +117,7 @@ class FeatureConfig:
         of loudness per mel band; ``superflux``, the same with vibrato
         suppression; ``learned``, a small network trained on the dataset's
         notes rendered in training timbres, which finds the soft onsets of
-        strings, flutes and voices (``model.features.onset_net``; saved in
+        strings, flutes and voices (``model.features.learned.onset_net``; saved in
         the encoders folder).  ``onset_delta`` applies to the first two.
     sounding_db : float
         A 40 ms audio row "sounds" when its energy is within this many dB of
@@ -125,7 +125,7 @@ class FeatureConfig:
         sounds tells a held note from a note followed by a rest).
     augment : AugmentConfig
         Timbre augmentation of the audio branch in pre-training
-        (``model.features.augment_config``); off by default.
+        (``model.features.augmentation.config``); off by default.
     seed : int
         Seed of every random choice (initialisation, batch order, skip-gram).
     extract_batch : int

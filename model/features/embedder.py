@@ -18,10 +18,10 @@ from model.feature_set import SequenceInput, pad_sequences
 from model.data.song import Note
 
 from .extract import Encoders, audio_input, load_encoders, sheet_input
-from .encoders import mean_by_sample
 from .frontend import load_grey
-from .prosody import syllabify_text
-from .sequences import (audio_rows, audio_segments, lyrics_tokens, sheet_segments, tokens_from_segments)
+from .learned.encoders import mean_by_sample
+from .tokens.prosody import syllabify_text
+from .tokens.sequences import (audio_rows, audio_segments, lyrics_tokens, sheet_segments, tokens_from_segments)
 
 MAX_NOTES = 20
 
@@ -114,7 +114,7 @@ class Embedder:
     def lyrics_sequence(self, text: str) -> SequenceInput:
         """A typed lyrics line → pooled vector and per-syllable tokens (one item).
 
-        Syllables come from :func:`model.features.prosody.syllabify_text`
+        Syllables come from :func:`model.features.tokens.prosody.syllabify_text`
         (orthographic split, CMUdict syllable counts); the pooled vector is
         :meth:`lyrics`, as for runs on the paper's inputs.
         """

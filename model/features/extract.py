@@ -11,7 +11,7 @@
    staff-band windows; cached as ``DATASET/features/inputs/<key>.npz`` so an
    interrupted run or a second set of encoders does not redo them);
 3. embeds every sample, pooled (the paper's features) and per position
-   (``model.features.sequences``: syllables, audio onsets, sheet notes),
+   (``model.features.tokens.sequences``: syllables, audio onsets, sheet notes),
    and writes ``DATASET/features/<key>.npz`` with
    ``key = hash(dataset content hash, extractor config, checkpoint hash)``;
    a later call with the same three returns the cached ``FeatureSet``.
@@ -36,12 +36,12 @@ from model.feature_set import FeatureSet
 from model.progress import CancelToken, ProgressCallback, report
 
 from .config import FeatureConfig
-from .encoders import AudioSheetModel, build_model
 from .frontend import audio_patches, load_grey, pool_time, sheet_windows
-from .labels import dataset_item_labels
-from .lyrics import LyricsEncoder, train_lyrics_encoder
-from .metrics import audio_sheet_figures
-from .pretrain import PretrainResult, Ragged, embed_pairs, pitch_histograms, pretrain
+from .learned.encoders import AudioSheetModel, build_model
+from .learned.labels import dataset_item_labels
+from .learned.lyrics import LyricsEncoder, train_lyrics_encoder
+from .learned.metrics import audio_sheet_figures
+from .learned.pretrain import PretrainResult, Ragged, embed_pairs, pitch_histograms, pretrain
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "audio_sheet.pt"
@@ -138,7 +138,7 @@ def has_trained_encoders(folder: str | Path | None) -> bool:
     """True when ``folder`` holds a config, the CNN weights and both skip-gram models."""
     if folder is None:
         return False
-    from .lyrics import SYLLABLE_FILE, WORD_FILE
+    from .learned.lyrics import SYLLABLE_FILE, WORD_FILE
     folder = Path(folder)
     return all((folder / name).is_file() for name in (CONFIG_NAME, WEIGHTS_NAME, SYLLABLE_FILE, WORD_FILE))
 
@@ -173,7 +173,7 @@ class Encoders:
         detector when ``config`` cuts audio with it."""
         if config.onset_method != "learned":
             return self.checkpoint_hash
-        from .onset_net import net_digest
+        from .learned.onset_net import net_digest
         return f"{self.checkpoint_hash}-onsets-{net_digest(self.onset_net)}"
 
 
@@ -201,7 +201,7 @@ def load_encoders(folder: str | Path, device: str = "cpu") -> Encoders:
         (state_dict_digest(flat) + lyrics.digest()).encode()).hexdigest()[:16]
     report_path = folder / REPORT_NAME
     report_data = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else {}
-    from .onset_net import load as load_onset_net
+    from .learned.onset_net import load as load_onset_net
     return Encoders(folder, config, model, lyrics, checkpoint_hash, report_data, load_onset_net(folder))
 
 
@@ -258,8 +258,8 @@ def pretrain_inputs(dataset: Any, config: FeatureConfig, inputs: tuple[Ragged, R
             dataset, tr, train_audio.counts, train_sheet.counts, config)
     audio_batch, augment_info = None, {}
     if config.augment.enabled:  # extra renderings once (cached), then per-step augmentation
-        from .augment import audio_batch_fn
-        from .augment_cache import load_or_render_variants
+        from .augmentation.augment import audio_batch_fn
+        from .augmentation.cache import load_or_render_variants
         variants, augment_info = load_or_render_variants(dataset, tr, config, progress=progress, cancel=cancel)
         audio_batch = audio_batch_fn(train_audio, variants, config)
     return PretrainInputs(train_audio, train_sheet, audio.subset(va), sheet.subset(va), pitches, init_state,
@@ -345,7 +345,7 @@ def default_encoders_dir(dataset: Any, config: FeatureConfig) -> Path:
 
 
 def cache_key(dataset_hash: str, config: FeatureConfig, checkpoint_hash: str) -> str:
-    from .sequences import SEQUENCE_VERSION
+    from .tokens.sequences import SEQUENCE_VERSION
     blob = f"{dataset_hash}|{config.digest()}|{checkpoint_hash}|seq{SEQUENCE_VERSION}".encode()
     return hashlib.sha256(blob).hexdigest()[:20]
 
@@ -444,7 +444,7 @@ def extract_features(dataset: Any, config: FeatureConfig | None = None, *,
         encoders = train_encoders(dataset, train_config, encoders_dir, inputs, device, progress, cancel, log,
                                   pretrain_call)
     if learned_onsets and encoders.onset_net is None:
-        from .onset_net import ensure_onset_net
+        from .learned.onset_net import ensure_onset_net
         encoders.onset_net = ensure_onset_net(dataset, encoders.folder, encoders.config, progress, cancel)
     key = cache_key(dataset.content_hash, config, encoders.sequence_hash(config))
     path = features_dir / f"{key}.npz"
@@ -459,7 +459,7 @@ def extract_features(dataset: Any, config: FeatureConfig | None = None, *,
                            for s in dataset.samples]) if n else np.zeros((0, encoders.lyrics.dim), np.float32)
     if cancel is not None:
         cancel.raise_if_set()
-    from .sequences import STRUCTURE_DIMS, dataset_sequences
+    from .tokens.sequences import STRUCTURE_DIMS, dataset_sequences
     tokens, lengths = dataset_sequences(dataset, encoders, audio_in, config, device, workers, progress, cancel)
     extract_s = time.perf_counter() - t0
 

@@ -1,6 +1,6 @@
 """Feature extraction under ``torchrun``: rank 0 runs the pipeline, every rank joins the pre-training.
 
-Only the encoders' pre-training (:func:`model.features.pretrain.pretrain`)
+Only the encoders' pre-training (:func:`model.features.learned.pretrain.pretrain`)
 gains from more processes; the front end, the skip-gram models, the
 embeddings, the per-position sequences and every file are rank 0's.  The
 other ranks wait for one message from rank 0 (:class:`PretrainCall`):
@@ -101,7 +101,7 @@ def ranks_agree(model: torch.nn.Module) -> dict[str, Any]:
     """``{"count": N, "encoder_digests": [...]}`` of every rank's ``model``, checked to be one model.
 
     Gradients summed and batch-norm statistics averaged after every step
-    keep the ranks' copies equal bit for bit (``model.features.pretrain``);
+    keep the ranks' copies equal bit for bit (``model.features.learned.pretrain``);
     a difference means a rank trained on something else (another cache, a
     stale resume file), and its encoders must not be trusted.
     """

@@ -239,7 +239,7 @@ def staff_band_scaled(ink: np.ndarray, config: FeatureConfig) -> tuple[np.ndarra
     """:func:`staff_band` and the scale applied to the image (band px per image px).
 
     The scale maps a note's x-position in the PNG to its column in the band
-    (``model.features.sequences`` cuts note-centred windows with it).
+    (``model.features.tokens.sequences`` cuts note-centred windows with it).
     """
     ink = np.asarray(ink, dtype=np.float32)
     found = find_staff(ink)

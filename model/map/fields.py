@@ -57,7 +57,7 @@ def stress_regularity(sample: Any) -> float:
     0.5 is the alternating strong–weak pattern of most English verse; near 1
     means mostly one-syllable content words.
     """
-    from model.features.prosody import PROSODY_FEATURES, syllable_features
+    from model.features.tokens.prosody import PROSODY_FEATURES, syllable_features
     feats = syllable_features(sample.syllables, [n.word_start for n in sample.notes])
     if len(feats) == 0:
         return float("nan")

@@ -11,7 +11,7 @@ Two renderers share one small interface (``name``, ``version``,
 * ``BuiltinRenderer`` — a few decaying harmonics with an attack/release
   envelope, in numpy.  It needs nothing installed and is the fallback.  Its
   harmonic profile and envelope can be changed (timbre augmentation,
-  ``model.features.augment``).
+  ``model.features.augmentation.augment``).
 
 Every renderer returns float32 audio whose first onset is at t = 0, which
 ends ``RELEASE_S`` after the last note's end, and whose peak is

@@ -345,14 +345,14 @@ def audio_onset_seconds(dataset: Any, sample_id: str, feature_config: Any,
                         encoders_dir: Optional[str] = None) -> np.ndarray:
     """Times (s from the sample's start) of the onsets the audio tokens were cut at.
 
-    Found again as :func:`model.features.sequences.dataset_sequences` found
+    Found again as :func:`model.features.tokens.sequences.dataset_sequences` found
     them: the same log-mel rows (``stft_hop_s × audio_time_pool`` = 40 ms each)
     and the same detector (the learned one is read from ``encoders_dir``),
     capped at ``sequence_max_len``.
     """
     from model.features.extract import audio_input
-    from model.features.onset_net import load as load_onset_net
-    from model.features.sequences import audio_rows, detect_onsets
+    from model.features.learned.onset_net import load as load_onset_net
+    from model.features.tokens.sequences import audio_rows, detect_onsets
     wave, sr = dataset.load_audio(sample_id)
     rows = audio_rows(audio_input(wave, sr, feature_config))
     net = load_onset_net(encoders_dir) if feature_config.onset_method == "learned" and encoders_dir else None

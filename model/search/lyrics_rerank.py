@@ -115,7 +115,7 @@ def self_similarity(tokens: np.ndarray, mask: np.ndarray, modality: str, structu
     """
     p = mask.shape[1]
     if modality == "lyrics":
-        from model.features.prosody import N_PROSODY
+        from model.features.tokens.prosody import N_PROSODY
 
         head = tokens[:, :, : tokens.shape[2] - 1 - N_PROSODY]
         known = np.abs(head).sum(-1) > 0
@@ -180,7 +180,7 @@ def structure_tokens(features: Any, modality: str, positions: int = 20,
     tokens : (N, positions, D [+ positions]) float32, zero beyond each item's length
     mask : (N, positions) float32, 1 where a position exists
     """
-    from model.features.sequences import STRUCTURE_DIMS
+    from model.features.tokens.sequences import STRUCTURE_DIMS
 
     dims = features.meta.get("structure_dims") or STRUCTURE_DIMS
     seq = features.input_of(modality, "aligned")
@@ -359,7 +359,7 @@ def train_pair_scorer(features: Any, config: PairScorerConfig = PairScorerConfig
         raise ValueError("the pair scorer needs at least two training and two validation samples")
 
     if config.shifts:
-        from model.features.sequences import STRUCTURE_DIMS
+        from model.features.tokens.sequences import STRUCTURE_DIMS
 
         dims = features.meta.get("structure_dims") or STRUCTURE_DIMS
         pairs = consecutive_pairs(features.song_ids, train)
@@ -541,7 +541,7 @@ class LyricsReranker:
         except Exception as exc:  # a damaged or foreign file: say which, train it again
             raise CorruptFileError(str(path), f"not a lyrics scorer ({type(exc).__name__})",
                                    f"train it again: ugaar lyrics-scorer {run_dir}") from exc
-        from model.features.sequences import STRUCTURE_DIMS
+        from model.features.tokens.sequences import STRUCTURE_DIMS
 
         dims = features.meta.get("structure_dims") or STRUCTURE_DIMS
         for side, entry in state["scorers"].items():
@@ -608,7 +608,7 @@ def query_tokens(sequence: Any, modality: str = "lyrics", positions: int = 20,
     """Structure tokens of a new item: a typed lyrics line (``Embedder.lyrics_sequence``'s
     ``SequenceInput``) or one modality of a dropped MIDI / KAR file (``Embedder.midi_file_sequence``),
     with its :func:`self_similarity` rows when ``repetition``."""
-    from model.features.sequences import STRUCTURE_DIMS
+    from model.features.tokens.sequences import STRUCTURE_DIMS
 
     tokens, mask = tokens_of(np.asarray(sequence.tokens[:1], np.float32), np.asarray(sequence.lengths[:1]),
                              modality, STRUCTURE_DIMS[modality], positions, repetition)

@@ -7,7 +7,7 @@ pitch a recording sounds does not depend on its timbre.  This module compares
 it with the notes, query-by-humming style, for the top :attr:`MelodyRerankConfig.k`
 candidates only:
 
-1. the recording's :func:`model.features.pitch_track.pitch_track` (60 ms
+1. the recording's :func:`model.features.tokens.pitch_track.pitch_track` (60 ms
    frames of pitched sound);
 2. the sheet's :func:`note_contour`: each note's pitch repeated for its
    duration, rests left out, at the same 60 ms frames;
@@ -38,7 +38,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from model.features.pitch_track import TRACK_FRAME_S
+from model.features.tokens.pitch_track import TRACK_FRAME_S
 from model.progress import CancelToken, ProgressCallback, report
 
 #: The modality pairs the re-ranker orders: a recording's pitch against a sheet's notes.
@@ -108,7 +108,7 @@ def note_contour(notes: Sequence[Any], frame_s: float = TRACK_FRAME_S) -> np.nda
     notes : sequence
         Objects with ``pitch`` (MIDI) and ``duration`` (seconds), in order
         (:class:`model.data.song.Note`).  Rests between notes are left out, as
-        :func:`~model.features.pitch_track.pitch_track` leaves out silence.
+        :func:`~model.features.tokens.pitch_track.pitch_track` leaves out silence.
     frame_s : float
 
     Returns
@@ -337,14 +337,14 @@ class MelodyReranker:
     def from_dataset(cls, dataset, metric: str, config: MelodyRerankConfig = MelodyRerankConfig(),
                      compute_missing: bool = True) -> "MelodyReranker":
         """For a run's dataset: contours from its notes; tracks from its cache
-        (:func:`~model.features.pitch_track.dataset_pitch_tracks`), or, for items
+        (:func:`~model.features.tokens.pitch_track.dataset_pitch_tracks`), or, for items
         not cached yet, computed from their audio when first asked (about 25 ms each:
         a query re-ranks at most ``config.k`` of them).
 
         ``compute_missing=False`` (the window, which must not compute on its GUI
         thread): items not cached have no track until :meth:`add_tracks`.
         """
-        from model.features.pitch_track import cached_pitch_tracks, pitch_track
+        from model.features.tokens.pitch_track import cached_pitch_tracks, pitch_track
 
         cached = cached_pitch_tracks(dataset)
         contours: dict[str, np.ndarray] = {}

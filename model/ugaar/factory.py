@@ -275,7 +275,7 @@ def build_method(config: RunConfig, features: FeatureSet) -> Method:
             token_dims[m], max_lens[m] = int(seq.tokens.shape[2]), int(seq.tokens.shape[1])
     structure = None
     if config.inputs == "aligned":
-        from model.features.sequences import STRUCTURE_DIMS  # extractions before the field: the defaults
+        from model.features.tokens.sequences import STRUCTURE_DIMS  # extractions before the field: the defaults
         structure = features.meta.get("structure_dims") or STRUCTURE_DIMS
     method = Method(config, dims, train_statistics(features, config.inputs), token_dims, max_lens, structure)
     method.fit_closed_form(features)

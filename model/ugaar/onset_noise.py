@@ -1,7 +1,7 @@
 """Onset errors as a training augmentation of the audio token sequences.
 
 An audio item's tokens are cut at the onsets a detector finds
-(``model.features.sequences``).  On a timbre the detector handles badly it
+(``model.features.tokens.sequences``).  On a timbre the detector handles badly it
 misses an onset or finds an extra one, and every token after that position
 moves by one: the sequence encoder and the structure block, which read
 positions, then compare syllable *i* with note *i* ± 1 (docs/benchmarks.md,

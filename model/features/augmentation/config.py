@@ -1,6 +1,6 @@
 """Settings of the audio branch's timbre augmentation (``FeatureConfig.augment``).
 
-Kept apart from ``augment.py`` (the signal processing) so ``config.py`` can
+Kept apart from ``augment.py`` (the signal processing) so ``features/config.py`` can
 hold an ``AugmentConfig`` without importing librosa or the synthesisers.
 
 The General MIDI programs used for training never include the held-out
@@ -34,10 +34,10 @@ class AugmentConfig:
     ``renderings`` extra renderings of every training sample are made once
     (random program, velocity, tempo jitter, reverb, chorus, gain, EQ,
     noise) and cached beside the front-end inputs
-    (``model.features.augment_cache``); each training step then draws, per
+    (``model.features.augmentation.cache``); each training step then draws, per
     item, the canonical audio or one of them and applies cheap random gain,
     EQ, noise and SpecAugment masks to its log-mel rows
-    (``model.features.augment.OnlineAugment``).
+    (``model.features.augmentation.augment.OnlineAugment``).
 
     Parameters
     ----------

@@ -6,7 +6,7 @@ keep it, and every modality gets it from its *own* signal:
 
 * **lyrics** — per syllable: the skip-gram syllable and word vectors (zeros
   and a flag when unknown) and the prosodic features of
-  :mod:`model.features.prosody` (stress, word position, line start, …);
+  :mod:`model.features.tokens.prosody` (stress, word position, line start, …);
 * **audio** — per onset found in the audio itself (spectral flux on the
   40 ms log-mel rows the audio CNN reads, ``librosa``'s peak picking): the
   CNN's 128-d embedding of the 0.96 s patch starting at the onset, the log
@@ -42,8 +42,8 @@ import torch
 
 from model.progress import CancelToken, ProgressCallback, report
 
-from .config import FeatureConfig
-from .frontend import load_grey, staff_band_scaled
+from ..config import FeatureConfig
+from ..frontend import load_grey, staff_band_scaled
 from .prosody import N_PROSODY, syllable_features
 
 #: Bump when a token's definition changes: it is part of the feature-cache key.
@@ -61,7 +61,7 @@ STRUCTURE_DIMS = {"audio": len(AUDIO_SCALARS), "sheet": len(SHEET_SCALARS), "lyr
 
 def lyrics_tokens(lyrics_encoder: Any, syllables: Sequence[str], word_starts: Sequence[bool]) -> np.ndarray:
     """``(K, D_lyrics + 1 + N_PROSODY)``: skip-gram vectors, an unknown flag, prosody."""
-    from .lyrics import syllables_and_words
+    from ..learned.lyrics import syllables_and_words
     syllables = list(syllables)
     starts = list(word_starts)
     vecs = lyrics_encoder.syllable_vectors(syllables_and_words(syllables, starts)) if syllables \
@@ -96,7 +96,7 @@ def onset_envelope(rows: np.ndarray, config: FeatureConfig) -> np.ndarray:
       vibrato suppression), marked in the row the rise ends in.
 
     A struck or plucked note rises in loudness; a bowed, blown or sung one
-    often does not, which is what ``learned`` (:mod:`model.features.onset_net`)
+    often does not, which is what ``learned`` (:mod:`model.features.learned.onset_net`)
     is for.
     """
     import librosa
@@ -117,14 +117,14 @@ def detect_onsets(rows: np.ndarray, config: FeatureConfig, onset_net: Any = None
 
     ``flux`` and ``superflux``: :func:`onset_envelope` and ``librosa``'s peak
     picking at ``config.onset_delta``; ``learned``: ``onset_net``'s
-    probabilities (:mod:`model.features.onset_net`), which must be given.
+    probabilities (:mod:`model.features.learned.onset_net`), which must be given.
     Returns at least one row index (0 when nothing rises: silence).
     """
     import librosa
     if len(rows) < 3:
         return np.zeros(1, dtype=np.int64)
     if config.onset_method == "learned":
-        from .onset_net import onset_probabilities, pick_onsets
+        from ..learned.onset_net import onset_probabilities, pick_onsets
         if onset_net is None:
             raise ValueError("onset_method 'learned' needs the encoders' onset network (onset_net.pt); "
                              "extract features with `ugaar features extract DATASET --onset-method learned`")

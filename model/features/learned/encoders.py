@@ -17,7 +17,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .config import FeatureConfig
+from ..config import FeatureConfig
 
 
 class VGGBlock(nn.Sequential):

@@ -8,7 +8,7 @@ Two levels, both deterministic under a seed:
   envelope, a random velocity and a small pitch-preserving tempo change on
   the note list, then a seeded synthetic room reverb, a chorus, gain, EQ and
   noise on the waveform.  Rendering costs ~15 ms a sample, too much for every
-  step on 2 cores, so ``model.features.augment_cache`` makes a few per
+  step on 2 cores, so ``model.features.augmentation.cache`` makes a few per
   training sample once and caches their front-end inputs.
 * **Per step** (:class:`OnlineAugment`): each item of a batch takes the
   canonical audio or one of the cached renderings, then random gain, EQ and
@@ -29,7 +29,7 @@ import numpy as np
 
 from model.data.song import Note
 
-from .augment_config import GM_NAMES, AugmentConfig
+from .config import GM_NAMES, AugmentConfig
 
 
 def item_rng(seed: int, sample_id: str, index: int) -> np.random.Generator:
@@ -183,7 +183,7 @@ class TimbreAugmenter:
         Output rate in Hz (the front end's).
     attack_range_s : (float, float)
         Attack times the built-in synthesiser draws from (the onset
-        detector's training draws slower ones, ``model.features.onset_net``).
+        detector's training draws slower ones, ``model.features.learned.onset_net``).
     vibrato_cents : float
         Largest vibrato depth of the built-in synthesiser (0: none, and no
         draw, so the default keeps every earlier rendering).

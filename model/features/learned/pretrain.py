@@ -38,7 +38,7 @@ from model import distributed as dist_
 from model.atomic import write_torch
 from model.progress import Cancelled, CancelToken, ProgressCallback, report
 
-from .config import FeatureConfig
+from ..config import FeatureConfig
 from .encoders import N_PITCHES, AudioSheetModel, build_model, mean_by_sample
 from .metrics import audio_sheet_figures
 
@@ -229,7 +229,7 @@ def pretrain(train_audio: Ragged, train_sheet: Ragged, val_audio: Ragged, val_sh
     audio_batch : callable, optional
         ``audio_batch(index, epoch, batch) -> (items, counts)`` replaces
         ``train_audio.gather(index)``: timbre augmentation
-        (``model.features.augment.OnlineAugment``); seeded by epoch and batch,
+        (``model.features.augmentation.augment.OnlineAugment``); seeded by epoch and batch,
         so a resumed pre-training draws the same.
 
     Returns

@@ -28,7 +28,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .config import FeatureConfig
+from ..config import FeatureConfig
 
 SYLLABLE_FILE = "skipgram_syll.model"
 WORD_FILE = "skipgram_word.model"

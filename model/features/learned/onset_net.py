@@ -14,7 +14,7 @@ taken out: each item relative to its loudest band), gives each row the
 probability that a note starts in it, and a row that is a local maximum
 above :data:`THRESHOLD` is an onset.  It is trained on the dataset's own
 *training* notes rendered in random *training* timbres
-(:class:`model.features.augment.TimbreAugmenter`: the ``timbre`` preset's
+(:class:`model.features.augmentation.augment.TimbreAugmenter`: the ``timbre`` preset's
 programs, more soft-attack ones, and the built-in synth with slow attacks and
 vibrato; never the held-out strings, flute, choir or their neighbours), with
 the notes' onsets as targets; no note list is needed to
@@ -190,10 +190,10 @@ def training_items(dataset: Any, config: Any, training: OnsetTraining, seed: int
                    progress: Optional[ProgressCallback] = None,
                    cancel: Optional[CancelToken] = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(network input, targets)`` of training samples rendered in random training timbres."""
-    from .augment import TimbreAugmenter, item_rng
-    from .augment_config import augment_preset
-    from .extract import audio_input
-    from .sequences import audio_rows
+    from ..augmentation.augment import TimbreAugmenter, item_rng
+    from ..augmentation.config import augment_preset
+    from ..extract import audio_input
+    from ..tokens.sequences import audio_rows
 
     train = [s for s in dataset.samples if s.split == "train"]
     order = np.random.default_rng(seed).permutation(len(train))[: training.items]

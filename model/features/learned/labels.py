@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .config import FeatureConfig
+from ..config import FeatureConfig
 from .encoders import N_PITCHES
 
 #: The audio renderer's shortest sounding note (``model.render.audio.MIN_DURATION_S``).

@@ -1,7 +1,7 @@
 """Cached extra renderings of the training samples (timbre augmentation).
 
 ``load_or_render_variants`` renders every training sample ``renderings``
-times in random training timbres (:class:`model.features.augment.TimbreAugmenter`)
+times in random training timbres (:class:`model.features.augmentation.augment.TimbreAugmenter`)
 and keeps only what the audio CNN reads, the time-pooled log-mel patches
 (float16, ~30 KB a rendering), never the waveforms.  The renderings are made
 in chunks of :data:`CHUNK` samples, each written atomically as
@@ -27,8 +27,8 @@ import numpy as np
 from model.atomic import atomic_path
 from model.progress import CancelToken, ProgressCallback, report
 
-from .config import FeatureConfig
-from .pretrain import Ragged
+from ..config import FeatureConfig
+from ..learned.pretrain import Ragged
 
 #: Samples per cached part (a few seconds of rendering on one core).
 CHUNK = 128
@@ -36,7 +36,7 @@ CHUNK = 128
 
 def variants_dir(dataset: Any, config: FeatureConfig) -> Path:
     """Folder of the cached renderings of ``dataset`` under ``config``."""
-    from .extract import FRONTEND_FIELDS
+    from ..extract import FRONTEND_FIELDS
     blob = json.dumps([dataset.content_hash, config.digest(FRONTEND_FIELDS), config.augment.render_settings()],
                       sort_keys=True).encode("utf-8")
     return Path(dataset.root) / "features" / "augment" / hashlib.sha256(blob).hexdigest()[:16]
@@ -45,7 +45,7 @@ def variants_dir(dataset: Any, config: FeatureConfig) -> Path:
 def _render_chunk(samples: Sequence[Any], config: FeatureConfig) -> dict[str, np.ndarray]:
     """All renderings of ``samples``: per rendering k, flat patches and offsets; timbre names."""
     from .augment import TimbreAugmenter, item_rng
-    from .extract import audio_input
+    from ..extract import audio_input
 
     aug = TimbreAugmenter(config.augment, config.sample_rate)  # fresh per chunk: same result on resume
     k_total = config.augment.renderings
