@@ -10,7 +10,7 @@ median rank is ~0.1 N, so a top-100 re-ranking would leave half the partners out
 Usage::
 
     python benchmarks/lyrics_rerank.py RUN [RUN ...] [--modality sheet audio] [--epochs 6]
-                                       [--[no-]repetition] [--shifts N ...] [--json OUT]
+                                       [--[no-]repetition] [--shifts N ...] [--context L] [--json OUT]
 
 One RUN per seed (its seed seeds the scorer too).
 """
@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shifts", type=int, nargs="*", default=None,
                         help="also train on windows shifted this many positions into the song's next window "
                              "(default: as `ugaar lyrics-scorer`, lyrics_rerank.SHIFTS_DEFAULT)")
+    parser.add_argument("--context", type=int, default=None,
+                        help="dilated convolution layers over each side's positions "
+                             "(default: as `ugaar lyrics-scorer`, lyrics_rerank.CONTEXT_DEFAULT)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
 
@@ -46,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     from model.errors import UgaarError
     from model.feature_set import FeatureSet
     from model.search.evaluation import distance_matrix, metrics_from_ranks, ranks
-    from model.search.lyrics_rerank import (REPETITION_DEFAULT, SHIFTS_DEFAULT, PairScorerConfig, choose_weight,
+    from model.search.lyrics_rerank import (CONTEXT_DEFAULT, REPETITION_DEFAULT, SHIFTS_DEFAULT, PairScorerConfig,
+                                            choose_weight,
                                             combined_scores, ranks_from_scores, score_matrix, structure_tokens,
                                             train_pair_scorer)
     from model.ugaar import Run
@@ -54,10 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(2)
     repetition = REPETITION_DEFAULT if args.repetition is None else args.repetition
     shifts = SHIFTS_DEFAULT if args.shifts is None else tuple(args.shifts)
+    context = CONTEXT_DEFAULT if args.context is None else args.context
     try:
-        PairScorerConfig(shifts=shifts)  # refuse a bad --shifts before any run loads
+        PairScorerConfig(shifts=shifts, context=context)  # refuse a bad --shifts / --context before any run loads
     except ValueError as exc:
-        parser.error(f"--shifts: {exc}")
+        parser.error(str(exc))
     records = []
     for run_dir in args.runs:
         try:
@@ -70,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         method, metric = run.method(), run.config.metric
         for modality in args.modality:
             cfg = PairScorerConfig(modality=modality, epochs=args.epochs, seed=run.config.seed,
-                                   repetition=repetition, shifts=shifts)
+                                   repetition=repetition, shifts=shifts, context=context)
             t0 = time.perf_counter()
             trained = train_pair_scorer(fs, cfg)
             train_s = time.perf_counter() - t0

@@ -60,9 +60,10 @@ def test_structure_tokens_take_the_last_columns_and_mask_the_padding():
     assert short.shape == (20, 8, 3) and m8.sum() == np.minimum(fs.lengths, 8).sum()
 
 
-def test_padding_never_changes_a_score():
+@pytest.mark.parametrize("context", [0, 2])
+def test_padding_never_changes_a_score(context):
     torch.manual_seed(0)
-    scorer = PairScorer(3, 2, PairScorerConfig(positions=6, hidden=8))
+    scorer = PairScorer(3, 2, PairScorerConfig(positions=6, hidden=8, context=context))
     lyr = torch.randn(2, 6, 3)
     mus = torch.randn(4, 6, 2)
     lm = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], dtype=torch.float32)
@@ -89,6 +90,25 @@ def test_golden_scores():
 
 
 GOLDEN = np.array([[-0.97306776, -0.94721591, -0.94644582], [-1.01580191, -1.10457206, -1.10599792]])
+
+
+def test_golden_scores_with_phrase_context():
+    """The same guard for the dilated-convolution context (and a first-version scorer keeps no such weights)."""
+    torch.manual_seed(0)
+    scorer = PairScorer(3, 2, PairScorerConfig(positions=4, hidden=8, context=2))
+    g = torch.Generator().manual_seed(1)
+    lyr, mus = torch.randn(2, 4, 3, generator=g), torch.randn(3, 4, 2, generator=g)
+    got = scorer(lyr, torch.ones(2, 4), mus, torch.ones(3, 4)).detach().numpy()
+    assert np.allclose(got, GOLDEN_CONTEXT, atol=1e-5), got.tolist()
+    plain = PairScorer(3, 2, PairScorerConfig(positions=4, hidden=8))
+    assert not any("context" in k for k in plain.state_dict())
+    assert {k.split(".")[0] for k in scorer.state_dict() if "context" in k} == {"lyrics_context", "music_context"}
+    with pytest.raises(ValueError, match="context"):
+        PairScorerConfig(context=5)
+    assert PairScorerConfig.from_dict({"modality": "audio"}).context == 0  # an older file's config
+
+
+GOLDEN_CONTEXT = np.array([[-0.85577661, -0.87598777, -0.88241041], [-0.94596493, -1.08694088, -1.08246875]])
 
 
 def test_training_learns_the_syllable_by_note_pairing():
