@@ -44,6 +44,15 @@ def test_nearest_anchor_is_the_index_top_1(metric):
         nearest_anchor(emb["sheet"], emb["audio"], "manhattan")
 
 
+def test_nearest_anchor_holds_a_bounded_block_and_answers_the_same(monkeypatch):
+    import model.map.layout as layout
+    rng = np.random.default_rng(5)
+    q, a = rng.normal(size=(90, 6)).astype(np.float32), rng.normal(size=(70, 6)).astype(np.float32)
+    whole = nearest_anchor(q, a, "euclidean")
+    monkeypatch.setattr(layout, "NEAREST_BLOCK", 150)  # two query rows against 70 anchors at a time
+    assert np.array_equal(layout.nearest_anchor(q, a, "euclidean"), whole)
+
+
 def test_anchored_layout_draws_each_item_beside_its_first_recording_not_its_own():
     emb = _gapped(n=50)
     anchor = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32) * 10
