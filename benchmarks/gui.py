@@ -200,12 +200,10 @@ def bench_stalls(dataset: str, train_seconds: float, epochs: int) -> None:
 
 
 # ---------------------------------------------------------------- retrieval latency
-def bench_click_to_results(dataset: str, run: str, clicks: int = 40) -> None:
-    print("click-to-results (retrieval)")
+def _window_with_run(dataset: str, run: str):
+    """(app, window): a fresh app home, the window shown with ``dataset`` and ``run`` open and its
+    retrieval index ready, the map's own computation cancelled."""
     os.environ["UGAAR_HOME"] = tempfile.mkdtemp(prefix="ugaar-bench-home-")
-    import numpy as np
-    from PySide6.QtCore import QPoint, Qt
-    from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication
     from ugaar_app.main_window import MainWindow
     app = QApplication.instance() or QApplication([])
@@ -215,6 +213,15 @@ def bench_click_to_results(dataset: str, run: str, clicks: int = 40) -> None:
     w.controller.open_dataset(dataset, run_dir=run)
     assert _wait(app, lambda: w.session.index is not None, 300), "run did not open"
     w.map_view.cancel()
+    return app, w
+
+
+def bench_click_to_results(dataset: str, run: str, clicks: int = 40) -> None:
+    print("click-to-results (retrieval)")
+    import numpy as np
+    from PySide6.QtCore import QPoint, Qt
+    from PySide6.QtTest import QTest
+    app, w = _window_with_run(dataset, run)
     lib = w.library
     n = lib.proxy.rowCount()
     rng = np.random.default_rng(0)
@@ -246,17 +253,8 @@ def bench_lmd_map(dataset: str, run: str, view: str = "shared") -> None:
     """Time from "compute the map" to the drawn map of a large run, cold (no cached layout, a fresh
     UMAP process: numba compiles on first use), with the stall meter running."""
     print(f"time to the {view} map")
-    os.environ["UGAAR_HOME"] = tempfile.mkdtemp(prefix="ugaar-bench-home-")
-    from PySide6.QtWidgets import QApplication
-    from ugaar_app.main_window import MainWindow
     from model.map import layout as map_layout
-    app = QApplication.instance() or QApplication([])
-    w = MainWindow()
-    w.resize(1500, 900)
-    w.show()
-    w.controller.open_dataset(dataset, run_dir=run)
-    assert _wait(app, lambda: w.session.index is not None, 300), "run did not open"
-    w.map_view.cancel()
+    app, w = _window_with_run(dataset, run)
     _wait(app, lambda: w.map_view.task is None or w.map_view.task.done, 30)
     w.tabs.setCurrentWidget(w.map_view)
     w.map_view.view_box.setCurrentIndex(w.map_view.view_box.findData(view))
