@@ -297,3 +297,31 @@ def test_a_shift_outside_the_window_is_refused():
     with pytest.raises(ValueError, match="got shifts"):
         PairScorerConfig(shifts=(10, 20))
     assert PairScorerConfig(shifts=(5, 19)).shifts == (5, 19)
+
+
+def test_a_query_pairs_with_the_library_encoded_once():
+    """LyricsReranker keeps the library's encoding (the phrase context is the costly part) and scores
+    exactly what score_matrix scores, both ways."""
+    from model.search.lyrics_rerank import LyricsReranker
+    rng = np.random.default_rng(2)
+    n, p = 30, 6
+
+    def tokens(d):
+        x = rng.normal(size=(n, p, d + p)).astype(np.float32)
+        x[..., d:] = rng.random((n, p, p)) < 0.2  # self-similarity rows are 0 / 1
+        return x, (np.arange(p)[None, :] < rng.integers(3, p + 1, n)[:, None]).astype(np.float32)
+
+    torch.manual_seed(0)
+    scorer = PairScorer(3, 2, PairScorerConfig(positions=p, hidden=8, context=2, repetition=True))
+    library = {"lyrics": tokens(3), "sheet": tokens(2)}
+    rr = LyricsReranker({"sheet": scorer}, {"sheet": 4.0}, library, [f"s{i}" for i in range(n)])
+    lx, lm = library["lyrics"]
+    mx, mm = library["sheet"]
+    got = rr.pair_scores("lyrics", "sheet", (lx[4], lm[4]))
+    assert np.allclose(got, score_matrix(scorer, lx[4:5], lm[4:5], mx, mm)[0], atol=1e-5)
+    back = rr.pair_scores("sheet", "lyrics", (mx[9], mm[9]))
+    assert np.allclose(back, score_matrix(scorer, lx, lm, mx[9:10], mm[9:10])[:, 0], atol=1e-5)
+    assert set(rr._encoded_library) == {("sheet", "sheet"), ("sheet", "lyrics")}
+    kept = rr._encoded_library[("sheet", "sheet")][0]
+    rr.pair_scores("lyrics", "sheet", (lx[1], lm[1]))
+    assert rr._encoded_library[("sheet", "sheet")][0] is kept

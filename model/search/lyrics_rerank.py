@@ -314,14 +314,28 @@ class PairScorer(nn.Module):
 
         With ``config.repetition`` the last P columns of each side are its
         :func:`self_similarity` rows."""
-        p = self.config.positions
+        return self.score_encoded(self.encode("lyrics", lyrics, lyrics_mask), lyrics_mask,
+                                  self.encode("music", music, music_mask))
+
+    def encode(self, side: str, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """One side's per-position hidden rows (N, P, H), and its self-similarity rows (None without
+        the repetition term): what :meth:`score_encoded` pairs.  Neither depends on the other side,
+        so a library's can be computed once and kept (:class:`LyricsReranker`)."""
+        rep = None
         if self.repeat_weight is not None:
-            lyrics, lyrics_rep = lyrics[..., :-p], lyrics[..., -p:]
-            music, music_rep = music[..., :-p], music[..., -p:]
-        pair = self._lyrics(lyrics, lyrics_mask)[:, None] + self._music(music, music_mask)[None, :]
+            p = self.config.positions
+            x, rep = x[..., :-p], x[..., -p:]
+        hidden = self._lyrics(x, mask) if side == "lyrics" else self._music(x, mask)
+        return hidden, rep
+
+    def score_encoded(self, lyrics: tuple[torch.Tensor, Optional[torch.Tensor]], lyrics_mask: torch.Tensor,
+                      music: tuple[torch.Tensor, Optional[torch.Tensor]]) -> torch.Tensor:
+        """(B, C) scores of lyrics lines against melodies, both sides as :meth:`encode` returns them."""
+        (lh, lrep), (mh, mrep) = lyrics, music
+        pair = lh[:, None] + mh[None, :]
         score = (self.mix(pair).squeeze(-1) * lyrics_mask[:, None, :]).sum(-1)
         if self.repeat_weight is not None:
-            score = score + self._repeats(lyrics_rep, music_rep)
+            score = score + self._repeats(lrep, mrep)
         return score
 
 
@@ -329,12 +343,14 @@ def score_matrix(scorer: PairScorer, lyrics: np.ndarray, lyrics_mask: np.ndarray
                  music_mask: np.ndarray, chunk: int = 64) -> np.ndarray:
     """(N_lyrics, N_music) scores, ``chunk`` lyrics lines at a time (memory: chunk × N_music × P × hidden)."""
     scorer.eval()
-    m, mm = torch.as_tensor(music), torch.as_tensor(music_mask)
     out = []
     with torch.no_grad():
+        # the melodies are encoded once, not once per chunk of lines
+        mus = scorer.encode("music", torch.as_tensor(music), torch.as_tensor(music_mask))
         for i in range(0, len(lyrics), chunk):
-            out.append(scorer(torch.as_tensor(lyrics[i:i + chunk]), torch.as_tensor(lyrics_mask[i:i + chunk]),
-                              m, mm).numpy())
+            lm = torch.as_tensor(lyrics_mask[i:i + chunk])
+            lyr = scorer.encode("lyrics", torch.as_tensor(lyrics[i:i + chunk]), lm)
+            out.append(scorer.score_encoded(lyr, lm, mus).numpy())
     return np.concatenate(out) if out else np.zeros((0, len(music)), np.float32)
 
 
@@ -505,6 +521,8 @@ class LyricsReranker:
         self.sample_ids = [str(s) for s in sample_ids]
         self.row = {s: i for i, s in enumerate(self.sample_ids)}
         self.info = info or {}
+        #: (scorer side, library modality) → :meth:`PairScorer.encode` of the library, on first use.
+        self._encoded_library: dict[tuple[str, str], tuple[torch.Tensor, Optional[torch.Tensor]]] = {}
 
     @staticmethod
     def applies(source: str, target: str, sides: Any = ("sheet", "audio")) -> bool:
@@ -599,12 +617,31 @@ class LyricsReranker:
         """(N,) pair scores of every library ``target`` item against one ``source`` query's tokens."""
         side = target if source == "lyrics" else source
         scorer = self.scorers[side]
-        qx, qm = (np.asarray(a, np.float32)[None] for a in query)
-        if source == "lyrics":
-            mx, mm = self.library[side]
-            return score_matrix(scorer, qx, qm, mx, mm)[0]
-        lx, lm = self.library["lyrics"]
-        return score_matrix(scorer, lx, lm, qx, qm, chunk=4096)[:, 0]
+        scorer.eval()
+        qx, qm = (torch.as_tensor(np.asarray(a, np.float32)[None]) for a in query)
+        with torch.no_grad():
+            if source == "lyrics":
+                return scorer.score_encoded(scorer.encode("lyrics", qx, qm), qm, self._encoded(side, side)).numpy()[0]
+            lh, lrep = self._encoded(side, "lyrics")
+            lm = torch.as_tensor(self.library["lyrics"][1])
+            mus = scorer.encode("music", qx, qm)
+            out = [scorer.score_encoded((lh[i:i + 4096], None if lrep is None else lrep[i:i + 4096]),
+                                        lm[i:i + 4096], mus)[:, 0] for i in range(0, len(lh), 4096)]
+            return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+
+    def _encoded(self, side: str, modality: str) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """The library's ``modality`` items encoded by ``side``'s scorer, computed on first use and kept:
+        a query then pairs its own encoding with them (7 ms instead of 0.7 s of convolutions a query on
+        LMD-full with the phrase context)."""
+        key = (side, modality)
+        if key not in self._encoded_library:
+            x, mask = self.library[modality]
+            scorer = self.scorers[side]
+            scorer.eval()
+            with torch.no_grad():
+                self._encoded_library[key] = scorer.encode("lyrics" if modality == "lyrics" else "music",
+                                                           torch.as_tensor(x), torch.as_tensor(mask))
+        return self._encoded_library[key]
 
     @property
     def repetition(self) -> bool:
