@@ -118,8 +118,7 @@ def _open(run_dir: str):
 
 def grid(run_dir: str, split: str, k: int) -> list[tuple[str, dict]]:
     """The anchored layout's choices, each evaluated on ``split``: anchor × top-1 / top-2 mean × radius."""
-    from model.map.layout import (DEFAULT_PARAMS, _umap, median_nn_distance, nearest_anchor, place_beside,
-                                  unit_rows)
+    from model.map.layout import DEFAULT_PARAMS, _umap, median_nn_distance, place_beside, unit_rows
     run, emb, splits = _open(run_dir)
     sel = _rows(splits, split)
     metric = run.config.metric
@@ -142,17 +141,16 @@ def grid(run_dir: str, split: str, k: int) -> list[tuple[str, dict]]:
 
 
 def _top_rows(queries: np.ndarray, anchors: np.ndarray, metric: str, top: int) -> np.ndarray:
-    """(M, top) rows of each query's nearest anchors (top 1 is :func:`nearest_anchor`)."""
-    from model.map.layout import nearest_anchor, unit_rows
+    """(M, top) rows of each query's nearest anchors, nearest first (top 1 is :func:`nearest_anchor`)."""
+    from model.map.layout import nearest_anchor
+    from model.search.evaluation import distance_matrix
     if top == 1:
         return nearest_anchor(queries, anchors, metric)[:, None]
-    q, a = (unit_rows(queries), unit_rows(anchors)) if metric == "cosine" else (queries, anchors)
-    bias = np.zeros(len(a), np.float32) if metric == "cosine" else -0.5 * np.einsum("ij,ij->i", a, a)
-    out = np.empty((len(q), top), dtype=np.int64)
-    for s in range(0, len(q), 2048):
-        sim = q[s:s + 2048] @ a.T + bias
-        j = np.argpartition(-sim, top - 1, axis=1)[:, :top]
-        out[s:s + 2048] = np.take_along_axis(j, np.argsort(-np.take_along_axis(sim, j, axis=1), axis=1), axis=1)
+    out = np.empty((len(queries), top), dtype=np.int64)
+    for s in range(0, len(queries), 2048):
+        d = distance_matrix(queries[s:s + 2048], anchors, metric)
+        j = np.argpartition(d, top - 1, axis=1)[:, :top]
+        out[s:s + 2048] = np.take_along_axis(j, np.argsort(np.take_along_axis(d, j, axis=1), axis=1), axis=1)
     return out
 
 

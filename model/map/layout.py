@@ -78,8 +78,9 @@ PLACEMENT_RADIUS = 0.5
 #: How the shared view is made; part of its cache key (a new method never reads an old layout).
 SHARED_LAYOUT = f"anchored:{ANCHOR}:top1:r{PLACEMENT_RADIUS}"
 METRICS = ("cosine", "euclidean")
-#: Similarities :func:`nearest_anchor` holds at once (float32: 128 MB).
-NEAREST_BLOCK = 1 << 25
+#: Distances :func:`nearest_anchor` asks for at once (float32; ``distance_matrix`` holds about three
+#: such arrays at its peak: ≈ 200 MB).
+NEAREST_BLOCK = 1 << 24
 
 
 def map_key(embeddings: dict[str, np.ndarray], params: dict[str, Any], view: str = "modality",
@@ -142,20 +143,16 @@ def nearest_anchor(queries: np.ndarray, anchors: np.ndarray, metric: str = "cosi
     """
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    from model.search.evaluation import distance_matrix  # torch: not at import (the UMAP child process)
     q = np.asarray(queries, dtype=np.float32)
     a = np.asarray(anchors, dtype=np.float32)
-    if metric == "cosine":
-        q, a = unit_rows(q), unit_rows(a)
-        bias = np.zeros(len(a), dtype=np.float32)
-    else:
-        bias = -0.5 * np.einsum("ij,ij->i", a, a)  # argmin |q − a|² = argmax q·a − |a|²/2
-    # at most NEAREST_BLOCK similarities at a time: a million-item map stays within ~128 MB here
+    # a block of NEAREST_BLOCK distances at a time: a million-item map stays within a few hundred MB
     batch = int(max(1, min(batch, NEAREST_BLOCK // max(len(a), 1))))
     out = np.empty(len(q), dtype=np.int64)
     for s in range(0, len(q), batch):
         if cancel is not None and cancel.is_set:
             raise Cancelled("map cancelled")
-        out[s:s + batch] = np.argmax(q[s:s + batch] @ a.T + bias, axis=1)
+        out[s:s + batch] = np.argmin(distance_matrix(q[s:s + batch], a, metric), axis=1)
     return out
 
 
