@@ -372,6 +372,10 @@ def main() -> int:
     p.add_argument("--only", choices=["cold", "stalls", "click", "first", "mapscale", "lmdmap"], action="append")
     p.add_argument("--map-points", type=int, default=300_000)
     a = p.parse_args()
+    for flag in ("dataset", "run", "lmd", "lmd_run"):
+        folder = getattr(a, flag)
+        if folder and not Path(folder).is_dir():  # else the window would wait minutes for it, then assert
+            p.error(f"--{flag.replace('_', '-')} {folder}: no such folder")
     only = set(a.only or ["cold", "stalls", "click", "first", "mapscale", "lmdmap"])
     if a.dataset and a.run and "cold" in only:
         bench_cold_start(a.dataset, a.run)
