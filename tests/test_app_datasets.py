@@ -51,7 +51,10 @@ def test_cancel_build_keeps_window_working(qtbot, window):
     assert task is not None and panel.cancel_btn.isEnabled()
     qtbot.waitUntil(lambda: task.last_progress is not None, timeout=60000)
     qtbot.mouseClick(panel.cancel_btn, Qt.LeftButton)
-    qtbot.waitUntil(lambda: task.done, timeout=120000)
+    # task.done is set on the worker thread before its queued `cancelled` and `ended` signals reach
+    # the GUI thread; the panel re-enabling Build (its `ended` slot, delivered after `cancelled`'s
+    # notification) is when the window has seen the end
+    qtbot.waitUntil(lambda: task.done and panel.build_btn.isEnabled(), timeout=120000)
     assert task.result is None and task.error is None  # cancelled, not failed
     assert any("cancelled" in t.lower() for t in window.notifications.texts())
     assert panel.build_btn.isEnabled() and not panel.bar.isVisible()
