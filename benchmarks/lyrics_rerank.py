@@ -10,7 +10,8 @@ median rank is ~0.1 N, so a top-100 re-ranking would leave half the partners out
 Usage::
 
     python benchmarks/lyrics_rerank.py RUN [RUN ...] [--modality sheet audio] [--epochs 6]
-                                       [--[no-]repetition] [--shifts N ...] [--context L] [--json OUT]
+                                       [--[no-]repetition] [--shifts N ...] [--context L] [--dropout P]
+                                       [--json OUT]
 
 One RUN per seed (its seed seeds the scorer too).
 """
@@ -31,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="finished runs on aligned inputs, one per seed")
     parser.add_argument("--modality", nargs="+", default=["sheet", "audio"], choices=("sheet", "audio"))
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="default: as `ugaar lyrics-scorer`, lyrics_rerank.EPOCHS_DEFAULT")
     parser.add_argument("--repetition", action=argparse.BooleanOptionalAction, default=None,
                         help="the scorer also reads where the line and the melody repeat themselves "
                              "(default: as `ugaar lyrics-scorer`, lyrics_rerank.REPETITION_DEFAULT)")
@@ -41,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--context", type=int, default=None,
                         help="dilated convolution layers over each side's positions "
                              "(default: as `ugaar lyrics-scorer`, lyrics_rerank.CONTEXT_DEFAULT)")
+    parser.add_argument("--dropout", type=float, default=None,
+                        help="dropout on the scorer's hidden rows while training "
+                             "(default: as `ugaar lyrics-scorer`, lyrics_rerank.DROPOUT_DEFAULT)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
 
@@ -49,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     from model.errors import UgaarError
     from model.feature_set import FeatureSet
     from model.search.evaluation import distance_matrix, metrics_from_ranks, ranks
-    from model.search.lyrics_rerank import (CONTEXT_DEFAULT, REPETITION_DEFAULT, SHIFTS_DEFAULT, PairScorerConfig,
+    from model.search.lyrics_rerank import (CONTEXT_DEFAULT, DROPOUT_DEFAULT, EPOCHS_DEFAULT, REPETITION_DEFAULT,
+                                            SHIFTS_DEFAULT, PairScorerConfig,
                                             choose_weight,
                                             combined_scores, ranks_from_scores, score_matrix, structure_tokens,
                                             train_pair_scorer)
@@ -59,8 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     repetition = REPETITION_DEFAULT if args.repetition is None else args.repetition
     shifts = SHIFTS_DEFAULT if args.shifts is None else tuple(args.shifts)
     context = CONTEXT_DEFAULT if args.context is None else args.context
-    try:
-        PairScorerConfig(shifts=shifts, context=context)  # refuse a bad --shifts / --context before any run loads
+    dropout = DROPOUT_DEFAULT if args.dropout is None else args.dropout
+    epochs = EPOCHS_DEFAULT if args.epochs is None else args.epochs
+    try:  # refuse a bad --shifts / --context / --dropout before any run loads
+        PairScorerConfig(shifts=shifts, context=context, dropout=dropout)
     except ValueError as exc:
         parser.error(str(exc))
     records = []
@@ -74,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{run_dir}: a run on aligned inputs is needed (per-position tokens)")
         method, metric = run.method(), run.config.metric
         for modality in args.modality:
-            cfg = PairScorerConfig(modality=modality, epochs=args.epochs, seed=run.config.seed,
-                                   repetition=repetition, shifts=shifts, context=context)
+            cfg = PairScorerConfig(modality=modality, epochs=epochs, seed=run.config.seed,
+                                   repetition=repetition, shifts=shifts, context=context, dropout=dropout)
             t0 = time.perf_counter()
             trained = train_pair_scorer(fs, cfg)
             train_s = time.perf_counter() - t0

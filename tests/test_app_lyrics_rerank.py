@@ -222,3 +222,11 @@ def test_a_damaged_scorer_file_is_named_and_the_run_still_opens(qtbot, window, t
     query_sample(window, sid, "lyrics")
     assert rp.lyrics_ordering is None and rp.lyrics_reranked == {}
     assert rp.result_ids("sheet") == [r for r, _ in session.index.query_sample(sid, "lyrics", "sheet", rp.k.value())]
+
+
+def test_the_train_button_uses_the_cli_default_epochs():
+    """The panel's epochs are a literal (the panel must not import torch at start-up); it stays the
+    default of ``ugaar lyrics-scorer``."""
+    from model.search.lyrics_rerank import EPOCHS_DEFAULT
+
+    assert retrieval_panel.LYRICS_SCORER_EPOCHS == EPOCHS_DEFAULT

@@ -325,3 +325,24 @@ def test_a_query_pairs_with_the_library_encoded_once():
     kept = rr._encoded_library[("sheet", "sheet")][0]
     rr.pair_scores("lyrics", "sheet", (lx[1], lm[1]))
     assert rr._encoded_library[("sheet", "sheet")][0] is kept
+
+
+def test_dropout_acts_only_while_training_and_adds_no_weights():
+    """Dropout on the hidden rows changes training-mode scores, never eval-mode ones, and keeps the
+    state dict of a scorer without it (files written before the field load unchanged)."""
+    torch.manual_seed(0)
+    scorer = PairScorer(3, 2, PairScorerConfig(positions=4, hidden=8, context=2, dropout=0.5))
+    torch.manual_seed(0)
+    plain = PairScorer(3, 2, PairScorerConfig(positions=4, hidden=8, context=2))
+    assert scorer.state_dict().keys() == plain.state_dict().keys()
+    plain.load_state_dict(scorer.state_dict())
+    g = torch.Generator().manual_seed(1)
+    lyr, mus = torch.randn(2, 4, 3, generator=g), torch.randn(3, 4, 2, generator=g)
+    args = (lyr, torch.ones(2, 4), mus, torch.ones(3, 4))
+    scorer.eval(), plain.eval()
+    assert torch.allclose(scorer(*args), plain(*args))
+    scorer.train()
+    assert not torch.allclose(scorer(*args), plain(*args))
+    with pytest.raises(ValueError, match="dropout"):
+        PairScorerConfig(dropout=1.0)
+    assert PairScorerConfig.from_dict({"modality": "sheet"}).dropout == 0.0

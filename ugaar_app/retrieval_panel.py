@@ -58,7 +58,9 @@ LYRICS_RERANKED_MARK = " · re-ranked by syllables"
 #: Appended to the title of a list whose lyrics re-ranking is still being computed in the background.
 LYRICS_ORDERING_MARK = " · re-ranking by syllables …"
 #: Epochs the *Train lyrics scorer* button trains each side for (``ugaar lyrics-scorer``'s default;
-#: the best validation epoch is kept).  Module-level so tests can train a short one.
+#: the best validation epoch is kept).  Module-level so tests can train a short one; a literal, not
+#: ``lyrics_rerank.EPOCHS_DEFAULT``, because that module imports torch and this one loads at start-up
+#: (a test keeps the two equal).
 LYRICS_SCORER_EPOCHS = 6
 DROP_TEXT = "Drop a MIDI/KAR or audio file (WAV/FLAC/OGG/MP3) here, or record one"
 

@@ -46,7 +46,9 @@ def add_parser(subparsers, name: str = "lyrics-scorer", help_text: str = "") -> 
     p.add_argument("run", metavar="RUN", help="a finished run on aligned inputs")
     p.add_argument("--side", nargs="+", default=["sheet", "audio"], choices=("sheet", "audio"),
                    help="melody sides to train a scorer for")
-    p.add_argument("--epochs", type=int, default=6, help="epochs (the best validation epoch is kept)")
+    from model.search.lyrics_rerank import EPOCHS_DEFAULT
+
+    p.add_argument("--epochs", type=int, default=EPOCHS_DEFAULT, help="epochs (the best validation epoch is kept)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
     return p

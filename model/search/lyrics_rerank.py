@@ -70,6 +70,8 @@ class PairScorerConfig:
         side's positions before the pairs are scored, so a position sees its
         phrase and not only its two neighbours; 0 (the first versions) reads
         positions i − 1 … i + 1 only.
+    dropout : float
+        Dropout on each side's per-position hidden rows while training (0: none).
     """
 
     modality: str = "sheet"
@@ -83,12 +85,15 @@ class PairScorerConfig:
     repetition: bool = False
     shifts: tuple[int, ...] = ()
     context: int = 0
+    dropout: float = 0.0
 
     def __post_init__(self) -> None:
         if self.modality not in ("sheet", "audio"):
             raise ValueError(f"the melody side is 'sheet' or 'audio', got {self.modality!r}")
         if not 0 <= int(self.context) <= 4:
             raise ValueError(f"context is 0 to 4 convolution layers, got {self.context}")
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ValueError(f"dropout is in [0, 1), got {self.dropout}")
         if any(not 0 < int(k) < self.positions for k in self.shifts):
             raise ValueError(f"a shifted window starts 1 to {self.positions - 1} positions into a sample, "
                              f"got shifts {tuple(self.shifts)}")
@@ -114,6 +119,14 @@ SHIFTS_DEFAULT: tuple[int, ...] = (10,)
 #: 0 layers 0.035 / 0.034 N, 2 layers 0.030 / 0.029, 3 layers 0.030 / 0.029 (R@10 36.0 against 34.2),
 #: 4 layers 0.029 / 0.030 (docs/benchmarks.md, "Lyrics re-ranking").
 CONTEXT_DEFAULT = 3
+#: Dropout on the hidden rows that ``ugaar lyrics-scorer`` and the window train with (:attr:`PairScorerConfig.dropout`).
+#: Chosen on validation (LMD-full, seed 0, sheet, 3 context layers; scorer alone / mixed): none 0.030 / 0.029 N
+#: (best epoch 3 of 6: it over-fits), 0.2 0.026 / 0.025 (R@10 36.7 %), 0.3 0.025 / 0.025 (R@10 37.1 %),
+#: both best at the 6th epoch; weight decay 0.05 instead was 0.029 / 0.030 (docs/training.md, "Fourth round").
+DROPOUT_DEFAULT = 0.3
+#: Epochs ``ugaar lyrics-scorer`` and the window train each side's scorer for (the best validation epoch is kept).
+#: With dropout, epochs 7–10 did not beat the 6th on validation (0.025–0.029 N), for 1.7× the time.
+EPOCHS_DEFAULT = 6
 #: Repeats at most this many positions apart form the "near" band of :class:`PairScorer`'s repetition term.
 REPEAT_NEAR = 4
 #: Cosine above which two audio onsets' CNN vectors count as the same sound repeated.
@@ -274,6 +287,8 @@ class PairScorer(nn.Module):
         # None without context: a scorer file of the first versions has no such weights
         self.lyrics_context = _PhraseContext(h, config.context) if config.context else None
         self.music_context = _PhraseContext(h, config.context) if config.context else None
+        # no weights: a scorer file written before the field loads unchanged
+        self.dropout = nn.Dropout(config.dropout)
         # One weight per band of distance between a repeated pair (near: within a few
         # syllables, "baby baby"; far: a phrase repeated later in the window).
         self.repeat_weight = nn.Parameter(torch.ones(2)) if config.repetition else None
@@ -326,7 +341,7 @@ class PairScorer(nn.Module):
             p = self.config.positions
             x, rep = x[..., :-p], x[..., -p:]
         hidden = self._lyrics(x, mask) if side == "lyrics" else self._music(x, mask)
-        return hidden, rep
+        return self.dropout(hidden), rep
 
     def score_encoded(self, lyrics: tuple[torch.Tensor, Optional[torch.Tensor]], lyrics_mask: torch.Tensor,
                       music: tuple[torch.Tensor, Optional[torch.Tensor]]) -> torch.Tensor:
@@ -544,13 +559,13 @@ class LyricsReranker:
 
     # -- training and storage ----------------------------------------------------------
     @classmethod
-    def train(cls, run: Any, features: Any, sides: Any = ("sheet", "audio"), epochs: int = 6,
+    def train(cls, run: Any, features: Any, sides: Any = ("sheet", "audio"), epochs: int = EPOCHS_DEFAULT,
               progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None,
               repetition: bool = REPETITION_DEFAULT, shifts: tuple[int, ...] = SHIFTS_DEFAULT,
-              context: int = CONTEXT_DEFAULT) -> "LyricsReranker":
+              context: int = CONTEXT_DEFAULT, dropout: float = DROPOUT_DEFAULT) -> "LyricsReranker":
         """Train one pair scorer per melody side on ``features`` (the run's), and choose each one's
         weight against the run's learned distances on the validation split.  ``repetition``,
-        ``shifts``, ``context``: :class:`PairScorerConfig`'s, for every side."""
+        ``shifts``, ``context``, ``dropout``: :class:`PairScorerConfig`'s, for every side."""
         from model.search.evaluation import distance_matrix
 
         method, splits = run.method(), np.asarray(features.splits)
@@ -561,7 +576,7 @@ class LyricsReranker:
         scorers, weights, info = {}, {}, {}
         for side in sides:
             cfg = PairScorerConfig(modality=side, epochs=epochs, seed=run.config.seed, repetition=repetition,
-                                   shifts=tuple(shifts), context=int(context))
+                                   shifts=tuple(shifts), context=int(context), dropout=float(dropout))
             trained = train_pair_scorer(features, cfg, progress, cancel)
             mx, mm = library[side]
             lyr = method.embed_modality("lyrics", part.input_of("lyrics", "aligned"), partner=side)
