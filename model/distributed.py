@@ -132,9 +132,26 @@ def init_from_env(device: str = "cpu", timeout_s: float = DEFAULT_TIMEOUT_S) -> 
     return current()
 
 
-def shutdown() -> None:
-    """Leave the process group (no-op when there is none)."""
+def shutdown(together: bool = False) -> None:
+    """Leave the process group (no-op when there is none).
+
+    Parameters
+    ----------
+    together : bool
+        Wait at a barrier until every rank leaves, then destroy the group on all
+        of them at once: torch documents ``destroy_process_group`` as a call every
+        rank makes when communication is over.  A rank that finished early (the
+        feature-extraction ranks other than 0 leave after the pre-training while
+        rank 0 embeds) and destroyed the group alone aborted once under load
+        ("terminate called without an active exception", SIGABRT, in the
+        two-process extraction test of the full suite).  Pass it on the paths
+        where every rank reaches this call (success, a stop every rank saw); on
+        an error leave it False, so a failing rank exits at once and torchrun
+        ends the others.
+    """
     if _initialised():
+        if together and _several_ranks():
+            dist.barrier()
         dist.destroy_process_group()
 
 

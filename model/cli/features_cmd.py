@@ -172,13 +172,16 @@ def _extract_rank(args: argparse.Namespace) -> int:
     cancel = CancelToken()
     bar = StageBar() if world.is_main and not args.quiet else None
     t0 = time.perf_counter()
+    ended = False  # every rank ends here alike (done or stopped): leave the group together
     try:
         with rank_stop_signals(cancel.set, Path(args.dataset) / "features" / STOP_FILE if world.is_main else None):
             fs = extract_on_rank(args.dataset, config, world, encoders_dir=args.encoders, device=args.device,
                                  progress=bar, cancel=cancel, force=args.force,
                                  log=_logger(bar) if world.is_main else None,
                                  sequence_settings=_sequence_settings(args))
+        ended = True
     except Cancelled:
+        ended = True
         if world.is_main:
             print("stopped on every process; the caches and the pre-training checkpoint are kept and the same "
                   "command resumes", file=sys.stderr)
@@ -186,7 +189,7 @@ def _extract_rank(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-        dist_.shutdown()
+        dist_.shutdown(together=ended)
     return 0 if fs is None else _summary(fs, args, t0)
 
 
