@@ -6,11 +6,15 @@ embeddings, the per-position sequences and every file are rank 0's.  The
 other ranks wait for one message from rank 0 (:class:`PretrainCall`):
 
 * ``None``: no pre-training in this job (the features or the encoders were
-  cached, or rank 0 stopped before it); they exit at once;
+  cached, or rank 0 stopped before it); they return at once;
 * a :class:`PretrainJob`: they read the front-end inputs (and ``--augment``'s
   renderings) from rank 0's caches, join the pre-training, compare their
-  encoders' digest with everyone's (:meth:`PretrainCall.agree`) and exit
+  encoders' digest with everyone's (:meth:`PretrainCall.agree`) and return
   while rank 0 embeds the dataset and writes the FeatureSet.
+
+Either way they then wait for rank 0, and every rank leaves the process group
+together (``ugaar features extract``'s rank entry calls
+:func:`model.distributed.shutdown` with ``together``).
 
 Nothing here keeps state between calls: the call object lives for one
 extraction.
