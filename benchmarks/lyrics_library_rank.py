@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     lyrics = method.embed_modality("lyrics", fs.input_of("lyrics", "aligned"), partner=args.side)
     music = method.embed_modality(args.side, fs.input_of(args.side, "aligned"), partner="lyrics")
     rows = np.nonzero(np.asarray(fs.splits) == args.split)[0]
+    if len(rows) == 0:
+        parser.error(f"{args.run}: its features have no {args.split} samples")
     dist = distance_matrix(lyrics[rows], music, run.config.metric)
     alone, both = [], []
     t0 = time.perf_counter()
