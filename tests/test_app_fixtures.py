@@ -77,10 +77,20 @@ def app_home(tmp_path, monkeypatch):
 
 @pytest.fixture
 def window(qtbot, app_home):
+    import gc
+
     from ugaar_app.main_window import MainWindow
     from ugaar_app.theme import apply_theme
     from PySide6.QtWidgets import QApplication
-    apply_theme(QApplication.instance())
+    app = QApplication.instance()
+    # Earlier tests' windows die here, at a fixed point, and not when the collector happens to run
+    # inside a Qt call that walks every widget: once in CI it ran inside setStyle and crashed the
+    # process (SIGSEGV in this fixture). The theme is app-wide, so it is applied once a session;
+    # each setStyle replaced the style under every live widget.
+    gc.collect()
+    if not app.property("ugaar_test_theme"):
+        apply_theme(app)
+        app.setProperty("ugaar_test_theme", True)
     w = MainWindow()
     qtbot.addWidget(w)
     w.resize(1400, 900)
