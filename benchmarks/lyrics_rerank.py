@@ -11,7 +11,7 @@ Usage::
 
     python benchmarks/lyrics_rerank.py RUN [RUN ...] [--modality sheet audio] [--epochs 6]
                                        [--[no-]repetition] [--shifts N ...] [--context L] [--dropout P]
-                                       [--json OUT]
+                                       [--batch B] [--json OUT]
 
 One RUN per seed (its seed seeds the scorer too).
 """
@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dropout", type=float, default=None,
                         help="dropout on the scorer's hidden rows while training "
                              "(default: as `ugaar lyrics-scorer`, lyrics_rerank.DROPOUT_DEFAULT)")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="lines per training step, each the others' negatives "
+                             "(default: as `ugaar lyrics-scorer`, lyrics_rerank.BATCH_DEFAULT)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
 
@@ -54,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     from model.errors import UgaarError
     from model.feature_set import FeatureSet
     from model.search.evaluation import distance_matrix, metrics_from_ranks, ranks
-    from model.search.lyrics_rerank import (CONTEXT_DEFAULT, DROPOUT_DEFAULT, EPOCHS_DEFAULT, REPETITION_DEFAULT,
-                                            SHIFTS_DEFAULT, PairScorerConfig,
+    from model.search.lyrics_rerank import (BATCH_DEFAULT, CONTEXT_DEFAULT, DROPOUT_DEFAULT, EPOCHS_DEFAULT,
+                                            REPETITION_DEFAULT, SHIFTS_DEFAULT, PairScorerConfig,
                                             choose_weight,
                                             combined_scores, ranks_from_scores, score_matrix, structure_tokens,
                                             train_pair_scorer)
@@ -67,8 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     context = CONTEXT_DEFAULT if args.context is None else args.context
     dropout = DROPOUT_DEFAULT if args.dropout is None else args.dropout
     epochs = EPOCHS_DEFAULT if args.epochs is None else args.epochs
-    try:  # refuse a bad --shifts / --context / --dropout before any run loads
-        PairScorerConfig(shifts=shifts, context=context, dropout=dropout)
+    batch = BATCH_DEFAULT if args.batch is None else args.batch
+    try:  # refuse a bad --shifts / --context / --dropout / --batch before any run loads
+        PairScorerConfig(shifts=shifts, context=context, dropout=dropout, batch=batch)
     except ValueError as exc:
         parser.error(str(exc))
     records = []
@@ -83,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         method, metric = run.method(), run.config.metric
         for modality in args.modality:
             cfg = PairScorerConfig(modality=modality, epochs=epochs, seed=run.config.seed,
-                                   repetition=repetition, shifts=shifts, context=context, dropout=dropout)
+                                   repetition=repetition, shifts=shifts, context=context, dropout=dropout,
+                                   batch=batch)
             t0 = time.perf_counter()
             trained = train_pair_scorer(fs, cfg)
             train_s = time.perf_counter() - t0

@@ -365,7 +365,7 @@ def test_lyrics_scorer_trains_saves_and_reranks_queries(tiny_dataset, extracted,
     """ugaar lyrics-scorer RUN writes the run's pair scorers; ugaar query then re-ranks lyrics ↔ sheet / audio
     with them (typed lines and samples), says so, and a damaged file is named."""
     from model.cli import main
-    from model.search.lyrics_rerank import RERANKER_FILE, LyricsReranker
+    from model.search.lyrics_rerank import BATCH_DEFAULT, RERANKER_FILE, LyricsReranker
     from model.feature_set import FeatureSet
     fs, _enc, _ = extracted
     run_dir = tmp_path / "run"
@@ -378,6 +378,8 @@ def test_lyrics_scorer_trains_saves_and_reranks_queries(tiny_dataset, extracted,
     loaded = LyricsReranker.load(run_dir, FeatureSet.load(fs.meta["cache_path"]))
     assert set(loaded.scorers) == {"sheet", "audio"} and set(loaded.weights) == {"sheet", "audio"}
     assert len(loaded.info["sheet"]["history"]) == 2
+    # the product trains with the batch chosen on validation, not the dataclass's first-version 128
+    assert {loaded.scorers[s].config.batch for s in ("sheet", "audio")} == {BATCH_DEFAULT} != {128}
 
     assert main(["query", str(run_dir), "--lyrics", "yesterday all my troubles seemed so far away", "--k", "3"]) == 0
     out = capsys.readouterr().out

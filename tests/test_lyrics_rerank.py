@@ -299,6 +299,12 @@ def test_a_shift_outside_the_window_is_refused():
     assert PairScorerConfig(shifts=(5, 19)).shifts == (5, 19)
 
 
+def test_a_batch_without_negatives_is_refused():
+    with pytest.raises(ValueError, match="at least 2 pairs .* got batch 1"):
+        PairScorerConfig(batch=1)
+    assert PairScorerConfig(batch=2).batch == 2
+
+
 def test_a_query_pairs_with_the_library_encoded_once():
     """LyricsReranker keeps the library's encoding (the phrase context is the costly part) and scores
     exactly what score_matrix scores, both ways."""

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers, name: str = "lyrics-scorer", help_text: str = "") -> argparse.ArgumentParser:
     p = subparsers.add_parser(name, help=help_text, description=help_text + ". `ugaar query` and the window "
-                              "then re-rank lyrics ↔ sheet / audio results with it (about 5 min per side on "
+                              "then re-rank lyrics ↔ sheet / audio results with it (about 2 min per side on "
                               "LMD-full, 2 CPU cores).")
     p.add_argument("run", metavar="RUN", help="a finished run on aligned inputs")
     p.add_argument("--side", nargs="+", default=["sheet", "audio"], choices=("sheet", "audio"),

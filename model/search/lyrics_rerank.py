@@ -94,6 +94,9 @@ class PairScorerConfig:
             raise ValueError(f"context is 0 to 4 convolution layers, got {self.context}")
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"dropout is in [0, 1), got {self.dropout}")
+        if int(self.batch) < 2:  # one pair a step has no other line to tell its melody from
+            raise ValueError("a training step needs at least 2 pairs (each the others' negatives), "
+                             f"got batch {self.batch}")
         if any(not 0 < int(k) < self.positions for k in self.shifts):
             raise ValueError(f"a shifted window starts 1 to {self.positions - 1} positions into a sample, "
                              f"got shifts {tuple(self.shifts)}")
@@ -127,6 +130,12 @@ DROPOUT_DEFAULT = 0.3
 #: Epochs ``ugaar lyrics-scorer`` and the window train each side's scorer for (the best validation epoch is kept).
 #: With dropout, epochs 7–10 did not beat the 6th on validation (0.025–0.029 N), for 1.7× the time.
 EPOCHS_DEFAULT = 6
+#: In-batch negatives per step that ``ugaar lyrics-scorer`` and the window train with (:attr:`PairScorerConfig.batch`).
+#: Chosen on validation over three seeds (LMD-full, sheet, the defaults above; lyrics→sheet scorer alone / mixed,
+#: R@10): 128 0.028 / 0.027 N (36.7 %), 324–351 s a scorer; **64** 0.027 / 0.025 N (36.8 %), 141–156 s; 32 0.027 /
+#: 0.027 N (35.5 %), 108–121 s.  A step's pair tensor (batch² × positions × hidden) is a quarter as large at 64, and
+#: an epoch costs half as much (docs/training.md, "Fourth round").
+BATCH_DEFAULT = 64
 #: Repeats at most this many positions apart form the "near" band of :class:`PairScorer`'s repetition term.
 REPEAT_NEAR = 4
 #: Cosine above which two audio onsets' CNN vectors count as the same sound repeated.
@@ -355,9 +364,18 @@ class PairScorer(nn.Module):
         return score
 
 
+#: Floats in one chunk's pair tensor (lines × melodies × positions × hidden) when scoring many pairs:
+#: 16 MB.  Scoring LMD-full's validation split (1,027 × 1,027 pairs, 64 wide) took 10.6–12.9 s in chunks of
+#: 4 to 64 lines (21–336 MB tensors) and 4.0–4.8 s in chunks of 2 or 3 (the same scores to the bit; 2 threads,
+#: idle machine; a cache or allocator effect, measured rather than modelled).  The scorer's validation pass after
+#: every training epoch is one such matrix.
+PAIR_CHUNK_FLOATS = 1 << 22
+
+
 def score_matrix(scorer: PairScorer, lyrics: np.ndarray, lyrics_mask: np.ndarray, music: np.ndarray,
-                 music_mask: np.ndarray, chunk: int = 64) -> np.ndarray:
-    """(N_lyrics, N_music) scores, ``chunk`` lyrics lines at a time (memory: chunk × N_music × P × hidden)."""
+                 music_mask: np.ndarray, chunk: Optional[int] = None) -> np.ndarray:
+    """(N_lyrics, N_music) scores, ``chunk`` lyrics lines at a time (memory: chunk × N_music × P × hidden;
+    None: as many as :data:`PAIR_CHUNK_FLOATS` allows)."""
     if len(lyrics) == 0:
         return np.zeros((0, len(music)), np.float32)
     scorer.eval()
@@ -370,10 +388,13 @@ def score_matrix(scorer: PairScorer, lyrics: np.ndarray, lyrics_mask: np.ndarray
 
 def score_encoded_matrix(scorer: PairScorer, lyrics: tuple[torch.Tensor, Optional[torch.Tensor]],
                          lyrics_mask: torch.Tensor, music: tuple[torch.Tensor, Optional[torch.Tensor]],
-                         chunk: int = 64) -> torch.Tensor:
+                         chunk: Optional[int] = None) -> torch.Tensor:
     """:func:`score_matrix` of lines and melodies already encoded by :meth:`PairScorer.encode` (each side once,
     however many chunks the pairs take)."""
     hidden, rep = lyrics
+    if chunk is None:
+        per_line = max(1, len(music[0]) * hidden.shape[1] * hidden.shape[2])
+        chunk = max(1, PAIR_CHUNK_FLOATS // per_line)
     out = [scorer.score_encoded((hidden[i:i + chunk], None if rep is None else rep[i:i + chunk]),
                                 lyrics_mask[i:i + chunk], music) for i in range(0, len(hidden), chunk)]
     return torch.cat(out) if out else torch.zeros((0, len(music[0])))
@@ -562,10 +583,11 @@ class LyricsReranker:
     def train(cls, run: Any, features: Any, sides: Any = ("sheet", "audio"), epochs: int = EPOCHS_DEFAULT,
               progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None,
               repetition: bool = REPETITION_DEFAULT, shifts: tuple[int, ...] = SHIFTS_DEFAULT,
-              context: int = CONTEXT_DEFAULT, dropout: float = DROPOUT_DEFAULT) -> "LyricsReranker":
+              context: int = CONTEXT_DEFAULT, dropout: float = DROPOUT_DEFAULT,
+              batch: int = BATCH_DEFAULT) -> "LyricsReranker":
         """Train one pair scorer per melody side on ``features`` (the run's), and choose each one's
         weight against the run's learned distances on the validation split.  ``repetition``,
-        ``shifts``, ``context``, ``dropout``: :class:`PairScorerConfig`'s, for every side."""
+        ``shifts``, ``context``, ``dropout``, ``batch``: :class:`PairScorerConfig`'s, for every side."""
         from model.search.evaluation import distance_matrix
 
         method, splits = run.method(), np.asarray(features.splits)
@@ -576,7 +598,8 @@ class LyricsReranker:
         scorers, weights, info = {}, {}, {}
         for side in sides:
             cfg = PairScorerConfig(modality=side, epochs=epochs, seed=run.config.seed, repetition=repetition,
-                                   shifts=tuple(shifts), context=int(context), dropout=float(dropout))
+                                   shifts=tuple(shifts), context=int(context), dropout=float(dropout),
+                                   batch=int(batch))
             trained = train_pair_scorer(features, cfg, progress, cancel)
             mx, mm = library[side]
             lyr = method.embed_modality("lyrics", part.input_of("lyrics", "aligned"), partner=side)
