@@ -673,7 +673,7 @@ class LyricsReranker:
                 return score_encoded_matrix(scorer, query_lyrics, qm, self._encoded(side, side)).numpy()[0]
             library_mask = torch.as_tensor(self.library["lyrics"][1])
             return score_encoded_matrix(scorer, self._encoded(side, "lyrics"), library_mask,
-                                        scorer.encode("music", qx, qm), chunk=4096).numpy()[:, 0]
+                                        scorer.encode("music", qx, qm)).numpy()[:, 0]
 
     def _encoded(self, side: str, modality: str) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """The library's ``modality`` items encoded by ``side``'s scorer, computed on first use and kept:
