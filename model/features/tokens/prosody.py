@@ -78,6 +78,14 @@ def word_key(word: str) -> str:
 
 
 @lru_cache(maxsize=65536)
+def pronunciation_phones(word: str) -> tuple[str, ...] | None:
+    """The word's first CMUdict pronunciation as ARPAbet phones (vowels carry a stress digit), or None."""
+    key = word_key(word)
+    phones = _cmu().get(key) if key else None
+    return tuple(phones[0].split()) if phones else None
+
+
+@lru_cache(maxsize=65536)
 def pronunciation(word: str) -> tuple[tuple[int, str], ...] | None:
     """Per dictionary syllable: ``(stress 0/1/2, vowel phone)``; None when the word is unknown."""
     key = word_key(word)
