@@ -11,7 +11,7 @@ Usage::
 
     python benchmarks/lyrics_rerank.py RUN [RUN ...] [--modality sheet audio] [--epochs 6]
                                        [--[no-]repetition] [--shifts N ...] [--context L] [--dropout P]
-                                       [--batch B] [--json OUT]
+                                       [--batch B] [--[no-]phonetics] [--json OUT]
 
 One RUN per seed (its seed seeds the scorer too).
 """
@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=None,
                         help="lines per training step, each the others' negatives "
                              "(default: as `ugaar lyrics-scorer`, lyrics_rerank.BATCH_DEFAULT)")
+    parser.add_argument("--phonetics", action=argparse.BooleanOptionalAction, default=None,
+                        help="the lyrics side also reads the syllables' phonetic columns "
+                             "(default: as `ugaar lyrics-scorer`, lyrics_rerank.PHONETICS_DEFAULT)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
 
@@ -58,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     from model.feature_set import FeatureSet
     from model.search.evaluation import distance_matrix, metrics_from_ranks, ranks
     from model.search.lyrics_rerank import (BATCH_DEFAULT, CONTEXT_DEFAULT, DROPOUT_DEFAULT, EPOCHS_DEFAULT,
-                                            REPETITION_DEFAULT, SHIFTS_DEFAULT, PairScorerConfig,
+                                            PHONETICS_DEFAULT, REPETITION_DEFAULT, SHIFTS_DEFAULT,
+                                            PairScorerConfig,
                                             choose_weight,
                                             combined_scores, ranks_from_scores, score_matrix, structure_tokens,
                                             train_pair_scorer)
@@ -71,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     dropout = DROPOUT_DEFAULT if args.dropout is None else args.dropout
     epochs = EPOCHS_DEFAULT if args.epochs is None else args.epochs
     batch = BATCH_DEFAULT if args.batch is None else args.batch
+    phonetics = PHONETICS_DEFAULT if args.phonetics is None else args.phonetics
     try:  # refuse a bad --shifts / --context / --dropout / --batch before any run loads
         PairScorerConfig(shifts=shifts, context=context, dropout=dropout, batch=batch)
     except ValueError as exc:
@@ -88,11 +93,11 @@ def main(argv: list[str] | None = None) -> int:
         for modality in args.modality:
             cfg = PairScorerConfig(modality=modality, epochs=epochs, seed=run.config.seed,
                                    repetition=repetition, shifts=shifts, context=context, dropout=dropout,
-                                   batch=batch)
+                                   batch=batch, phonetics=phonetics)
             t0 = time.perf_counter()
             trained = train_pair_scorer(fs, cfg)
             train_s = time.perf_counter() - t0
-            lx, lm = structure_tokens(fs, "lyrics", cfg.positions, cfg.repetition)
+            lx, lm = structure_tokens(fs, "lyrics", cfg.positions, cfg.repetition, cfg.phonetics)
             mx, mm = structure_tokens(fs, modality, cfg.positions, cfg.repetition)
             out = {"run": run_dir, "seed": run.config.seed, "modality": modality, "config": cfg.to_dict(),
                    "best_epoch": trained.best_epoch, "history": trained.history, "train_seconds": train_s}

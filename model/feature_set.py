@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import json
 
@@ -35,17 +35,23 @@ class SequenceInput:
         zero beyond each item's length.
     lengths : np.ndarray of int, shape (N,)
         Valid positions of each item (≥ 1).
+    phonetics : np.ndarray, shape (N, T, N_PHONETIC), optional
+        A lyrics query's per-syllable phonetic columns
+        (:func:`model.features.tokens.phonetics.syllable_phonetics`), which the
+        lyrics re-ranker reads beside the tokens; None elsewhere.
     """
 
     pooled: np.ndarray
     tokens: np.ndarray
     lengths: np.ndarray
+    phonetics: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return len(self.pooled)
 
     def __getitem__(self, index: Any) -> "SequenceInput":
-        return SequenceInput(self.pooled[index], self.tokens[index], self.lengths[index])
+        return SequenceInput(self.pooled[index], self.tokens[index], self.lengths[index],
+                             None if self.phonetics is None else self.phonetics[index])
 
     @property
     def mask(self) -> np.ndarray:

@@ -380,6 +380,20 @@ def test_lyrics_scorer_trains_saves_and_reranks_queries(tiny_dataset, extracted,
     assert len(loaded.info["sheet"]["history"]) == 2
     # the product trains with the batch chosen on validation, not the dataclass's first-version 128
     assert {loaded.scorers[s].config.batch for s in ("sheet", "audio")} == {BATCH_DEFAULT} != {128}
+    # ... and reads the syllables' phonetic columns: the library's come from the dataset's syllables, a
+    # query's from its own, and the two agree for the same line
+    assert loaded.phonetics and all(loaded.scorers[s].config.phonetics for s in ("sheet", "audio"))
+    from model.features import load_embedder
+    from model.features.tokens.phonetics import N_PHONETIC
+    from model.features.tokens.prosody import N_PROSODY
+    sample = tiny_dataset.samples[0]
+    embedder = load_embedder(fs.meta["encoders_dir"], sequence_settings=fs.meta.get("config"))
+    line = embedder.lyrics_syllables_sequence(sample.syllables, [n.word_start for n in sample.notes])
+    query, query_mask = loaded.query_tokens("lyrics", line)
+    library, library_mask = loaded.library_query("lyrics", sample.sample_id)
+    phonetic = slice(N_PROSODY, N_PROSODY + N_PHONETIC)
+    assert np.array_equal(query_mask, library_mask) and library[:, phonetic].any()
+    assert np.array_equal(query[:, phonetic], library[:, phonetic])
 
     assert main(["query", str(run_dir), "--lyrics", "yesterday all my troubles seemed so far away", "--k", "3"]) == 0
     out = capsys.readouterr().out

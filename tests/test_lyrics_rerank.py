@@ -199,6 +199,25 @@ def test_repetition_columns_follow_the_structure_columns():
     assert tokens[0, N_PROSODY + 1] == 1 and tokens[0, N_PROSODY + 3] == 0 and tokens[4:].sum() == 0
 
 
+def test_a_lyrics_querys_phonetic_columns_follow_its_prosody_and_the_repeats_still_read_the_syllables():
+    """With ``phonetics`` a typed line's phonetic columns (``SequenceInput.phonetics``) extend its structure
+    columns; its repeats are still found from the skip-gram head, not from the appended columns."""
+    from model.features.tokens.phonetics import N_PHONETIC
+
+    tokens = np.stack([_lyrics_token([1, 0, 0, 0])] * 3 + [_lyrics_token([0, 1, 0, 0])])[None]
+    phon = np.zeros((1, 4, N_PHONETIC), np.float32)
+    phon[0, :, 3] = [1, 2, 3, 4]
+    seq = SimpleNamespace(tokens=tokens, lengths=np.array([4]), phonetics=phon)
+    plain, _ = query_tokens(seq, "lyrics", positions=6, repetition=True)
+    with_phon, m = query_tokens(seq, "lyrics", positions=6, repetition=True, phonetics=True)
+    assert with_phon.shape == (6, N_PROSODY + N_PHONETIC + 6) and m.tolist() == [1, 1, 1, 1, 0, 0]
+    assert np.array_equal(with_phon[:, :N_PROSODY], plain[:, :N_PROSODY])
+    assert with_phon[:4, N_PROSODY + 3].tolist() == [1, 2, 3, 4]
+    assert np.array_equal(with_phon[:, -6:], plain[:, -6:])  # the same repeats
+    with pytest.raises(ValueError, match="phonetic"):
+        query_tokens(SimpleNamespace(tokens=tokens, lengths=np.array([4])), "lyrics", phonetics=True)
+
+
 def _repeats_only(n=300, seed=0, positions=12):
     """Lyrics and melodies with no position-wise link at all: a pair shares only *where* it repeats."""
     rng = np.random.default_rng(seed)
@@ -352,3 +371,15 @@ def test_dropout_acts_only_while_training_and_adds_no_weights():
     with pytest.raises(ValueError, match="dropout"):
         PairScorerConfig(dropout=1.0)
     assert PairScorerConfig.from_dict({"modality": "sheet"}).dropout == 0.0
+
+
+def test_phonetic_columns_without_the_features_dataset_name_the_missing_folder(tmp_path):
+    """The library's phonetic columns come from the dataset the features name: gone, the error says which."""
+    from model.data.dataset import DatasetError
+    from model.search.lyrics_rerank import lyrics_phonetics
+
+    fs = _paired(n=20)
+    fs.sample_ids = [f"s{i}" for i in range(20)]
+    fs.meta["dataset_root"] = str(tmp_path / "moved-away")
+    with pytest.raises(DatasetError, match="moved-away"):
+        lyrics_phonetics(fs, 20)

@@ -162,7 +162,7 @@ def lyrics_reranker(run: Any, features: Any) -> tuple[Any, Optional[str]]:
     """
     if features is None or getattr(run.config, "inputs", "paper") != "aligned":
         return None, None  # the scorer reads per-position tokens: only aligned runs can have one
-    from model.errors import CorruptFileError
+    from model.errors import CorruptFileError, UgaarError
     from model.search.lyrics_rerank import RERANKER_FILE, LyricsReranker
     path = Path(run.run_dir) / RERANKER_FILE
     if not path.is_file():
@@ -171,6 +171,8 @@ def lyrics_reranker(run: Any, features: Any) -> tuple[Any, Optional[str]]:
         return LyricsReranker.load(run.run_dir, features), None
     except CorruptFileError as exc:
         return None, str(exc)
+    except UgaarError as exc:  # e.g. the dataset its phonetic columns are read from is gone: say so as it is
+        return None, f"{path}: not used: {exc}"
     except Exception as exc:  # noqa: BLE001 - e.g. features without the scorer's columns
         return None, (f"{path}: cannot be used with these features ({exc}); "
                       f"train it again: ugaar lyrics-scorer {run.run_dir}")

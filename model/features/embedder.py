@@ -119,13 +119,21 @@ class Embedder:
         :meth:`lyrics`, as for runs on the paper's inputs.
         """
         syllables, starts = syllabify_text(text or "")
-        return self._sequence(self.lyrics(text), lyrics_tokens(self.encoders.lyrics, syllables, starts))
+        return self._lyrics_sequence(self.lyrics(text), syllables, starts)
 
     def lyrics_syllables_sequence(self, syllables: Sequence[str],
                                   word_starts: Sequence[bool] | None = None) -> SequenceInput:
         starts = list(word_starts) if word_starts is not None else [True] * len(syllables)
-        return self._sequence(self.lyrics_syllables(syllables, starts),
-                              lyrics_tokens(self.encoders.lyrics, list(syllables), starts))
+        return self._lyrics_sequence(self.lyrics_syllables(syllables, starts), list(syllables), starts)
+
+    def _lyrics_sequence(self, pooled: np.ndarray, syllables: Sequence[str], starts: Sequence[bool]) -> SequenceInput:
+        """The lyrics tokens of one line, and its phonetic columns for the lyrics re-ranker."""
+        from model.features.tokens.phonetics import N_PHONETIC, syllable_phonetics
+
+        sequence = self._sequence(pooled, lyrics_tokens(self.encoders.lyrics, list(syllables), starts))
+        sequence.phonetics, _ = pad_sequences([syllable_phonetics(syllables, starts)],
+                                              self.config.sequence_max_len, N_PHONETIC)
+        return sequence
 
     def audio_sequence(self, wave: np.ndarray, sample_rate: int) -> SequenceInput:
         """A waveform → pooled vector and per-onset tokens (onsets found in the audio itself)."""

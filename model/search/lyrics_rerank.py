@@ -72,6 +72,10 @@ class PairScorerConfig:
         positions i − 1 … i + 1 only.
     dropout : float
         Dropout on each side's per-position hidden rows while training (0: none).
+    phonetics : bool
+        Give the lyrics side the syllables' phonetic columns too (which vowel,
+        onset and coda: :mod:`model.features.tokens.phonetics`), computed from
+        the dataset's syllables (:func:`lyrics_phonetics`) or a query's.
     """
 
     modality: str = "sheet"
@@ -86,6 +90,7 @@ class PairScorerConfig:
     shifts: tuple[int, ...] = ()
     context: int = 0
     dropout: float = 0.0
+    phonetics: bool = False
 
     def __post_init__(self) -> None:
         if self.modality not in ("sheet", "audio"):
@@ -136,6 +141,11 @@ EPOCHS_DEFAULT = 6
 #: 0.027 N (35.5 %), 108–121 s.  A step's pair tensor (batch² × positions × hidden) is a quarter as large at 64, and
 #: an epoch costs half as much (docs/training.md, "Fourth round").
 BATCH_DEFAULT = 64
+#: Whether ``ugaar lyrics-scorer`` and the window give the lyrics side the syllables' phonetic columns
+#: (:attr:`PairScorerConfig.phonetics`).  Chosen on validation over three seeds (LMD-full, sheet, the defaults
+#: above; scorer alone / mixed with the learned distance, R@10): without 0.027 / 0.025 N (36.8 %), with 0.022 /
+#: 0.023 N (38.2 %) (docs/training.md, "Fifth round").
+PHONETICS_DEFAULT = True
 #: Repeats at most this many positions apart form the "near" band of :class:`PairScorer`'s repetition term.
 REPEAT_NEAR = 4
 #: Cosine above which two audio onsets' CNN vectors count as the same sound repeated.
@@ -155,9 +165,8 @@ def self_similarity(tokens: np.ndarray, mask: np.ndarray, modality: str, structu
     """
     p = mask.shape[1]
     if modality == "lyrics":
-        from model.features.tokens.prosody import N_PROSODY
-
-        head = tokens[:, :, : tokens.shape[2] - 1 - N_PROSODY]
+        # the skip-gram head: before the unknown flag and the structure columns
+        head = tokens[:, :, : tokens.shape[2] - 1 - structure_dim]
         known = np.abs(head).sum(-1) > 0
         # one id per distinct (syllable, word) vector, then (N, P, P) id comparisons instead of
         # (N, P, P, D) float ones: this runs over the whole library each time a run's scorer loads.
@@ -208,30 +217,79 @@ def shifted_windows(full: np.ndarray, lengths: Any, pairs: np.ndarray, shift: in
     return out, out_len
 
 
-def structure_tokens(features: Any, modality: str, positions: int = 20,
-                     repetition: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def structure_tokens(features: Any, modality: str, positions: int = 20, repetition: bool = False,
+                     phonetics: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The structure columns of a FeatureSet's tokens for ``modality``, first ``positions`` positions.
 
     With ``repetition``, each position's row of :func:`self_similarity` follows
-    its structure columns (``positions`` more columns).
+    its structure columns (``positions`` more columns).  With ``phonetics``, the
+    lyrics' structure columns end with the syllables' phonetic ones (:func:`scorer_inputs`).
 
     Returns
     -------
     tokens : (N, positions, D [+ positions]) float32, zero beyond each item's length
     mask : (N, positions) float32, 1 where a position exists
     """
+    full, lengths, dim = scorer_inputs(features, modality, phonetics)
+    return tokens_of(full, lengths, modality, dim, positions, repetition)
+
+
+def scorer_inputs(features: Any, modality: str, phonetics: bool = False) -> tuple[np.ndarray, np.ndarray, int]:
+    """A FeatureSet's whole per-position tokens for ``modality`` as the scorer reads them, their lengths,
+    and how many of the last columns are structure columns.
+
+    With ``phonetics`` the lyrics tokens gain the syllables' phonetic columns at the end
+    (:func:`lyrics_phonetics`), which count as structure columns too.
+    """
     from model.features.tokens.sequences import STRUCTURE_DIMS
 
     dims = features.meta.get("structure_dims") or STRUCTURE_DIMS
     seq = features.input_of(modality, "aligned")
-    return tokens_of(seq.tokens, seq.lengths, modality, int(dims[modality]), positions, repetition)
+    if modality != "lyrics" or not phonetics:
+        return seq.tokens, seq.lengths, int(dims[modality])
+    extra = lyrics_phonetics(features, seq.tokens.shape[1])
+    return np.concatenate([seq.tokens, extra.astype(seq.tokens.dtype)], -1), seq.lengths, int(dims["lyrics"]) + extra.shape[2]
 
 
-def library_tokens(features: Any, sides: Any, repetition: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def lyrics_phonetics(features: Any, positions: int) -> np.ndarray:
+    """``(N, positions, N_PHONETIC)`` phonetic columns of a FeatureSet's lyrics, from its dataset's syllables.
+
+    The FeatureSet names its dataset (``meta["dataset_root"]``); each item's
+    syllables and word starts are read from there (a dataset sample's notes).
+
+    Raises
+    ------
+    DatasetError
+        When the dataset cannot be opened or lacks one of the items, naming it.
+    """
+    from pathlib import Path
+
+    from model.data.dataset import Dataset, DatasetError
+    from model.feature_set import pad_sequences
+    from model.features.tokens.phonetics import N_PHONETIC, syllable_phonetics
+
+    root = features.meta.get("dataset_root")
+    if not root or not Path(root).is_dir():
+        raise DatasetError(str(root or "the features' dataset"), "the lyrics scorer's phonetic columns come from "
+                           "the dataset's syllables, and the dataset the features were extracted from is not there",
+                           "put the dataset back where it was extracted from")
+    samples = {s.sample_id: s for s in Dataset.open(root).samples}
+    items = []
+    for sid in features.sample_ids:
+        sample = samples.get(str(sid))
+        if sample is None:
+            raise DatasetError(str(root), f"sample {sid} of the features is not in the dataset",
+                               "extract the features again: ugaar features extract DATASET --force")
+        items.append(syllable_phonetics(sample.syllables, [note.word_start for note in sample.notes]))
+    return pad_sequences(items, positions, N_PHONETIC)[0]
+
+
+def library_tokens(features: Any, sides: Any, repetition: bool,
+                   phonetics: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """:func:`structure_tokens` of the lyrics and of each melody side in ``sides``, at the scorer's
     positions (:attr:`PairScorerConfig.positions`): what a :class:`LyricsReranker` scores against."""
     positions = PairScorerConfig.positions
-    return {m: structure_tokens(features, m, positions, repetition) for m in ("lyrics", *sides)}
+    return {m: structure_tokens(features, m, positions, repetition, phonetics) for m in ("lyrics", *sides)}
 
 
 def tokens_of(full: np.ndarray, lengths: Any, modality: str, structure_dim: int, positions: int = 20,
@@ -452,7 +510,7 @@ def train_pair_scorer(features: Any, config: PairScorerConfig = PairScorerConfig
     """
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    lx, lm = structure_tokens(features, "lyrics", config.positions, config.repetition)
+    lx, lm = structure_tokens(features, "lyrics", config.positions, config.repetition, config.phonetics)
     mx, mm = structure_tokens(features, config.modality, config.positions, config.repetition)
     splits = np.asarray(features.splits)
     train, val = np.nonzero(splits == "train")[0], np.nonzero(splits == "val")[0]
@@ -460,17 +518,13 @@ def train_pair_scorer(features: Any, config: PairScorerConfig = PairScorerConfig
         raise ValueError("the pair scorer needs at least two training and two validation samples")
 
     if config.shifts:
-        from model.features.tokens.sequences import STRUCTURE_DIMS
-
-        dims = features.meta.get("structure_dims") or STRUCTURE_DIMS
         pairs = consecutive_pairs(features.song_ids, train)
         more = {}
         for name in ("lyrics", config.modality):
-            seq = features.input_of(name, "aligned")
-            parts = [shifted_windows(seq.tokens, seq.lengths, pairs, shift, config.positions)
-                     for shift in config.shifts]
+            full, lengths, dim = scorer_inputs(features, name, config.phonetics)
+            parts = [shifted_windows(full, lengths, pairs, shift, config.positions) for shift in config.shifts]
             more[name] = tokens_of(np.concatenate([t for t, _ in parts]), np.concatenate([n for _, n in parts]),
-                                   name, int(dims[name]), config.positions, config.repetition)
+                                   name, dim, config.positions, config.repetition)
         start = len(lx)
         lx, lm = np.concatenate([lx, more["lyrics"][0]]), np.concatenate([lm, more["lyrics"][1]])
         mx, mm = (np.concatenate([mx, more[config.modality][0]]), np.concatenate([mm, more[config.modality][1]]))
@@ -584,22 +638,23 @@ class LyricsReranker:
               progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None,
               repetition: bool = REPETITION_DEFAULT, shifts: tuple[int, ...] = SHIFTS_DEFAULT,
               context: int = CONTEXT_DEFAULT, dropout: float = DROPOUT_DEFAULT,
-              batch: int = BATCH_DEFAULT) -> "LyricsReranker":
+              batch: int = BATCH_DEFAULT, phonetics: bool = PHONETICS_DEFAULT) -> "LyricsReranker":
         """Train one pair scorer per melody side on ``features`` (the run's), and choose each one's
         weight against the run's learned distances on the validation split.  ``repetition``,
-        ``shifts``, ``context``, ``dropout``, ``batch``: :class:`PairScorerConfig`'s, for every side."""
+        ``shifts``, ``context``, ``dropout``, ``batch``, ``phonetics``: :class:`PairScorerConfig`'s, for
+        every side."""
         from model.search.evaluation import distance_matrix
 
         method, splits = run.method(), np.asarray(features.splits)
         val = np.nonzero(splits == "val")[0]
         part = features.split("val")
-        library = library_tokens(features, sides, repetition)
+        library = library_tokens(features, sides, repetition, phonetics)
         lx, lm = library["lyrics"]
         scorers, weights, info = {}, {}, {}
         for side in sides:
             cfg = PairScorerConfig(modality=side, epochs=epochs, seed=run.config.seed, repetition=repetition,
                                    shifts=tuple(shifts), context=int(context), dropout=float(dropout),
-                                   batch=int(batch))
+                                   batch=int(batch), phonetics=bool(phonetics))
             trained = train_pair_scorer(features, cfg, progress, cancel)
             mx, mm = library[side]
             lyr = method.embed_modality("lyrics", part.input_of("lyrics", "aligned"), partner=side)
@@ -647,17 +702,20 @@ class LyricsReranker:
         except Exception as exc:  # a damaged or foreign file: say which, train it again
             raise CorruptFileError(str(path), f"not a lyrics scorer ({type(exc).__name__})",
                                    f"train it again: ugaar lyrics-scorer {run_dir}") from exc
+        from model.features.tokens.phonetics import N_PHONETIC
         from model.features.tokens.sequences import STRUCTURE_DIMS
 
         dims = features.meta.get("structure_dims") or STRUCTURE_DIMS
         for side, entry in state["scorers"].items():
             # features extracted again with another token layout: the scorer would fail at the first query
-            want = (int(dims["lyrics"]), int(dims[side]))
+            phonetic = N_PHONETIC if PairScorerConfig.from_dict(entry["config"]).phonetics else 0
+            want = (int(dims["lyrics"]) + phonetic, int(dims[side]))
             if tuple(int(d) for d in entry["dims"]) != want:
                 raise CorruptFileError(str(path), f"its {side} scorer reads {tuple(entry['dims'])} structure "
                                        f"columns (lyrics, {side}) but the run's features have {want}",
                                        f"train it again: ugaar lyrics-scorer {run_dir}")
-        library = library_tokens(features, scorers, any(sc.config.repetition for sc in scorers.values()))
+        library = library_tokens(features, scorers, any(sc.config.repetition for sc in scorers.values()),
+                                 any(sc.config.phonetics for sc in scorers.values()))
         return cls(scorers, weights, library, features.sample_ids, state.get("info"))
 
     # -- queries -------------------------------------------------------------------------
@@ -694,10 +752,15 @@ class LyricsReranker:
         """Whether the scorers read self-similarity (:attr:`PairScorerConfig.repetition`)."""
         return any(sc.config.repetition for sc in self.scorers.values())
 
+    @property
+    def phonetics(self) -> bool:
+        """Whether the scorers read the syllables' phonetic columns (:attr:`PairScorerConfig.phonetics`)."""
+        return any(sc.config.phonetics for sc in self.scorers.values())
+
     def query_tokens(self, modality: str, sequence: Any) -> tuple[np.ndarray, np.ndarray]:
         """A new item's tokens as this re-ranker's scorers read them (:func:`query_tokens`): a typed
         line's (``lyrics``), or a dropped MIDI / KAR file's rendering (``sheet``, ``audio``)."""
-        return query_tokens(sequence, modality, repetition=self.repetition)
+        return query_tokens(sequence, modality, repetition=self.repetition, phonetics=self.phonetics)
 
     def library_query(self, source: str, sample_id: str) -> tuple[np.ndarray, np.ndarray]:
         """A library item's structure tokens, as a query."""
@@ -726,13 +789,21 @@ class LyricsReranker:
         return [(self.sample_ids[i], float(score[i])) for i in order]
 
 
-def query_tokens(sequence: Any, modality: str = "lyrics", positions: int = 20,
-                 repetition: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def query_tokens(sequence: Any, modality: str = "lyrics", positions: int = 20, repetition: bool = False,
+                 phonetics: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Structure tokens of a new item: a typed lyrics line (``Embedder.lyrics_sequence``'s
     ``SequenceInput``) or one modality of a dropped MIDI / KAR file (``Embedder.midi_file_sequence``),
-    with its :func:`self_similarity` rows when ``repetition``."""
+    with its :func:`self_similarity` rows when ``repetition`` and, for lyrics, its phonetic columns
+    (``sequence.phonetics``) when ``phonetics``."""
     from model.features.tokens.sequences import STRUCTURE_DIMS
 
-    tokens, mask = tokens_of(np.asarray(sequence.tokens[:1], np.float32), np.asarray(sequence.lengths[:1]),
-                             modality, STRUCTURE_DIMS[modality], positions, repetition)
+    full, dim = np.asarray(sequence.tokens[:1], np.float32), STRUCTURE_DIMS[modality]
+    if modality == "lyrics" and phonetics:
+        extra = getattr(sequence, "phonetics", None)
+        if extra is None:
+            raise ValueError("this lyrics scorer reads the syllables' phonetic columns, and the query has none "
+                             "(make it with Embedder.lyrics_sequence or lyrics_syllables_sequence)")
+        full = np.concatenate([full, np.asarray(extra[:1], np.float32)], -1)
+        dim += extra.shape[2]
+    tokens, mask = tokens_of(full, np.asarray(sequence.lengths[:1]), modality, dim, positions, repetition)
     return tokens[0], mask[0]
