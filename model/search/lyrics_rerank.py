@@ -248,7 +248,8 @@ def scorer_inputs(features: Any, modality: str, phonetics: bool = False) -> tupl
     if modality != "lyrics" or not phonetics:
         return seq.tokens, seq.lengths, int(dims[modality])
     extra = lyrics_phonetics(features, seq.tokens.shape[1])
-    return np.concatenate([seq.tokens, extra.astype(seq.tokens.dtype)], -1), seq.lengths, int(dims["lyrics"]) + extra.shape[2]
+    full = np.concatenate([seq.tokens, extra.astype(seq.tokens.dtype)], -1)
+    return full, seq.lengths, int(dims["lyrics"]) + extra.shape[2]
 
 
 def lyrics_phonetics(features: Any, positions: int) -> np.ndarray:
