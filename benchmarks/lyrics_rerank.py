@@ -11,7 +11,7 @@ Usage::
 
     python benchmarks/lyrics_rerank.py RUN [RUN ...] [--modality sheet audio] [--epochs 6]
                                        [--[no-]repetition] [--shifts N ...] [--context L] [--dropout P]
-                                       [--batch B] [--[no-]phonetics] [--json OUT]
+                                       [--batch B] [--[no-]phonetics] [--distill W] [--json OUT]
 
 One RUN per seed (its seed seeds the scorer too).
 """
@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phonetics", action=argparse.BooleanOptionalAction, default=None,
                         help="the lyrics side also reads the syllables' phonetic columns "
                              "(default: as `ugaar lyrics-scorer`, lyrics_rerank.PHONETICS_DEFAULT)")
+    parser.add_argument("--distill", type=float, default=None,
+                        help="weight of the sheet scorer's scores in the audio scorer's loss (the sheet side is "
+                             "trained first; default: as `ugaar lyrics-scorer`, lyrics_rerank.DISTILL_DEFAULT)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
 
@@ -61,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     from model.feature_set import FeatureSet
     from model.search.evaluation import distance_matrix, metrics_from_ranks, ranks
     from model.search.lyrics_rerank import (BATCH_DEFAULT, CONTEXT_DEFAULT, DROPOUT_DEFAULT, EPOCHS_DEFAULT,
-                                            PHONETICS_DEFAULT, REPETITION_DEFAULT, SHIFTS_DEFAULT,
+                                            DISTILL_DEFAULT, PHONETICS_DEFAULT, REPETITION_DEFAULT,
+                                            SHIFTS_DEFAULT,
                                             PairScorerConfig,
                                             choose_weight,
                                             combined_scores, ranks_from_scores, score_matrix, structure_tokens,
@@ -76,8 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     epochs = EPOCHS_DEFAULT if args.epochs is None else args.epochs
     batch = BATCH_DEFAULT if args.batch is None else args.batch
     phonetics = PHONETICS_DEFAULT if args.phonetics is None else args.phonetics
+    distill = DISTILL_DEFAULT if args.distill is None else args.distill
     try:  # refuse a bad --shifts / --context / --dropout / --batch before any run loads
-        PairScorerConfig(shifts=shifts, context=context, dropout=dropout, batch=batch)
+        PairScorerConfig(shifts=shifts, context=context, dropout=dropout, batch=batch, distill=distill)
     except ValueError as exc:
         parser.error(str(exc))
     records = []
@@ -90,13 +95,22 @@ def main(argv: list[str] | None = None) -> int:
         if run.config.inputs != "aligned" or not fs.has_sequences:
             parser.error(f"{run_dir}: a run on aligned inputs is needed (per-position tokens)")
         method, metric = run.method(), run.config.metric
-        for modality in args.modality:
-            cfg = PairScorerConfig(modality=modality, epochs=epochs, seed=run.config.seed,
-                                   repetition=repetition, shifts=shifts, context=context, dropout=dropout,
-                                   batch=batch, phonetics=phonetics)
+        teacher = None
+        for modality in sorted(args.modality, key=lambda m: m != "sheet"):  # the sheet scorer teaches the audio's
+            def config(side: str, teach: bool) -> PairScorerConfig:
+                return PairScorerConfig(modality=side, epochs=epochs, seed=run.config.seed, repetition=repetition,
+                                        shifts=shifts, context=context, dropout=dropout, batch=batch,
+                                        phonetics=phonetics, distill=distill if teach else 0.0)
+
             t0 = time.perf_counter()
-            trained = train_pair_scorer(fs, cfg)
+            if modality == "audio" and distill and teacher is None:  # --modality audio alone: train its teacher
+                teacher = train_pair_scorer(fs, config("sheet", False)).scorer
+            teach = modality == "audio" and bool(distill)
+            cfg = config(modality, teach)
+            trained = train_pair_scorer(fs, cfg, teacher=teacher if teach else None)
             train_s = time.perf_counter() - t0
+            if modality == "sheet":
+                teacher = trained.scorer
             lx, lm = structure_tokens(fs, "lyrics", cfg.positions, cfg.repetition, cfg.phonetics)
             mx, mm = structure_tokens(fs, modality, cfg.positions, cfg.repetition)
             out = {"run": run_dir, "seed": run.config.seed, "modality": modality, "config": cfg.to_dict(),

@@ -383,3 +383,37 @@ def test_phonetic_columns_without_the_features_dataset_name_the_missing_folder(t
     fs.meta["dataset_root"] = str(tmp_path / "moved-away")
     with pytest.raises(DatasetError, match="moved-away"):
         lyrics_phonetics(fs, 20)
+
+
+def test_distillation_pulls_the_audio_scorer_towards_its_sheet_teacher():
+    """With ``distill`` the audio scorer's in-batch softmax over training pairs comes closer to its sheet
+    teacher's than without; it refuses to train without a teacher, or with one that reads the lyrics
+    differently."""
+    fs = _paired(n=400, seed=3)
+    rng = np.random.default_rng(4)
+    sheet = fs.tokens["sheet"][..., -2:]
+    valid = (np.arange(20)[None, :] < fs.lengths[:, None])[..., None]
+    fs.tokens["audio"] = ((sheet + rng.normal(0, 1.0, sheet.shape)) * valid).astype(np.float32)
+    base = dict(epochs=4, batch=64, hidden=32, seed=0)
+    teacher = train_pair_scorer(fs, PairScorerConfig(modality="sheet", **base)).scorer
+    rows = np.nonzero(fs.splits == "train")[0][:64]
+    lx, lm = structure_tokens(fs, "lyrics", 20)
+    sx, sm = structure_tokens(fs, "sheet", 20)
+    ax, am = structure_tokens(fs, "audio", 20)
+    taught = torch.log_softmax(torch.as_tensor(score_matrix(teacher, lx[rows], lm[rows], sx[rows], sm[rows])), 1)
+
+    def divergence(distill):
+        cfg = PairScorerConfig(modality="audio", distill=distill, **base)
+        student = train_pair_scorer(fs, cfg, teacher=teacher if distill else None).scorer
+        scores = torch.log_softmax(torch.as_tensor(score_matrix(student, lx[rows], lm[rows], ax[rows], am[rows])), 1)
+        return float(torch.nn.functional.kl_div(scores, taught, log_target=True, reduction="batchmean"))
+
+    plain, distilled = divergence(0.0), divergence(20.0)
+    assert distilled < 0.85 * plain, (plain, distilled)
+    print(f"KL to the teacher: {plain:.4f} without, {distilled:.4f} with distillation")
+    with pytest.raises(ValueError, match="teacher"):
+        train_pair_scorer(fs, PairScorerConfig(modality="audio", distill=1.0, **base))
+    with pytest.raises(ValueError, match="teacher"):
+        train_pair_scorer(fs, PairScorerConfig(modality="audio", distill=1.0, repetition=True, **base), teacher=teacher)
+    with pytest.raises(ValueError, match="distill"):
+        PairScorerConfig(distill=-1.0)

@@ -76,6 +76,12 @@ class PairScorerConfig:
         Give the lyrics side the syllables' phonetic columns too (which vowel,
         onset and coda: :mod:`model.features.tokens.phonetics`), computed from
         the dataset's syllables (:func:`lyrics_phonetics`) or a query's.
+    distill : float
+        Weight of a second loss that pulls this scorer's in-batch scores towards
+        a trained *teacher*'s on the same lines and the same training samples'
+        other melody side (KL divergence of the two softmaxes, both ways): the
+        audio scorer learns from the sheet scorer, whose notes are clean where
+        detected onsets are not.  Training only; 0: none.
     """
 
     modality: str = "sheet"
@@ -91,6 +97,7 @@ class PairScorerConfig:
     context: int = 0
     dropout: float = 0.0
     phonetics: bool = False
+    distill: float = 0.0
 
     def __post_init__(self) -> None:
         if self.modality not in ("sheet", "audio"):
@@ -99,6 +106,8 @@ class PairScorerConfig:
             raise ValueError(f"context is 0 to 4 convolution layers, got {self.context}")
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"dropout is in [0, 1), got {self.dropout}")
+        if float(self.distill) < 0:
+            raise ValueError(f"distill is a loss weight ≥ 0, got {self.distill}")
         if int(self.batch) < 2:  # one pair a step has no other line to tell its melody from
             raise ValueError("a training step needs at least 2 pairs (each the others' negatives), "
                              f"got batch {self.batch}")
@@ -146,6 +155,11 @@ BATCH_DEFAULT = 64
 #: above; scorer alone / mixed with the learned distance, R@10): without 0.027 / 0.025 N (36.8 %), with 0.022 /
 #: 0.023 N (38.2 %) (docs/training.md, "Fifth round").
 PHONETICS_DEFAULT = True
+#: Weight of the sheet scorer's scores in the audio scorer's training loss (:attr:`PairScorerConfig.distill`)
+#: when ``ugaar lyrics-scorer`` and the window train the audio side.  One value tried, set before looking, on
+#: validation over three seeds (LMD-full, audio, the defaults above; scorer alone / mixed, R@10): without
+#: 0.035 / 0.037 N (33.3 %), with 1.0 0.032 / 0.034 N (35.3 %) (docs/training.md, "Fifth round").
+DISTILL_DEFAULT = 1.0
 #: Repeats at most this many positions apart form the "near" band of :class:`PairScorer`'s repetition term.
 REPEAT_NEAR = 4
 #: Cosine above which two audio onsets' CNN vectors count as the same sound repeated.
@@ -498,7 +512,7 @@ def cannot_train(features: Any) -> Optional[str]:
 
 def train_pair_scorer(features: Any, config: PairScorerConfig = PairScorerConfig(),
                       progress: Optional[ProgressCallback] = None,
-                      cancel: Optional[CancelToken] = None) -> TrainedScorer:
+                      cancel: Optional[CancelToken] = None, teacher: Optional[PairScorer] = None) -> TrainedScorer:
     """Train a pair scorer on a FeatureSet's training split; keep its best validation epoch.
 
     Parameters
@@ -508,7 +522,14 @@ def train_pair_scorer(features: Any, config: PairScorerConfig = PairScorerConfig
     config : PairScorerConfig
     progress, cancel
         One report per epoch; checked between batches.
+    teacher : PairScorer, optional
+        A trained scorer of the other melody side, for ``config.distill``.
     """
+    if (teacher is None) != (not config.distill):
+        raise ValueError("a teacher scorer is needed exactly when config.distill > 0")
+    if teacher is not None and (teacher.config.phonetics, teacher.config.repetition) != (config.phonetics,
+                                                                                          config.repetition):
+        raise ValueError("the teacher must read the lyrics as the scorer does (phonetics, repetition)")
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     lx, lm = structure_tokens(features, "lyrics", config.positions, config.repetition, config.phonetics)
@@ -530,6 +551,17 @@ def train_pair_scorer(features: Any, config: PairScorerConfig = PairScorerConfig
         lx, lm = np.concatenate([lx, more["lyrics"][0]]), np.concatenate([lm, more["lyrics"][1]])
         mx, mm = (np.concatenate([mx, more[config.modality][0]]), np.concatenate([mm, more[config.modality][1]]))
         train = np.concatenate([train, np.arange(start, len(lx))])
+    tx = tm = None
+    if teacher is not None:
+        tx, tm = structure_tokens(features, teacher.config.modality, config.positions, config.repetition)
+        if config.shifts:
+            full, lengths, dim = scorer_inputs(features, teacher.config.modality)
+            parts = [shifted_windows(full, lengths, pairs, shift, config.positions) for shift in config.shifts]
+            sx, sm = tokens_of(np.concatenate([t for t, _ in parts]), np.concatenate([n for _, n in parts]),
+                               teacher.config.modality, dim, config.positions, config.repetition)
+            tx, tm = np.concatenate([tx, sx]), np.concatenate([tm, sm])
+        tx, tm = torch.as_tensor(tx), torch.as_tensor(tm)
+        teacher.eval()
     extra = config.positions if config.repetition else 0
 
     def stats(x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -553,6 +585,14 @@ def train_pair_scorer(features: Any, config: PairScorerConfig = PairScorerConfig
             s = scorer(tensors[0][b], tensors[1][b], tensors[2][b], tensors[3][b])
             target = torch.arange(len(b))
             loss = nn.functional.cross_entropy(s, target) + nn.functional.cross_entropy(s.T, target)
+            if teacher is not None:
+                with torch.no_grad():
+                    t = teacher(tensors[0][b], tensors[1][b], tx[b], tm[b])
+                kl = (nn.functional.kl_div(nn.functional.log_softmax(s, 1), nn.functional.log_softmax(t, 1),
+                                           log_target=True, reduction="batchmean")
+                      + nn.functional.kl_div(nn.functional.log_softmax(s.T, 1), nn.functional.log_softmax(t.T, 1),
+                                             log_target=True, reduction="batchmean"))
+                loss = loss + config.distill * kl
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -639,11 +679,13 @@ class LyricsReranker:
               progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None,
               repetition: bool = REPETITION_DEFAULT, shifts: tuple[int, ...] = SHIFTS_DEFAULT,
               context: int = CONTEXT_DEFAULT, dropout: float = DROPOUT_DEFAULT,
-              batch: int = BATCH_DEFAULT, phonetics: bool = PHONETICS_DEFAULT) -> "LyricsReranker":
+              batch: int = BATCH_DEFAULT, phonetics: bool = PHONETICS_DEFAULT,
+              distill: float = DISTILL_DEFAULT) -> "LyricsReranker":
         """Train one pair scorer per melody side on ``features`` (the run's), and choose each one's
         weight against the run's learned distances on the validation split.  ``repetition``,
         ``shifts``, ``context``, ``dropout``, ``batch``, ``phonetics``: :class:`PairScorerConfig`'s, for
-        every side."""
+        every side; ``distill``: the audio side's (the sheet scorer is trained first and is its teacher;
+        trained for that alone, and not kept, when ``sides`` has no sheet)."""
         from model.search.evaluation import distance_matrix
 
         method, splits = run.method(), np.asarray(features.splits)
@@ -652,11 +694,21 @@ class LyricsReranker:
         library = library_tokens(features, sides, repetition, phonetics)
         lx, lm = library["lyrics"]
         scorers, weights, info = {}, {}, {}
+        sides = tuple(sorted(sides, key=lambda side: side != "sheet"))  # the sheet scorer first: the audio's teacher
+
+        def config(side: str, teach: bool) -> PairScorerConfig:
+            return PairScorerConfig(modality=side, epochs=epochs, seed=run.config.seed, repetition=repetition,
+                                    shifts=tuple(shifts), context=int(context), dropout=float(dropout),
+                                    batch=int(batch), phonetics=bool(phonetics),
+                                    distill=float(distill) if teach else 0.0)
+
         for side in sides:
-            cfg = PairScorerConfig(modality=side, epochs=epochs, seed=run.config.seed, repetition=repetition,
-                                   shifts=tuple(shifts), context=int(context), dropout=float(dropout),
-                                   batch=int(batch), phonetics=bool(phonetics))
-            trained = train_pair_scorer(features, cfg, progress, cancel)
+            teacher = None
+            if side == "audio" and distill:
+                teacher = scorers.get("sheet") or train_pair_scorer(features, config("sheet", False), progress,
+                                                                    cancel).scorer
+            cfg = config(side, teacher is not None)
+            trained = train_pair_scorer(features, cfg, progress, cancel, teacher)
             mx, mm = library[side]
             lyr = method.embed_modality("lyrics", part.input_of("lyrics", "aligned"), partner=side)
             mus = method.embed_modality(side, part.input_of(side, "aligned"), partner="lyrics")
