@@ -26,9 +26,16 @@ through residual dilated convolutions, so a syllable–note pair is scored
 knowing its phrase (where the last rest or line start was, how long the
 notes around it are), not only its two neighbours.
 
+With ``phonetics`` (the default of ``ugaar lyrics-scorer``) the lyrics side
+also reads each syllable's vowel, onset and coda
+(:mod:`model.features.tokens.phonetics`), computed from the dataset's syllables
+or a query's own.
+
 It is trained contrastively (InfoNCE both ways over a batch's pairs) on the
 training split's structure columns, and the epoch kept is the best on the
-validation split's lyrics→melody MedR.  Measured in
+validation split's lyrics→melody MedR.  With ``distill`` the audio scorer is
+also pulled towards the trained sheet scorer's scores of the same lines
+against the same samples' notes.  Measured in
 ``benchmarks/lyrics_rerank.py`` (docs/benchmarks.md, "Lyrics re-ranking").
 """
 from __future__ import annotations
@@ -539,27 +546,26 @@ def train_pair_scorer(features: Any, config: PairScorerConfig = PairScorerConfig
     if len(train) < 2 or len(val) < 2:
         raise ValueError("the pair scorer needs at least two training and two validation samples")
 
-    if config.shifts:
-        pairs = consecutive_pairs(features.song_ids, train)
-        more = {}
-        for name in ("lyrics", config.modality):
-            full, lengths, dim = scorer_inputs(features, name, config.phonetics)
-            parts = [shifted_windows(full, lengths, pairs, shift, config.positions) for shift in config.shifts]
-            more[name] = tokens_of(np.concatenate([t for t, _ in parts]), np.concatenate([n for _, n in parts]),
-                                   name, dim, config.positions, config.repetition)
-        start = len(lx)
-        lx, lm = np.concatenate([lx, more["lyrics"][0]]), np.concatenate([lm, more["lyrics"][1]])
-        mx, mm = (np.concatenate([mx, more[config.modality][0]]), np.concatenate([mm, more[config.modality][1]]))
-        train = np.concatenate([train, np.arange(start, len(lx))])
+    pairs = consecutive_pairs(features.song_ids, train) if config.shifts else None
+
+    def with_shifted(name: str, tokens: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``name``'s tokens followed by its shifted training windows (:attr:`PairScorerConfig.shifts`)."""
+        if not config.shifts:
+            return tokens, mask
+        full, lengths, dim = scorer_inputs(features, name, config.phonetics)
+        parts = [shifted_windows(full, lengths, pairs, shift, config.positions) for shift in config.shifts]
+        more, more_mask = tokens_of(np.concatenate([t for t, _ in parts]), np.concatenate([n for _, n in parts]),
+                                    name, dim, config.positions, config.repetition)
+        return np.concatenate([tokens, more]), np.concatenate([mask, more_mask])
+
+    start = len(lx)
+    lx, lm = with_shifted("lyrics", lx, lm)
+    mx, mm = with_shifted(config.modality, mx, mm)
+    train = np.concatenate([train, np.arange(start, len(lx))])
     tx = tm = None
-    if teacher is not None:
-        tx, tm = structure_tokens(features, teacher.config.modality, config.positions, config.repetition)
-        if config.shifts:
-            full, lengths, dim = scorer_inputs(features, teacher.config.modality)
-            parts = [shifted_windows(full, lengths, pairs, shift, config.positions) for shift in config.shifts]
-            sx, sm = tokens_of(np.concatenate([t for t, _ in parts]), np.concatenate([n for _, n in parts]),
-                               teacher.config.modality, dim, config.positions, config.repetition)
-            tx, tm = np.concatenate([tx, sx]), np.concatenate([tm, sm])
+    if teacher is not None:  # the same rows' other melody side, as the teacher reads it
+        tx, tm = with_shifted(teacher.config.modality,
+                              *structure_tokens(features, teacher.config.modality, config.positions, config.repetition))
         tx, tm = torch.as_tensor(tx), torch.as_tensor(tm)
         teacher.eval()
     extra = config.positions if config.repetition else 0
