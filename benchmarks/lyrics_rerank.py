@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                                             PairScorerConfig,
                                             choose_weight,
                                             combined_scores, ranks_from_scores, score_matrix, structure_tokens,
-                                            train_pair_scorer)
+                                            train_side_scorers)
     from model.ugaar import Run
 
     torch.set_num_threads(2)
@@ -95,22 +94,11 @@ def main(argv: list[str] | None = None) -> int:
         if run.config.inputs != "aligned" or not fs.has_sequences:
             parser.error(f"{run_dir}: a run on aligned inputs is needed (per-position tokens)")
         method, metric = run.method(), run.config.metric
-        teacher = None
-        for modality in sorted(args.modality, key=lambda m: m != "sheet"):  # the sheet scorer teaches the audio's
-            def config(side: str, teach: bool) -> PairScorerConfig:
-                return PairScorerConfig(modality=side, epochs=epochs, seed=run.config.seed, repetition=repetition,
-                                        shifts=shifts, context=context, dropout=dropout, batch=batch,
-                                        phonetics=phonetics, distill=distill if teach else 0.0)
-
-            t0 = time.perf_counter()
-            if modality == "audio" and distill and teacher is None:  # --modality audio alone: train its teacher
-                teacher = train_pair_scorer(fs, config("sheet", False)).scorer
-            teach = modality == "audio" and bool(distill)
-            cfg = config(modality, teach)
-            trained = train_pair_scorer(fs, cfg, teacher=teacher if teach else None)
-            train_s = time.perf_counter() - t0
-            if modality == "sheet":
-                teacher = trained.scorer
+        base = PairScorerConfig(epochs=epochs, seed=run.config.seed, repetition=repetition, shifts=shifts,
+                                context=context, dropout=dropout, batch=batch, phonetics=phonetics, distill=distill)
+        # as `ugaar lyrics-scorer` trains them: the sheet scorer first, the audio scorer's teacher
+        for modality, trained in train_side_scorers(fs, args.modality, base).items():
+            cfg, train_s = trained.config, trained.seconds
             lx, lm = structure_tokens(fs, "lyrics", cfg.positions, cfg.repetition, cfg.phonetics)
             mx, mm = structure_tokens(fs, modality, cfg.positions, cfg.repetition)
             out = {"run": run_dir, "seed": run.config.seed, "modality": modality, "config": cfg.to_dict(),

@@ -40,7 +40,8 @@ against the same samples' notes.  Measured in
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import time
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Optional
 
 import numpy as np
@@ -497,6 +498,8 @@ class TrainedScorer:
     best_epoch: int = -1
     #: Training pairs read per epoch (the training split's, plus shifted windows).
     train_pairs: int = 0
+    #: Wall-clock seconds the training took (its teacher's, if any, not included).
+    seconds: float = 0.0
 
 
 def cannot_train(features: Any) -> Optional[str]:
@@ -537,36 +540,35 @@ def train_pair_scorer(features: Any, config: PairScorerConfig = PairScorerConfig
     if teacher is not None and (teacher.config.phonetics, teacher.config.repetition) != (config.phonetics,
                                                                                           config.repetition):
         raise ValueError("the teacher must read the lyrics as the scorer does (phonetics, repetition)")
+    t0 = time.perf_counter()
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    lx, lm = structure_tokens(features, "lyrics", config.positions, config.repetition, config.phonetics)
-    mx, mm = structure_tokens(features, config.modality, config.positions, config.repetition)
     splits = np.asarray(features.splits)
     train, val = np.nonzero(splits == "train")[0], np.nonzero(splits == "val")[0]
     if len(train) < 2 or len(val) < 2:
         raise ValueError("the pair scorer needs at least two training and two validation samples")
-
     pairs = consecutive_pairs(features.song_ids, train) if config.shifts else None
 
-    def with_shifted(name: str, tokens: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``name``'s tokens followed by its shifted training windows (:attr:`PairScorerConfig.shifts`)."""
+    def training_tokens(name: str) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`structure_tokens` of ``name``, followed by its shifted training windows
+        (:attr:`PairScorerConfig.shifts`); the whole tokens are read once (the lyrics' phonetic
+        columns open the dataset)."""
+        full, lengths, dim = scorer_inputs(features, name, config.phonetics)
+        tokens, mask = tokens_of(full, lengths, name, dim, config.positions, config.repetition)
         if not config.shifts:
             return tokens, mask
-        full, lengths, dim = scorer_inputs(features, name, config.phonetics)
         parts = [shifted_windows(full, lengths, pairs, shift, config.positions) for shift in config.shifts]
         more, more_mask = tokens_of(np.concatenate([t for t, _ in parts]), np.concatenate([n for _, n in parts]),
                                     name, dim, config.positions, config.repetition)
         return np.concatenate([tokens, more]), np.concatenate([mask, more_mask])
 
-    start = len(lx)
-    lx, lm = with_shifted("lyrics", lx, lm)
-    mx, mm = with_shifted(config.modality, mx, mm)
+    start = len(splits)
+    lx, lm = training_tokens("lyrics")
+    mx, mm = training_tokens(config.modality)
     train = np.concatenate([train, np.arange(start, len(lx))])
     tx = tm = None
     if teacher is not None:  # the same rows' other melody side, as the teacher reads it
-        tx, tm = with_shifted(teacher.config.modality,
-                              *structure_tokens(features, teacher.config.modality, config.positions, config.repetition))
-        tx, tm = torch.as_tensor(tx), torch.as_tensor(tm)
+        tx, tm = (torch.as_tensor(a) for a in training_tokens(teacher.config.modality))
         teacher.eval()
     extra = config.positions if config.repetition else 0
 
@@ -613,7 +615,29 @@ def train_pair_scorer(features: Any, config: PairScorerConfig = PairScorerConfig
         report(progress, "pair scorer", epoch + 1, config.epochs, f"val MedR/N {medr:.3f}")
     scorer.load_state_dict(best_state)
     scorer.eval()
+    result.seconds = time.perf_counter() - t0
     return result
+
+
+def train_side_scorers(features: Any, sides: Any, base: PairScorerConfig,
+                       progress: Optional[ProgressCallback] = None,
+                       cancel: Optional[CancelToken] = None) -> dict[str, TrainedScorer]:
+    """One :func:`train_pair_scorer` per melody side in ``sides``, each ``base`` with its ``modality``.
+
+    ``base.distill`` is the audio side's: the sheet scorer is trained first and is its teacher
+    (trained for that alone, and not returned, when ``sides`` has no sheet); the sheet scorer
+    is trained without it.
+    """
+    trained: dict[str, TrainedScorer] = {}
+    teacher = None
+    for side in sorted(sides, key=lambda side: side != "sheet"):  # the sheet scorer first: the audio's teacher
+        teach = side == "audio" and bool(base.distill)
+        if teach:
+            teacher = (trained["sheet"] if "sheet" in trained else train_pair_scorer(
+                features, replace(base, modality="sheet", distill=0.0), progress, cancel)).scorer
+        cfg = replace(base, modality=side, distill=base.distill if teach else 0.0)
+        trained[side] = train_pair_scorer(features, cfg, progress, cancel, teacher if teach else None)
+    return trained
 
 
 def combined_scores(distances: np.ndarray, pair_scores: np.ndarray, weight: float) -> np.ndarray:
@@ -700,28 +724,17 @@ class LyricsReranker:
         library = library_tokens(features, sides, repetition, phonetics)
         lx, lm = library["lyrics"]
         scorers, weights, info = {}, {}, {}
-        sides = tuple(sorted(sides, key=lambda side: side != "sheet"))  # the sheet scorer first: the audio's teacher
-
-        def config(side: str, teach: bool) -> PairScorerConfig:
-            return PairScorerConfig(modality=side, epochs=epochs, seed=run.config.seed, repetition=repetition,
-                                    shifts=tuple(shifts), context=int(context), dropout=float(dropout),
-                                    batch=int(batch), phonetics=bool(phonetics),
-                                    distill=float(distill) if teach else 0.0)
-
-        for side in sides:
-            teacher = None
-            if side == "audio" and distill:
-                teacher = scorers.get("sheet") or train_pair_scorer(features, config("sheet", False), progress,
-                                                                    cancel).scorer
-            cfg = config(side, teacher is not None)
-            trained = train_pair_scorer(features, cfg, progress, cancel, teacher)
+        base = PairScorerConfig(epochs=epochs, seed=run.config.seed, repetition=repetition, shifts=tuple(shifts),
+                                context=int(context), dropout=float(dropout), batch=int(batch),
+                                phonetics=bool(phonetics), distill=float(distill))
+        for side, trained in train_side_scorers(features, sides, base, progress, cancel).items():
             mx, mm = library[side]
             lyr = method.embed_modality("lyrics", part.input_of("lyrics", "aligned"), partner=side)
             mus = method.embed_modality(side, part.input_of(side, "aligned"), partner="lyrics")
             pair = score_matrix(trained.scorer, lx[val], lm[val], mx[val], mm[val])
             weights[side], by_weight = choose_weight(distance_matrix(lyr, mus, run.config.metric), pair)
             scorers[side] = trained.scorer
-            info[side] = {"config": cfg.to_dict(), "best_epoch": trained.best_epoch, "history": trained.history,
+            info[side] = {"config": trained.config.to_dict(), "best_epoch": trained.best_epoch, "history": trained.history,
                           "val_medr_n_by_weight": {str(k): v for k, v in by_weight.items()}}
         return cls(scorers, weights, library, features.sample_ids, info)
 
