@@ -11,7 +11,7 @@ Usage::
 
     python benchmarks/lyrics_rerank.py RUN [RUN ...] [--modality sheet audio] [--epochs 6]
                                        [--[no-]repetition] [--shifts N ...] [--context L] [--dropout P]
-                                       [--batch B] [--[no-]phonetics] [--distill W] [--ema D] [--json OUT]
+                                       [--batch B] [--[no-]phonetics] [--distill W] [--ema-epochs H] [--json OUT]
 
 One RUN per seed (its seed seeds the scorer too).
 """
@@ -54,9 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--distill", type=float, default=None,
                         help="weight of the sheet scorer's scores in the audio scorer's loss (the sheet side is "
                              "trained first; default: as `ugaar lyrics-scorer`, lyrics_rerank.DISTILL_DEFAULT)")
-    parser.add_argument("--ema", type=float, default=None,
-                        help="decay of the moving average of the scorer's weights that is validated and kept "
-                             "(default: as `ugaar lyrics-scorer`, lyrics_rerank.EMA_DEFAULT)")
+    parser.add_argument("--ema-epochs", type=float, default=None,
+                        help="half-life in epochs of the moving average of the scorer's weights that is validated "
+                             "and kept, 0: none (default: as `ugaar lyrics-scorer`, lyrics_rerank.EMA_EPOCHS_DEFAULT)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
 
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     from model.feature_set import FeatureSet
     from model.search.evaluation import distance_matrix, metrics_from_ranks, ranks
     from model.search.lyrics_rerank import (BATCH_DEFAULT, CONTEXT_DEFAULT, DROPOUT_DEFAULT, EPOCHS_DEFAULT,
-                                            DISTILL_DEFAULT, EMA_DEFAULT, PHONETICS_DEFAULT, REPETITION_DEFAULT,
+                                            DISTILL_DEFAULT, EMA_EPOCHS_DEFAULT, PHONETICS_DEFAULT, REPETITION_DEFAULT,
                                             SHIFTS_DEFAULT,
                                             PairScorerConfig,
                                             choose_weight,
@@ -83,9 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     batch = BATCH_DEFAULT if args.batch is None else args.batch
     phonetics = PHONETICS_DEFAULT if args.phonetics is None else args.phonetics
     distill = DISTILL_DEFAULT if args.distill is None else args.distill
-    ema = EMA_DEFAULT if args.ema is None else args.ema
+    ema_epochs = EMA_EPOCHS_DEFAULT if args.ema_epochs is None else args.ema_epochs
     try:  # refuse a bad --shifts / --context / --dropout / --batch before any run loads
-        PairScorerConfig(shifts=shifts, context=context, dropout=dropout, batch=batch, distill=distill, ema=ema)
+        PairScorerConfig(shifts=shifts, context=context, dropout=dropout, batch=batch, distill=distill,
+                         ema_epochs=ema_epochs)
     except ValueError as exc:
         parser.error(str(exc))
     records = []
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         method, metric = run.method(), run.config.metric
         base = PairScorerConfig(epochs=epochs, seed=run.config.seed, repetition=repetition, shifts=shifts,
                                 context=context, dropout=dropout, batch=batch, phonetics=phonetics, distill=distill,
-                                ema=ema)
+                                ema_epochs=ema_epochs)
         # as `ugaar lyrics-scorer` trains them: the sheet scorer first, the audio scorer's teacher
         for modality, trained in train_side_scorers(fs, args.modality, base).items():
             cfg, train_s = trained.config, trained.seconds

@@ -35,8 +35,8 @@ It is trained contrastively (InfoNCE both ways over a batch's pairs) on the
 training split's structure columns, and the epoch kept is the best on the
 validation split's lyrics→melody MedR.  With ``distill`` the audio scorer is
 also pulled towards the trained sheet scorer's scores of the same lines
-against the same samples' notes.  With ``ema`` the weights validated and kept
-are a moving average of the training steps' weights.  Measured in
+against the same samples' notes.  With ``ema_epochs`` the weights validated and
+kept are a moving average of the training steps' weights.  Measured in
 ``benchmarks/lyrics_rerank.py`` (docs/benchmarks.md, "Lyrics re-ranking").
 """
 from __future__ import annotations
@@ -91,10 +91,12 @@ class PairScorerConfig:
         other melody side (KL divergence of the two softmaxes, both ways): the
         audio scorer learns from the sheet scorer, whose notes are clean where
         detected onsets are not.  Training only; 0: none.
-    ema : float
-        Decay of an exponential moving average of the weights, updated after
-        every step; each epoch's validation, and the scorer kept, use the
-        average instead of the last step's weights (0: none).
+    ema_epochs : float
+        Half-life, in epochs, of an exponential moving average of the weights,
+        updated after every step; each epoch's validation, and the scorer
+        kept, use the average instead of the last step's weights (0: none).
+        In epochs, not steps, so that a small dataset's few steps are averaged
+        over as much of its training as a large one's.
     """
 
     modality: str = "sheet"
@@ -111,7 +113,7 @@ class PairScorerConfig:
     dropout: float = 0.0
     phonetics: bool = False
     distill: float = 0.0
-    ema: float = 0.0
+    ema_epochs: float = 0.0
 
     def __post_init__(self) -> None:
         if self.modality not in ("sheet", "audio"):
@@ -122,8 +124,8 @@ class PairScorerConfig:
             raise ValueError(f"dropout is in [0, 1), got {self.dropout}")
         if float(self.distill) < 0:
             raise ValueError(f"distill is a loss weight ≥ 0, got {self.distill}")
-        if not 0.0 <= float(self.ema) < 1.0:
-            raise ValueError(f"ema is a decay in [0, 1), got {self.ema}")
+        if float(self.ema_epochs) < 0:
+            raise ValueError(f"ema_epochs is a half-life in epochs ≥ 0, got {self.ema_epochs}")
         if int(self.batch) < 2:  # one pair a step has no other line to tell its melody from
             raise ValueError("a training step needs at least 2 pairs (each the others' negatives), "
                              f"got batch {self.batch}")
@@ -176,10 +178,10 @@ PHONETICS_DEFAULT = True
 #: validation over three seeds (LMD-full, audio, the defaults above; scorer alone / mixed, R@10): without
 #: 0.035 / 0.037 N (33.3 %), with 1.0 0.032 / 0.034 N (35.3 %) (docs/training.md, "Fifth round").
 DISTILL_DEFAULT = 1.0
-#: Decay of the weights' moving average ``ugaar lyrics-scorer`` and the window keep (:attr:`PairScorerConfig.ema`):
-#: a half-life of about 140 steps, half an epoch on LMD-full; chosen on validation over 0.995 and 0.998 (three
-#: seeds; docs/training.md, "Sixth round").
-EMA_DEFAULT = 0.995
+#: Half-life in epochs of the weights' moving average ``ugaar lyrics-scorer`` and the window keep
+#: (:attr:`PairScorerConfig.ema_epochs`): on LMD-full (195 steps an epoch) a decay of 0.9949 a step, chosen on
+#: validation among decays 0.995 and 0.998 (three seeds; docs/training.md, "Sixth round").
+EMA_EPOCHS_DEFAULT = 0.7
 #: Repeats at most this many positions apart form the "near" band of :class:`PairScorer`'s repetition term.
 REPEAT_NEAR = 4
 #: Cosine above which two audio onsets' CNN vectors count as the same sound repeated.
@@ -590,15 +592,17 @@ def train_pair_scorer(features: Any, config: PairScorerConfig = PairScorerConfig
 
     scorer = PairScorer(lx.shape[2] - extra, mx.shape[2] - extra, config, stats(lx, lm), stats(mx, mm))
     opt = torch.optim.AdamW(scorer.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    # the weights' moving average is what is validated and kept (config.ema); torch's own EMA wrapper
-    average = (torch.optim.swa_utils.AveragedModel(
-        scorer, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(float(config.ema)))
-        if config.ema else None)
+    batch = min(config.batch, len(train))
+    # the weights' moving average is what is validated and kept (config.ema_epochs); torch's own EMA wrapper
+    average = None
+    if config.ema_epochs:
+        decay = 0.5 ** (1.0 / (float(config.ema_epochs) * (len(train) // batch)))
+        average = torch.optim.swa_utils.AveragedModel(
+            scorer, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay))
     kept = scorer if average is None else average.module
     tensors = [torch.as_tensor(a) for a in (lx, lm, mx, mm)]
     result = TrainedScorer(scorer, config, train_pairs=len(train))
     best_state, best = None, np.inf
-    batch = min(config.batch, len(train))
     for epoch in range(config.epochs):
         scorer.train()
         order = rng.permutation(train)
@@ -729,10 +733,10 @@ class LyricsReranker:
               repetition: bool = REPETITION_DEFAULT, shifts: tuple[int, ...] = SHIFTS_DEFAULT,
               context: int = CONTEXT_DEFAULT, dropout: float = DROPOUT_DEFAULT,
               batch: int = BATCH_DEFAULT, phonetics: bool = PHONETICS_DEFAULT,
-              distill: float = DISTILL_DEFAULT, ema: float = EMA_DEFAULT) -> "LyricsReranker":
+              distill: float = DISTILL_DEFAULT, ema_epochs: float = EMA_EPOCHS_DEFAULT) -> "LyricsReranker":
         """Train one pair scorer per melody side on ``features`` (the run's), and choose each one's
         weight against the run's learned distances on the validation split.  ``repetition``,
-        ``shifts``, ``context``, ``dropout``, ``batch``, ``phonetics``, ``ema``: :class:`PairScorerConfig`'s,
+        ``shifts``, ``context``, ``dropout``, ``batch``, ``phonetics``, ``ema_epochs``: :class:`PairScorerConfig`'s,
         for every side; ``distill``: the audio side's (the sheet scorer is trained first and is its teacher;
         trained for that alone, and not kept, when ``sides`` has no sheet)."""
         from model.search.evaluation import distance_matrix
@@ -745,7 +749,7 @@ class LyricsReranker:
         scorers, weights, info = {}, {}, {}
         base = PairScorerConfig(epochs=epochs, seed=run.config.seed, repetition=repetition, shifts=tuple(shifts),
                                 context=int(context), dropout=float(dropout), batch=int(batch),
-                                phonetics=bool(phonetics), distill=float(distill), ema=float(ema))
+                                phonetics=bool(phonetics), distill=float(distill), ema_epochs=float(ema_epochs))
         for side, trained in train_side_scorers(features, sides, base, progress, cancel).items():
             mx, mm = library[side]
             lyr = method.embed_modality("lyrics", part.input_of("lyrics", "aligned"), partner=side)
