@@ -27,36 +27,33 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+#: The scorer's options (PairScorerConfig fields): argparse keywords, what the option does, and the name of
+#: its `ugaar lyrics-scorer` default in model.search.lyrics_rerank.
+SCORER_OPTIONS = {
+    "epochs": (dict(type=int), "epochs (the best validation epoch is kept)", "EPOCHS_DEFAULT"),
+    "repetition": (dict(action=argparse.BooleanOptionalAction),
+                   "the scorer also reads where the line and the melody repeat themselves", "REPETITION_DEFAULT"),
+    "shifts": (dict(type=int, nargs="*"),
+               "also train on windows shifted this many positions into the song's next window", "SHIFTS_DEFAULT"),
+    "context": (dict(type=int), "dilated convolution layers over each side's positions", "CONTEXT_DEFAULT"),
+    "dropout": (dict(type=float), "dropout on the scorer's hidden rows while training", "DROPOUT_DEFAULT"),
+    "batch": (dict(type=int), "lines per training step, each the others' negatives", "BATCH_DEFAULT"),
+    "phonetics": (dict(action=argparse.BooleanOptionalAction),
+                  "the lyrics side also reads the syllables' phonetic columns", "PHONETICS_DEFAULT"),
+    "distill": (dict(type=float), "weight of the sheet scorer's scores in the audio scorer's loss (the sheet side "
+                                  "is trained first)", "DISTILL_DEFAULT"),
+    "ema_epochs": (dict(type=float), "half-life in epochs of the moving average of the scorer's weights that is "
+                                     "validated and kept, 0: none", "EMA_EPOCHS_DEFAULT"),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="finished runs on aligned inputs, one per seed")
     parser.add_argument("--modality", nargs="+", default=["sheet", "audio"], choices=("sheet", "audio"))
-    parser.add_argument("--epochs", type=int, default=None,
-                        help="default: as `ugaar lyrics-scorer`, lyrics_rerank.EPOCHS_DEFAULT")
-    parser.add_argument("--repetition", action=argparse.BooleanOptionalAction, default=None,
-                        help="the scorer also reads where the line and the melody repeat themselves "
-                             "(default: as `ugaar lyrics-scorer`, lyrics_rerank.REPETITION_DEFAULT)")
-    parser.add_argument("--shifts", type=int, nargs="*", default=None,
-                        help="also train on windows shifted this many positions into the song's next window "
-                             "(default: as `ugaar lyrics-scorer`, lyrics_rerank.SHIFTS_DEFAULT)")
-    parser.add_argument("--context", type=int, default=None,
-                        help="dilated convolution layers over each side's positions "
-                             "(default: as `ugaar lyrics-scorer`, lyrics_rerank.CONTEXT_DEFAULT)")
-    parser.add_argument("--dropout", type=float, default=None,
-                        help="dropout on the scorer's hidden rows while training "
-                             "(default: as `ugaar lyrics-scorer`, lyrics_rerank.DROPOUT_DEFAULT)")
-    parser.add_argument("--batch", type=int, default=None,
-                        help="lines per training step, each the others' negatives "
-                             "(default: as `ugaar lyrics-scorer`, lyrics_rerank.BATCH_DEFAULT)")
-    parser.add_argument("--phonetics", action=argparse.BooleanOptionalAction, default=None,
-                        help="the lyrics side also reads the syllables' phonetic columns "
-                             "(default: as `ugaar lyrics-scorer`, lyrics_rerank.PHONETICS_DEFAULT)")
-    parser.add_argument("--distill", type=float, default=None,
-                        help="weight of the sheet scorer's scores in the audio scorer's loss (the sheet side is "
-                             "trained first; default: as `ugaar lyrics-scorer`, lyrics_rerank.DISTILL_DEFAULT)")
-    parser.add_argument("--ema-epochs", type=float, default=None,
-                        help="half-life in epochs of the moving average of the scorer's weights that is validated "
-                             "and kept, 0: none (default: as `ugaar lyrics-scorer`, lyrics_rerank.EMA_EPOCHS_DEFAULT)")
+    for name, (keywords, what, default) in SCORER_OPTIONS.items():
+        parser.add_argument("--" + name.replace("_", "-"), default=None, **keywords,
+                            help=f"{what} (default: as `ugaar lyrics-scorer`, lyrics_rerank.{default})")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
 
@@ -65,28 +62,18 @@ def main(argv: list[str] | None = None) -> int:
     from model.errors import UgaarError
     from model.feature_set import FeatureSet
     from model.search.evaluation import distance_matrix, metrics_from_ranks, ranks
-    from model.search.lyrics_rerank import (BATCH_DEFAULT, CONTEXT_DEFAULT, DROPOUT_DEFAULT, EPOCHS_DEFAULT,
-                                            DISTILL_DEFAULT, EMA_EPOCHS_DEFAULT, PHONETICS_DEFAULT, REPETITION_DEFAULT,
-                                            SHIFTS_DEFAULT,
-                                            PairScorerConfig,
-                                            choose_weight,
-                                            combined_scores, ranks_from_scores, score_matrix, structure_tokens,
-                                            train_side_scorers)
+    from model.search import lyrics_rerank
+    from model.search.lyrics_rerank import (PairScorerConfig, choose_weight, combined_scores, ranks_from_scores,
+                                            score_matrix, structure_tokens, train_side_scorers)
     from model.ugaar import Run
 
     torch.set_num_threads(2)
-    repetition = REPETITION_DEFAULT if args.repetition is None else args.repetition
-    shifts = SHIFTS_DEFAULT if args.shifts is None else tuple(args.shifts)
-    context = CONTEXT_DEFAULT if args.context is None else args.context
-    dropout = DROPOUT_DEFAULT if args.dropout is None else args.dropout
-    epochs = EPOCHS_DEFAULT if args.epochs is None else args.epochs
-    batch = BATCH_DEFAULT if args.batch is None else args.batch
-    phonetics = PHONETICS_DEFAULT if args.phonetics is None else args.phonetics
-    distill = DISTILL_DEFAULT if args.distill is None else args.distill
-    ema_epochs = EMA_EPOCHS_DEFAULT if args.ema_epochs is None else args.ema_epochs
-    try:  # refuse a bad --shifts / --context / --dropout / --batch before any run loads
-        PairScorerConfig(shifts=shifts, context=context, dropout=dropout, batch=batch, distill=distill,
-                         ema_epochs=ema_epochs)
+    # each option as given, else `ugaar lyrics-scorer`'s default
+    options = {name: getattr(lyrics_rerank, default) if getattr(args, name) is None else getattr(args, name)
+               for name, (_, _, default) in SCORER_OPTIONS.items()}
+    options["shifts"] = tuple(options["shifts"])
+    try:  # refuse a bad --shifts / --context / --dropout / --batch / ... before any run loads
+        PairScorerConfig(**options)
     except ValueError as exc:
         parser.error(str(exc))
     records = []
@@ -99,9 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         if run.config.inputs != "aligned" or not fs.has_sequences:
             parser.error(f"{run_dir}: a run on aligned inputs is needed (per-position tokens)")
         method, metric = run.method(), run.config.metric
-        base = PairScorerConfig(epochs=epochs, seed=run.config.seed, repetition=repetition, shifts=shifts,
-                                context=context, dropout=dropout, batch=batch, phonetics=phonetics, distill=distill,
-                                ema_epochs=ema_epochs)
+        base = PairScorerConfig(seed=run.config.seed, **options)
         # as `ugaar lyrics-scorer` trains them: the sheet scorer first, the audio scorer's teacher
         for modality, trained in train_side_scorers(fs, args.modality, base).items():
             cfg, train_s = trained.config, trained.seconds
