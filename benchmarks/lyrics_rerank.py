@@ -11,7 +11,8 @@ Usage::
 
     python benchmarks/lyrics_rerank.py RUN [RUN ...] [--modality sheet audio] [--epochs 6]
                                        [--[no-]repetition] [--shifts N ...] [--context L] [--dropout P]
-                                       [--batch B] [--[no-]phonetics] [--distill W] [--ema-epochs H] [--json OUT]
+                                       [--batch B] [--[no-]phonetics] [--distill W] [--ema-epochs H]
+                                       [--[no-]pitch] [--json OUT]
 
 One RUN per seed (its seed seeds the scorer too).
 """
@@ -44,6 +45,8 @@ SCORER_OPTIONS = {
                                   "is trained first)", "DISTILL_DEFAULT"),
     "ema_epochs": (dict(type=float), "half-life in epochs of the moving average of the scorer's weights that is "
                                      "validated and kept, 0: none", "EMA_EPOCHS_DEFAULT"),
+    "pitch": (dict(action=argparse.BooleanOptionalAction),
+              "the audio side also reads each onset's pitch, measured in the recording", "PITCH_DEFAULT"),
 }
 
 
@@ -91,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         for modality, trained in train_side_scorers(fs, args.modality, base).items():
             cfg, train_s = trained.config, trained.seconds
             lx, lm = structure_tokens(fs, "lyrics", cfg.positions, cfg.repetition, cfg.phonetics)
-            mx, mm = structure_tokens(fs, modality, cfg.positions, cfg.repetition)
+            mx, mm = structure_tokens(fs, modality, cfg.positions, cfg.repetition, pitch=cfg.pitch)
             out = {"run": run_dir, "seed": run.config.seed, "modality": modality, "config": cfg.to_dict(),
                    "best_epoch": trained.best_epoch, "history": trained.history, "train_seconds": train_s}
             found = {}

@@ -39,19 +39,25 @@ class SequenceInput:
         A lyrics query's per-syllable phonetic columns
         (:func:`model.features.tokens.phonetics.syllable_phonetics`), which the
         lyrics re-ranker reads beside the tokens; None elsewhere.
+    onset_pitch : np.ndarray, shape (N, T, N_ONSET_PITCH), optional
+        An audio query's per-onset pitch columns
+        (:func:`model.features.tokens.onset_pitch.audio_pitch_columns`), which the
+        lyrics re-ranker's audio side reads beside the tokens; None elsewhere.
     """
 
     pooled: np.ndarray
     tokens: np.ndarray
     lengths: np.ndarray
     phonetics: Optional[np.ndarray] = None
+    onset_pitch: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return len(self.pooled)
 
     def __getitem__(self, index: Any) -> "SequenceInput":
         return SequenceInput(self.pooled[index], self.tokens[index], self.lengths[index],
-                             None if self.phonetics is None else self.phonetics[index])
+                             None if self.phonetics is None else self.phonetics[index],
+                             None if self.onset_pitch is None else self.onset_pitch[index])
 
     @property
     def mask(self) -> np.ndarray:

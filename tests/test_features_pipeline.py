@@ -394,6 +394,18 @@ def test_lyrics_scorer_trains_saves_and_reranks_queries(tiny_dataset, extracted,
     phonetic = slice(N_PROSODY, N_PROSODY + N_PHONETIC)
     assert np.array_equal(query_mask, library_mask) and library[:, phonetic].any()
     assert np.array_equal(query[:, phonetic], library[:, phonetic])
+    # ... and its audio side reads each onset's pitch: the library's measured in the dataset's audio (and kept
+    # in its folder), a query's in its own recording, the same for the same item
+    from model.features.tokens.onset_pitch import N_ONSET_PITCH
+    from model.features.tokens.sequences import AUDIO_SCALARS
+    assert loaded.pitch and loaded.scorers["audio"].config.pitch
+    assert list((Path(tiny_dataset.root) / "features" / "onset-pitch").glob("v1-*.npz"))
+    wave_, sr = tiny_dataset.load_audio(sample.sample_id)
+    query, query_mask = loaded.query_tokens("audio", embedder.audio_sequence(wave_, sr))
+    library, library_mask = loaded.library_query("audio", sample.sample_id)
+    pitch = slice(len(AUDIO_SCALARS), len(AUDIO_SCALARS) + N_ONSET_PITCH)
+    assert np.array_equal(query_mask, library_mask) and library[:, pitch][:, 2].sum() >= 0.8 * library_mask.sum()
+    assert np.allclose(query[:, pitch], library[:, pitch], atol=2e-3)  # float16 in the cache
 
     assert main(["query", str(run_dir), "--lyrics", "yesterday all my troubles seemed so far away", "--k", "3"]) == 0
     out = capsys.readouterr().out

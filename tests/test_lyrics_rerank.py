@@ -218,6 +218,48 @@ def test_a_lyrics_querys_phonetic_columns_follow_its_prosody_and_the_repeats_sti
         query_tokens(SimpleNamespace(tokens=tokens, lengths=np.array([4])), "lyrics", phonetics=True)
 
 
+def test_an_audio_querys_pitch_columns_follow_its_scalars_and_the_repeats_still_read_the_cnn_vectors():
+    """With ``pitch`` a recording's onset pitch columns (``SequenceInput.onset_pitch``) extend its structure
+    columns; which onsets repeat is still decided by the CNN head, not by the appended columns."""
+    from model.features.tokens.onset_pitch import N_ONSET_PITCH
+    from model.features.tokens.sequences import AUDIO_SCALARS
+
+    head = np.array([[1, 0, 0], [1, 0, 0], [0, 1, 0], [1, 0, 0]], np.float32)
+    scalars = np.arange(16, dtype=np.float32).reshape(4, len(AUDIO_SCALARS))
+    tokens = np.concatenate([head, scalars], 1)[None]
+    pitch = np.zeros((1, 4, N_ONSET_PITCH), np.float32)
+    pitch[0, :, 0] = [0.1, 0.2, 0.3, 0.4]
+    seq = SimpleNamespace(tokens=tokens, lengths=np.array([4]), onset_pitch=pitch)
+    plain, _ = query_tokens(seq, "audio", positions=6, repetition=True)
+    with_pitch, m = query_tokens(seq, "audio", positions=6, repetition=True, pitch=True)
+    assert with_pitch.shape == (6, len(AUDIO_SCALARS) + N_ONSET_PITCH + 6) and m.tolist() == [1, 1, 1, 1, 0, 0]
+    assert np.array_equal(with_pitch[:4, :len(AUDIO_SCALARS)], scalars)
+    assert np.allclose(with_pitch[:4, len(AUDIO_SCALARS)], [0.1, 0.2, 0.3, 0.4])
+    assert np.array_equal(with_pitch[:, -6:], plain[:, -6:])  # the same repeats: onsets 0, 1 and 3
+    assert with_pitch[0, -6:].tolist() == [0, 1, 0, 1, 0, 0]
+    # a sheet query is not changed by the audio side's setting, and a recording without the columns is refused
+    sheet = SimpleNamespace(tokens=np.ones((1, 4, 12), np.float32), lengths=np.array([4]))
+    assert np.array_equal(query_tokens(sheet, "sheet", positions=6, pitch=True)[0],
+                          query_tokens(sheet, "sheet", positions=6)[0])
+    with pytest.raises(ValueError, match="pitch columns.*Embedder.audio_sequence"):
+        query_tokens(SimpleNamespace(tokens=tokens, lengths=np.array([4])), "audio", pitch=True)
+
+
+def test_a_saved_pitch_scorer_over_features_without_room_for_the_columns_is_refused(tmp_path):
+    """A scorer file says it reads the onsets' pitch, but its audio side was built without the columns: refused
+    by name before any pitch is computed (the features here have no dataset to compute it from)."""
+    from model.errors import CorruptFileError
+    from model.search.lyrics_rerank import RERANKER_FILE, LyricsReranker
+
+    fs = _repeats_only(n=20)
+    fs.sample_ids = np.array([f"s{i}" for i in range(20)])
+    scorer = PairScorer(N_PROSODY, 4, PairScorerConfig(modality="audio", positions=20, hidden=8, pitch=True))
+    lib = {m: structure_tokens(fs, m, 20) for m in ("lyrics", "audio")}
+    LyricsReranker({"audio": scorer}, {"audio": 1.0}, lib, fs.sample_ids).save(tmp_path)
+    with pytest.raises(CorruptFileError, match=rf"its audio scorer reads \({N_PROSODY}, 4\).*\({N_PROSODY}, 7\)"):
+        LyricsReranker.load(tmp_path, fs)
+
+
 def _repeats_only(n=300, seed=0, positions=12):
     """Lyrics and melodies with no position-wise link at all: a pair shares only *where* it repeats."""
     rng = np.random.default_rng(seed)

@@ -140,10 +140,18 @@ class Embedder:
         wave = np.asarray(wave, dtype=np.float32)
         if wave.size == 0:
             raise ValueError("empty audio")
+        from .tokens.onset_pitch import N_ONSET_PITCH, audio_pitch_columns
+
         patches = audio_input(wave, int(sample_rate), self.config)
         pooled = self._embed(self.encoders.model.audio.forward_pooled, patches)
-        segments = audio_segments(audio_rows(patches), self.config, onset_net=self.encoders.onset_net)
-        return self._sequence(pooled, self._cnn_tokens(self.encoders.model.audio.forward_pooled, segments))
+        rows = audio_rows(patches)
+        segments = audio_segments(rows, self.config, onset_net=self.encoders.onset_net)
+        sequence = self._sequence(pooled, self._cnn_tokens(self.encoders.model.audio.forward_pooled, segments))
+        # each onset's pitch, for the lyrics re-ranker's audio side (a few ms)
+        sequence.onset_pitch, _ = pad_sequences([audio_pitch_columns(wave, sample_rate, self.config, rows,
+                                                                     self.encoders.onset_net)],
+                                                self.config.sequence_max_len, N_ONSET_PITCH)
+        return sequence
 
     def audio_file_sequence(self, path: str | Path) -> SequenceInput:
         import soundfile

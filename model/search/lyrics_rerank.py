@@ -29,7 +29,10 @@ notes around it are), not only its two neighbours.
 With ``phonetics`` (the default of ``ugaar lyrics-scorer``) the lyrics side
 also reads each syllable's vowel, onset and coda
 (:mod:`model.features.tokens.phonetics`), computed from the dataset's syllables
-or a query's own.
+or a query's own.  With ``pitch`` (the default too) the audio side also reads
+each onset's pitch, measured in the recording
+(:mod:`model.features.tokens.onset_pitch`): the sheet side's notes carry their
+written pitch, the audio tokens did not.
 
 It is trained contrastively (InfoNCE both ways over a batch's pairs) on the
 training split's structure columns, and the epoch kept is the best on the
@@ -97,6 +100,10 @@ class PairScorerConfig:
         kept, use the average instead of the last step's weights (0: none).
         In epochs, not steps, so that a small dataset's few steps are averaged
         over as much of its training as a large one's.
+    pitch : bool
+        Give the audio side each onset's pitch, interval and whether it is
+        pitched (:mod:`model.features.tokens.onset_pitch`), measured in the
+        dataset's audio or a query's own recording; the sheet side ignores it.
     """
 
     modality: str = "sheet"
@@ -114,6 +121,7 @@ class PairScorerConfig:
     phonetics: bool = False
     distill: float = 0.0
     ema_epochs: float = 0.0
+    pitch: bool = False
 
     def __post_init__(self) -> None:
         if self.modality not in ("sheet", "audio"):
@@ -182,6 +190,12 @@ DISTILL_DEFAULT = 1.0
 #: (:attr:`PairScorerConfig.ema_epochs`): on LMD-full (195 steps an epoch) a decay of 0.9949 a step, chosen on
 #: validation among decays 0.995 and 0.998 (three seeds; docs/training.md, "Sixth round").
 EMA_EPOCHS_DEFAULT = 0.7
+#: Whether ``ugaar lyrics-scorer`` and the window give the audio side each onset's pitch columns
+#: (:attr:`PairScorerConfig.pitch`).  Chosen on validation over three seeds (LMD-full, audio, the defaults above;
+#: scorer alone, R@10): without 0.0377 ± 0.0022 N (34.0 %), with 0.0347 ± 0.0011 N (35.1 %), better for each
+#: seed.  In the probe that chose the columns, letting pitch and interval also decide which onsets repeat
+#: (instead of the CNN's cosine) gave 0.0370 against 0.0360 N (docs/training.md, "Seventh round").
+PITCH_DEFAULT = True
 #: Repeats at most this many positions apart form the "near" band of :class:`PairScorer`'s repetition term.
 REPEAT_NEAR = 4
 #: Cosine above which two audio onsets' CNN vectors count as the same sound repeated.
@@ -254,38 +268,48 @@ def shifted_windows(full: np.ndarray, lengths: Any, pairs: np.ndarray, shift: in
 
 
 def structure_tokens(features: Any, modality: str, positions: int = 20, repetition: bool = False,
-                     phonetics: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                     phonetics: bool = False, pitch: bool = False, progress: Optional[ProgressCallback] = None,
+                     cancel: Optional[CancelToken] = None) -> tuple[np.ndarray, np.ndarray]:
     """The structure columns of a FeatureSet's tokens for ``modality``, first ``positions`` positions.
 
     With ``repetition``, each position's row of :func:`self_similarity` follows
     its structure columns (``positions`` more columns).  With ``phonetics``, the
-    lyrics' structure columns end with the syllables' phonetic ones (:func:`scorer_inputs`).
+    lyrics' structure columns end with the syllables' phonetic ones, and with
+    ``pitch`` the audio's with the onsets' pitch columns (:func:`scorer_inputs`).
 
     Returns
     -------
     tokens : (N, positions, D [+ positions]) float32, zero beyond each item's length
     mask : (N, positions) float32, 1 where a position exists
     """
-    full, lengths, dim = scorer_inputs(features, modality, phonetics)
+    full, lengths, dim = scorer_inputs(features, modality, phonetics, pitch, progress, cancel)
     return tokens_of(full, lengths, modality, dim, positions, repetition)
 
 
-def scorer_inputs(features: Any, modality: str, phonetics: bool = False) -> tuple[np.ndarray, np.ndarray, int]:
+def scorer_inputs(features: Any, modality: str, phonetics: bool = False, pitch: bool = False,
+                  progress: Optional[ProgressCallback] = None,
+                  cancel: Optional[CancelToken] = None) -> tuple[np.ndarray, np.ndarray, int]:
     """A FeatureSet's whole per-position tokens for ``modality`` as the scorer reads them, their lengths,
     and how many of the last columns are structure columns.
 
     With ``phonetics`` the lyrics tokens gain the syllables' phonetic columns at the end
-    (:func:`lyrics_phonetics`), which count as structure columns too.
+    (:func:`lyrics_phonetics`), and with ``pitch`` the audio tokens their onsets' pitch columns
+    (:func:`model.features.tokens.onset_pitch.dataset_onset_pitch`, computed once and cached in the
+    dataset's folder; ``progress`` and ``cancel`` follow it); both count as structure columns.
     """
     from model.features.tokens.sequences import STRUCTURE_DIMS
 
     dims = features.meta.get("structure_dims") or STRUCTURE_DIMS
     seq = features.input_of(modality, "aligned")
-    if modality != "lyrics" or not phonetics:
+    if modality == "lyrics" and phonetics:
+        extra = lyrics_phonetics(features, seq.tokens.shape[1])
+    elif modality == "audio" and pitch:
+        from model.features.tokens.onset_pitch import dataset_onset_pitch
+        extra = dataset_onset_pitch(features, seq.tokens.shape[1], progress, cancel)
+    else:
         return seq.tokens, seq.lengths, int(dims[modality])
-    extra = lyrics_phonetics(features, seq.tokens.shape[1])
     full = np.concatenate([seq.tokens, extra.astype(seq.tokens.dtype)], -1)
-    return full, seq.lengths, int(dims["lyrics"]) + extra.shape[2]
+    return full, seq.lengths, int(dims[modality]) + extra.shape[2]
 
 
 def lyrics_phonetics(features: Any, positions: int) -> np.ndarray:
@@ -321,12 +345,14 @@ def lyrics_phonetics(features: Any, positions: int) -> np.ndarray:
     return pad_sequences(items, positions, N_PHONETIC)[0]
 
 
-def library_tokens(features: Any, sides: Any, repetition: bool,
-                   phonetics: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def library_tokens(features: Any, sides: Any, repetition: bool, phonetics: bool = False, pitch: bool = False,
+                   progress: Optional[ProgressCallback] = None,
+                   cancel: Optional[CancelToken] = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """:func:`structure_tokens` of the lyrics and of each melody side in ``sides``, at the scorer's
     positions (:attr:`PairScorerConfig.positions`): what a :class:`LyricsReranker` scores against."""
     positions = PairScorerConfig.positions
-    return {m: structure_tokens(features, m, positions, repetition, phonetics) for m in ("lyrics", *sides)}
+    return {m: structure_tokens(features, m, positions, repetition, phonetics, pitch, progress, cancel)
+            for m in ("lyrics", *sides)}
 
 
 def tokens_of(full: np.ndarray, lengths: Any, modality: str, structure_dim: int, positions: int = 20,
@@ -567,7 +593,7 @@ def train_pair_scorer(features: Any, config: PairScorerConfig = PairScorerConfig
         """:func:`structure_tokens` of ``name``, followed by its shifted training windows
         (:attr:`PairScorerConfig.shifts`); the whole tokens are read once (the lyrics' phonetic
         columns open the dataset)."""
-        full, lengths, dim = scorer_inputs(features, name, config.phonetics)
+        full, lengths, dim = scorer_inputs(features, name, config.phonetics, config.pitch, progress, cancel)
         tokens, mask = tokens_of(full, lengths, name, dim, config.positions, config.repetition)
         if not config.shifts:
             return tokens, mask
@@ -733,10 +759,11 @@ class LyricsReranker:
               repetition: bool = REPETITION_DEFAULT, shifts: tuple[int, ...] = SHIFTS_DEFAULT,
               context: int = CONTEXT_DEFAULT, dropout: float = DROPOUT_DEFAULT,
               batch: int = BATCH_DEFAULT, phonetics: bool = PHONETICS_DEFAULT,
-              distill: float = DISTILL_DEFAULT, ema_epochs: float = EMA_EPOCHS_DEFAULT) -> "LyricsReranker":
+              distill: float = DISTILL_DEFAULT, ema_epochs: float = EMA_EPOCHS_DEFAULT,
+              pitch: bool = PITCH_DEFAULT) -> "LyricsReranker":
         """Train one pair scorer per melody side on ``features`` (the run's), and choose each one's
         weight against the run's learned distances on the validation split.  ``repetition``,
-        ``shifts``, ``context``, ``dropout``, ``batch``, ``phonetics``, ``ema_epochs``: :class:`PairScorerConfig`'s,
+        ``shifts``, ``context``, ``dropout``, ``batch``, ``phonetics``, ``ema_epochs``, ``pitch``: :class:`PairScorerConfig`'s,
         for every side; ``distill``: the audio side's (the sheet scorer is trained first and is its teacher;
         trained for that alone, and not kept, when ``sides`` has no sheet)."""
         from model.search.evaluation import distance_matrix
@@ -744,12 +771,13 @@ class LyricsReranker:
         method, splits = run.method(), np.asarray(features.splits)
         val = np.nonzero(splits == "val")[0]
         part = features.split("val")
-        library = library_tokens(features, sides, repetition, phonetics)
+        library = library_tokens(features, sides, repetition, phonetics, pitch, progress, cancel)
         lx, lm = library["lyrics"]
         scorers, weights, info = {}, {}, {}
         base = PairScorerConfig(epochs=epochs, seed=run.config.seed, repetition=repetition, shifts=tuple(shifts),
                                 context=int(context), dropout=float(dropout), batch=int(batch),
-                                phonetics=bool(phonetics), distill=float(distill), ema_epochs=float(ema_epochs))
+                                phonetics=bool(phonetics), distill=float(distill), ema_epochs=float(ema_epochs),
+                                pitch=bool(pitch))
         for side, trained in train_side_scorers(features, sides, base, progress, cancel).items():
             mx, mm = library[side]
             lyr = method.embed_modality("lyrics", part.input_of("lyrics", "aligned"), partner=side)
@@ -797,20 +825,24 @@ class LyricsReranker:
         except Exception as exc:  # a damaged or foreign file: say which, train it again
             raise CorruptFileError(str(path), f"not a lyrics scorer ({type(exc).__name__})",
                                    f"train it again: ugaar lyrics-scorer {run_dir}") from exc
+        from model.features.tokens.onset_pitch import N_ONSET_PITCH
         from model.features.tokens.phonetics import N_PHONETIC
         from model.features.tokens.sequences import STRUCTURE_DIMS
 
         dims = features.meta.get("structure_dims") or STRUCTURE_DIMS
         for side, entry in state["scorers"].items():
             # features extracted again with another token layout: the scorer would fail at the first query
-            phonetic = N_PHONETIC if PairScorerConfig.from_dict(entry["config"]).phonetics else 0
-            want = (int(dims["lyrics"]) + phonetic, int(dims[side]))
+            cfg = PairScorerConfig.from_dict(entry["config"])
+            phonetic = N_PHONETIC if cfg.phonetics else 0
+            pitched = N_ONSET_PITCH if cfg.pitch and side == "audio" else 0
+            want = (int(dims["lyrics"]) + phonetic, int(dims[side]) + pitched)
             if tuple(int(d) for d in entry["dims"]) != want:
                 raise CorruptFileError(str(path), f"its {side} scorer reads {tuple(entry['dims'])} structure "
                                        f"columns (lyrics, {side}) but the run's features have {want}",
                                        f"train it again: ugaar lyrics-scorer {run_dir}")
         library = library_tokens(features, scorers, any(sc.config.repetition for sc in scorers.values()),
-                                 any(sc.config.phonetics for sc in scorers.values()))
+                                 any(sc.config.phonetics for sc in scorers.values()),
+                                 any(sc.config.pitch for side, sc in scorers.items() if side == "audio"))
         return cls(scorers, weights, library, features.sample_ids, state.get("info"))
 
     # -- queries -------------------------------------------------------------------------
@@ -852,10 +884,16 @@ class LyricsReranker:
         """Whether the scorers read the syllables' phonetic columns (:attr:`PairScorerConfig.phonetics`)."""
         return any(sc.config.phonetics for sc in self.scorers.values())
 
+    @property
+    def pitch(self) -> bool:
+        """Whether the audio scorer reads the onsets' pitch columns (:attr:`PairScorerConfig.pitch`)."""
+        return "audio" in self.scorers and self.scorers["audio"].config.pitch
+
     def query_tokens(self, modality: str, sequence: Any) -> tuple[np.ndarray, np.ndarray]:
         """A new item's tokens as this re-ranker's scorers read them (:func:`query_tokens`): a typed
         line's (``lyrics``), or a dropped MIDI / KAR file's rendering (``sheet``, ``audio``)."""
-        return query_tokens(sequence, modality, repetition=self.repetition, phonetics=self.phonetics)
+        return query_tokens(sequence, modality, repetition=self.repetition, phonetics=self.phonetics,
+                            pitch=self.pitch)
 
     def library_query(self, source: str, sample_id: str) -> tuple[np.ndarray, np.ndarray]:
         """A library item's structure tokens, as a query."""
@@ -885,19 +923,23 @@ class LyricsReranker:
 
 
 def query_tokens(sequence: Any, modality: str = "lyrics", positions: int = 20, repetition: bool = False,
-                 phonetics: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                 phonetics: bool = False, pitch: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Structure tokens of a new item: a typed lyrics line (``Embedder.lyrics_sequence``'s
     ``SequenceInput``) or one modality of a dropped MIDI / KAR file (``Embedder.midi_file_sequence``),
-    with its :func:`self_similarity` rows when ``repetition`` and, for lyrics, its phonetic columns
-    (``sequence.phonetics``) when ``phonetics``."""
+    with its :func:`self_similarity` rows when ``repetition``, for lyrics its phonetic columns
+    (``sequence.phonetics``) when ``phonetics``, and for audio its onsets' pitch columns
+    (``sequence.onset_pitch``) when ``pitch``."""
     from model.features.tokens.sequences import STRUCTURE_DIMS
 
     full, dim = np.asarray(sequence.tokens[:1], np.float32), STRUCTURE_DIMS[modality]
-    if modality == "lyrics" and phonetics:
-        extra = getattr(sequence, "phonetics", None)
+    wanted = {"lyrics": ("phonetics", phonetics, "the syllables' phonetic columns",
+                         "Embedder.lyrics_sequence or lyrics_syllables_sequence"),
+              "audio": ("onset_pitch", pitch, "the onsets' pitch columns", "Embedder.audio_sequence")}.get(modality)
+    if wanted is not None and wanted[1]:
+        extra = getattr(sequence, wanted[0], None)
         if extra is None:
-            raise ValueError("this lyrics scorer reads the syllables' phonetic columns, and the query has none "
-                             "(make it with Embedder.lyrics_sequence or lyrics_syllables_sequence)")
+            raise ValueError(f"this lyrics scorer reads {wanted[2]}, and the query has none "
+                             f"(make it with {wanted[3]})")
         full = np.concatenate([full, np.asarray(extra[:1], np.float32)], -1)
         dim += extra.shape[2]
     tokens, mask = tokens_of(full, np.asarray(sequence.lengths[:1]), modality, dim, positions, repetition)

@@ -142,6 +142,34 @@ def detect_onsets(rows: np.ndarray, config: FeatureConfig, onset_net: Any = None
     return np.asarray(onsets if len(onsets) else [int(np.argmax(env))], dtype=np.int64)
 
 
+def onset_spans(rows: np.ndarray, config: FeatureConfig, onsets: Optional[np.ndarray] = None,
+                onset_net: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Where each audio token's note is: its onset row and the row its span ends at (the next onset,
+    or after the item's last sounding row), with each row's log energy and whether it sounds.
+
+    Parameters
+    ----------
+    rows : (T, F) log-mel rows (:func:`audio_rows`)
+    config : FeatureConfig
+    onsets : sorted row indices, optional
+        Instead of :func:`detect_onsets` (``onset_net`` is the ``learned`` method's detector).
+
+    Returns
+    -------
+    onsets, ends : (K,) int64, K ≤ ``config.sequence_max_len``
+    energy : (T,) float, the rows' log mean power
+    sounding : (T,) bool, within ``config.sounding_db`` of the item's loudest row
+    """
+    rows = np.asarray(rows, dtype=np.float32)
+    onsets = (detect_onsets(rows, config, onset_net) if onsets is None else np.asarray(onsets, dtype=np.int64))
+    onsets = onsets[: config.sequence_max_len]
+    energy = np.log(np.exp(rows).mean(axis=1) + 1e-9)  # the rows are log-mel magnitudes
+    sounding = energy > energy.max() - config.sounding_db / 4.343  # dB → natural log units
+    last = int(np.flatnonzero(sounding)[-1]) + 1 if sounding.any() else len(rows)
+    ends = np.append(onsets[1:], max(last, int(onsets[-1]) + 1))
+    return onsets, ends, energy, sounding
+
+
 def audio_segments(rows: np.ndarray, config: FeatureConfig, onsets: Optional[np.ndarray] = None,
                    onset_net: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """Patches at each onset ``(K, R, F)`` float32 and their scalars ``(K, len(AUDIO_SCALARS))``.
@@ -154,13 +182,8 @@ def audio_segments(rows: np.ndarray, config: FeatureConfig, onsets: Optional[np.
     r = config.patch_frames // config.audio_time_pool
     row_s = config.stft_hop_s * config.audio_time_pool
     pad = float(np.log(config.log_offset))
-    onsets = (detect_onsets(rows, config, onset_net) if onsets is None else np.asarray(onsets, dtype=np.int64))
-    onsets = onsets[: config.sequence_max_len]
+    onsets, ends, energy, sounding_rows = onset_spans(rows, config, onsets, onset_net)
     power = np.exp(rows)  # the rows are log-mel magnitudes
-    energy = np.log(power.mean(axis=1) + 1e-9)
-    sounding_rows = energy > energy.max() - config.sounding_db / 4.343  # dB → natural log units
-    last = int(np.flatnonzero(sounding_rows)[-1]) + 1 if sounding_rows.any() else len(rows)
-    ends = np.append(onsets[1:], max(last, int(onsets[-1]) + 1))
     centroid = (power * np.arange(rows.shape[1])).sum(1) / np.maximum(power.sum(1), 1e-9)
     patches = np.full((len(onsets), r, rows.shape[1]), pad, dtype=np.float32)
     scalars = np.zeros((len(onsets), len(AUDIO_SCALARS)), dtype=np.float32)
