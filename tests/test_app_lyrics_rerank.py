@@ -209,6 +209,19 @@ def test_a_typed_line_and_a_dropped_midi_file_are_reranked(qtbot, window, copied
     vec = rp.query_vectors[("sheet", "lyrics")]
     assert rp.result_ids("lyrics") == [r for r, _ in rr.query_index(index, vec, "sheet", "lyrics", k, sheet_tokens)]
 
+    # a dropped recording: the matched window's onsets and their pitch are scored against every line
+    import soundfile
+    wav = tmp_path / "sung.wav"
+    soundfile.write(str(wav), session.dataset.load_audio(sample.sample_id)[0], 16000)
+    with qtbot.waitSignal(rp.embedded, timeout=120000):
+        rp.query_file(str(wav))
+    assert set(rp.query_sequences) == {"audio"} and rp.query_sequences["audio"].onset_pitch is not None
+    _wait_reranked(qtbot, rp, {"lyrics": True})
+    audio_tokens = rr.query_tokens("audio", rp.query_sequences["audio"])
+    vec = rp.query_vectors[("audio", "lyrics")]
+    assert rp.result_ids("lyrics") == [r for r, _ in rr.query_index(index, vec, "audio", "lyrics", k, audio_tokens)]
+    assert list_title(rp, "lyrics").endswith(LYRICS_RERANKED_MARK)
+
 
 def test_a_damaged_scorer_file_is_named_and_the_run_still_opens(qtbot, window, tmp_path):
     run = _open_copy(qtbot, window, tmp_path, damaged=True)

@@ -45,6 +45,15 @@ def test_each_tokens_pitch_is_its_notes_whatever_the_instrument(timbre):
     assert np.all(np.abs(pitches - np.array(LEAPS)) < 0.5), pitches
 
 
+def test_a_quiet_recordings_last_note_rings_past_its_end():
+    """A quiet recording's padding rows (the last 0.96 s patch runs past its end) count as sounding, so the last
+    note's frames would lie beyond the samples: they are read at the recording's end instead."""
+    wave = BuiltinRenderer(16000).render(_melody(LEAPS)) * 0.03
+    rows = _rows(wave)
+    assert len(rows) * CONFIG.stft_hop_s * CONFIG.audio_time_pool > len(wave) / 16000 + 0.3
+    assert np.all(np.abs(note_pitches(wave, 16000, rows, CONFIG) - np.array(LEAPS)) < 0.5)
+
+
 def test_silence_and_noise_have_no_pitch():
     silence = np.zeros(3 * 16000, np.float32)
     noise = np.random.default_rng(0).normal(0, 0.1, 3 * 16000).astype(np.float32)

@@ -425,6 +425,16 @@ def test_lyrics_scorer_trains_saves_and_reranks_queries(tiny_dataset, extracted,
     out = capsys.readouterr().out
     assert out.count("re-ranked by syllable-by-note pair score") == 4  # lyrics ↔ audio, lyrics ↔ sheet
     assert "sheet → lyrics  (re-ranked by syllable-by-note" in out
+    # a recording: its best window's onsets and their pitch are scored against every line's syllables
+    import soundfile
+    wav = tmp_path / "sung.wav"
+    soundfile.write(str(wav), tiny_dataset.load_audio(sid)[0], 16000)
+    assert main(["query", str(run_dir), "--audio", str(wav), "--k", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "audio → lyrics  (re-ranked by syllable-by-note pair score" in out
+    assert "audio → sheet  (re-ranked by syllable" not in out
+    assert main(["query", str(run_dir), "--audio", str(wav), "--k", "3", "--no-lyrics-scorer"]) == 0
+    assert "syllable-by-note" not in capsys.readouterr().out
 
     (run_dir / RERANKER_FILE).write_bytes(b"not a checkpoint")
     assert main(["query", str(run_dir), "--lyrics", "yesterday", "--k", "3"]) == 2

@@ -663,7 +663,10 @@ class RetrievalPanel(QWidget):
             self.audio_match = match
             self.query_vectors = {("audio", tgt): vec for tgt, vec in match.vectors.items()}
             self.query_track, self.query_track_within = track, True
-            self.query_sequences = None  # no syllables in a recording: not re-ranked by the lyrics scorer
+            # the matched window's onsets (timing and each note's pitch): its lyrics list is re-ranked by the
+            # lyrics scorer's audio side, as a sample's is (benchmarks/lyrics_rerank_recordings.py)
+            self.query_sequences = ({"audio": match.features} if aligned
+                                    and getattr(match.features, "onset_pitch", None) is not None else None)
             self.query_label = label
             if self.mode_file.isChecked():
                 self.drop.label.setText(f"{label} — {match.describe()}")

@@ -49,13 +49,14 @@ def melody_reranker(run, args, dataset):
 
 def lyrics_reranker(run, args):
     """The run's lyrics re-ranker (``ugaar lyrics-scorer``), or None without one, with
-    ``--no-lyrics-scorer``, or for a query it would not re-rank (recordings; samples between audio and
-    sheet): it reads the run's whole FeatureSet, which a query without lyrics need not load."""
+    ``--no-lyrics-scorer``, or for a query it would not re-rank (a recording asked for sheets only; samples
+    between audio and sheet): it reads the run's whole FeatureSet, which a query without lyrics need not load."""
     if getattr(args, "no_lyrics_scorer", False):
         return None
     # a sample query lists lyrics unless --source and --target both name audio and sheet
     audio_sheet_only = bool(args.source and args.target) and "lyrics" not in (args.source, args.target)
-    if args.lyrics is None and args.midi is None and (args.sample is None or audio_sheet_only):
+    recording = getattr(args, "audio", None) is not None and args.target in (None, "lyrics")
+    if args.lyrics is None and args.midi is None and not recording and (args.sample is None or audio_sheet_only):
         return None
     from model.search.lyrics_rerank import RERANKER_FILE, LyricsReranker
     if not (run.run_dir / RERANKER_FILE).is_file():
@@ -64,10 +65,13 @@ def lyrics_reranker(run, args):
     return LyricsReranker.load(run.run_dir, FeatureSet.load(run.config.features_path))
 
 
-def audio_query(run, index, embedder, audio, targets, k: int, reranker=None, window_s: float | None = None):
+def audio_query(run, index, embedder, audio, targets, k: int, reranker=None, window_s: float | None = None,
+                lyrics=None):
     """Slide sample-long windows (``window_s``: :func:`window_seconds`) over a checked recording
     (``QueryAudio`` at the embedder's rate); the best window's ``AudioMatch`` (results per target), its
-    sheet results re-ranked by ``reranker`` with the recording's pitch track."""
+    sheet results re-ranked by ``reranker`` with the recording's pitch track and, for a run on aligned
+    inputs, its lyrics results by the ``lyrics`` re-ranker's audio side (the window's onsets and their pitch
+    against every line's syllables)."""
     from model.search.audio_query import best_window
 
     for warning in audio.warnings:
@@ -89,6 +93,10 @@ def audio_query(run, index, embedder, audio, targets, k: int, reranker=None, win
         # on the melody's first note or ends on its last
         track = pitch_track(audio.wave, audio.sample_rate)
         match.results = {t: reranker.rerank("audio", t, hits, track, within=True) for t, hits in match.results.items()}
+    if (lyrics is not None and "lyrics" in match.results and lyrics.covers("audio", "lyrics")
+            and getattr(match.features, "onset_pitch", None) is not None):
+        match.results["lyrics"] = lyrics.query_index(index, match.vectors["lyrics"], "audio", "lyrics", k,
+                                                     lyrics.query_tokens("audio", match.features))
     match.results = {t: hits[:k] for t, hits in match.results.items()}
     return match
 
@@ -133,7 +141,7 @@ def query_results(run, index, args, info: dict | None = None, audio=None,
         if audio is None or audio.sample_rate != embedder.config.sample_rate:
             from model.search.audio_query import load_query_audio
             audio = load_query_audio(args.audio, embedder.config.sample_rate)
-        match = audio_query(run, index, embedder, audio, targets, args.k, reranker, window_seconds(dataset))
+        match = audio_query(run, index, embedder, audio, targets, args.k, reranker, window_seconds(dataset), lyrics)
         if info is not None:
             info["match"] = match
         return [("audio", t, match.results[t]) for t in targets]
@@ -207,7 +215,8 @@ def run(args: argparse.Namespace) -> int:
                f"  (re-ranked by melody: top {cfg.k}, score = distance + {cfg.weight:g} × pitch DTW)"
                if not cfg.any_key or args.sample else
                f"  (ordered by melody in any key: all {len(index)} items by key-free pitch DTW)")
-        file_tokens = args.lyrics is not None or (args.midi is not None and r.config.inputs == "aligned")
+        file_tokens = args.lyrics is not None or ((args.midi is not None or args.audio is not None)
+                                                  and r.config.inputs == "aligned")
         if lyrics is not None and lyrics.covers(source, target) and (args.sample or file_tokens):
             side = target if source == "lyrics" else source
             how = f"  (re-ranked by syllable-by-note pair score, weight {lyrics.weights[side]:g})"

@@ -111,6 +111,9 @@ def note_pitches(wave: np.ndarray, sample_rate: int, rows: np.ndarray, config: F
     if not centres or len(y) < frame:
         return out
     padded = np.pad(y, frame)
+    # the rows run on to the end of the last 0.96 s patch, past the recording's end: a note ringing
+    # there is analysed at the recording's last samples
+    centres = np.clip(np.asarray(centres), 0, len(y) - 1)
     windows = np.stack([padded[c + frame - frame // 2: c + frame + frame // 2] for c in centres])
     # one YIN frame per window: the windows end to end, hop = frame length, no centring
     f0 = librosa.yin(windows.ravel(), fmin=FMIN_HZ, fmax=FMAX_HZ, sr=sample_rate, frame_length=frame,
@@ -280,6 +283,11 @@ def dataset_onset_pitch(features: Any, positions: int, progress: Optional[Progre
         n = lengths[sid]
         try:
             wave, sr = dataset.load_audio(sid)
+        except Exception:  # a damaged or missing file: this item's scores rest on its other columns
+            wave = None
+        if wave is None or np.asarray(wave).size == 0:
+            columns[sid], _ = np.zeros((n, N_ONSET_PITCH), np.float32), failed.add(sid)
+        else:
             if cached is not None and sid in cached[0]:
                 j = cached[0][sid]
                 rows = audio_rows(cached[1][cached[2][j]:cached[2][j + 1]])
@@ -293,8 +301,6 @@ def dataset_onset_pitch(features: Any, positions: int, progress: Optional[Progre
                 columns[sid] = pitch_columns(note_pitches(wave, sr, rows, config, starts))
             else:
                 columns[sid] = np.zeros((n, N_ONSET_PITCH), np.float32)
-        except Exception:  # a damaged or missing file: this item's scores rest on its other columns
-            columns[sid], _ = np.zeros((n, N_ONSET_PITCH), np.float32), failed.add(sid)
         report(progress, "audio pitch", i + 1, len(todo), "the pitch of each audio token's note")
         if (i + 1) % SAVE_EVERY == 0 and i + 1 < len(todo):
             save(partial)
