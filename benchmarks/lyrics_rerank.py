@@ -50,6 +50,13 @@ SCORER_OPTIONS = {
 }
 
 
+def mean_std(values: list[float], metric: str) -> str:
+    """A table cell: the mean over seeds, ± their standard deviation when there are several
+    (3 decimals for MedR/N, 1 for percentages)."""
+    fmt = "{:.3f}" if metric == "MedR/N" else "{:.1f}"
+    return fmt.format(np.mean(values)) + (" ± " + fmt.format(np.std(values, ddof=1)) if len(values) > 1 else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="finished runs on aligned inputs, one per seed")
@@ -140,9 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         l2m, m2l = f"lyrics→{modality}", f"{modality}→lyrics"
         for way in ("run alone", "pair scorer alone", "both"):
             def cell(direction, metric):
-                v = [r["test"][way][direction][metric] for r in mine]
-                fmt = "{:.3f}" if metric == "MedR/N" else "{:.1f}"
-                return (fmt.format(np.mean(v)) + (" ± " + fmt.format(np.std(v, ddof=1)) if len(v) > 1 else ""))
+                return mean_std([r["test"][way][direction][metric] for r in mine], metric)
             print(f"| {modality} | {len(mine)} | {way} | {cell(l2m, 'MedR/N')} | {cell(m2l, 'MedR/N')} | "
                   f"{cell(l2m, 'R@10')} | {cell(m2l, 'R@10')} |")
     if args.json:

@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     from model.search.evaluation import distance_matrix, metrics_from_ranks
     from model.search.lyrics_rerank import LyricsReranker, combined_scores, ranks_from_scores, score_matrix
     from model.ugaar import Run
+    from lyrics_rerank import mean_std
     from timbre import renderings
 
     torch.set_num_threads(2)
@@ -113,9 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|")
     for label in records[0]["timbres"]:
         def cell(way, metric):
-            v = [r["timbres"][label][way][metric] for r in records]
-            fmt = "{:.3f}" if metric == "MedR/N" else "{:.1f}"
-            return fmt.format(np.mean(v)) + (" ± " + fmt.format(np.std(v, ddof=1)) if len(v) > 1 else "")
+            return mean_std([r["timbres"][label][way][metric] for r in records], metric)
         print(f"| {label} | {len(records)} | {cell('run alone', 'MedR/N')} | {cell('pair scorer alone', 'MedR/N')} | "
               f"{cell('both', 'MedR/N')} | {cell('run alone', 'R@10')} | {cell('both', 'R@10')} |")
     if args.json:

@@ -38,6 +38,7 @@ import numpy as np
 from model.progress import CancelToken, ProgressCallback, report
 
 from ..config import FeatureConfig
+from .item_arrays import load_item_arrays, save_item_arrays
 from .pitch_track import FMAX_HZ, FMIN_HZ, MIN_PERIODICITY
 from .sequences import onset_spans
 
@@ -163,32 +164,6 @@ def _cache_path(dataset_root: str | Path, features_key: str) -> Path:
     return Path(dataset_root) / "features" / "onset-pitch" / f"v{ONSET_PITCH_VERSION}-{features_key}.npz"
 
 
-def _save(path: Path, columns: dict[str, np.ndarray]) -> None:
-    from model.atomic import atomic_path
-
-    ids = list(columns)
-    lengths = np.array([len(columns[s]) for s in ids], np.int64)
-    values = (np.concatenate([columns[s] for s in ids]).astype(np.float32) if ids
-              else np.zeros((0, N_ONSET_PITCH), np.float32))
-    with atomic_path(path, suffix=".npz") as tmp:
-        np.savez(tmp, ids=np.array(ids, dtype=str), lengths=lengths, values=values)
-
-
-def _load(path: Path) -> dict[str, np.ndarray]:
-    """The columns stored at ``path``; empty when it is missing or unreadable (then computed again)."""
-    import zipfile
-
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            ids, lengths, values = [str(s) for s in z["ids"]], z["lengths"], z["values"]
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        return {}
-    if len(ids) != len(lengths) or int(lengths.sum()) != len(values) or values.shape[1:] != (N_ONSET_PITCH,):
-        return {}
-    ends = np.cumsum(lengths)
-    return {s: values[e - n:e] for s, n, e in zip(ids, lengths, ends)}
-
-
 def _cached_rows(dataset: Any, config: FeatureConfig) -> Optional[tuple[dict[str, int], Any, np.ndarray]]:
     """The feature extraction's cached log-mel patches of ``dataset`` (id → item, patches, offsets), when kept:
     reading them is much faster than computing the front end again."""
@@ -251,9 +226,9 @@ def dataset_onset_pitch(features: Any, positions: int, progress: Optional[Progre
     final = _cache_path(root, str(features.meta.get("cache_key") or "features"))
     partial = final.with_name(final.stem + ".partial.npz")
     wanted = [str(s) for s in features.sample_ids]
-    columns = _load(final)
+    columns = load_item_arrays(final, (N_ONSET_PITCH,))
     if any(s not in columns for s in wanted):
-        columns.update(_load(partial))
+        columns.update(load_item_arrays(partial, (N_ONSET_PITCH,)))
     todo = [s for s in wanted if s not in columns]
     seq = features.input_of("audio", "aligned")
     lengths = dict(zip(wanted, (int(n) for n in seq.lengths)))
@@ -263,7 +238,7 @@ def dataset_onset_pitch(features: Any, positions: int, progress: Optional[Progre
         nonlocal writable
         if writable:
             try:
-                _save(path, {s: c for s, c in columns.items() if s not in failed})
+                save_item_arrays(path, {s: c for s, c in columns.items() if s not in failed}, (N_ONSET_PITCH,))
             except WriteError:
                 writable = False
 

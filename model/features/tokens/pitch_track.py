@@ -31,6 +31,8 @@ import numpy as np
 
 from model.progress import CancelToken, ProgressCallback, report
 
+from .item_arrays import load_item_arrays, save_item_arrays
+
 #: Analysis hop in seconds (YIN and the gates).
 HOP_S = 0.02
 #: Keep one analysed frame in this many: the track's frames are HOP_S × KEEP_EVERY = 60 ms.
@@ -107,34 +109,11 @@ def _cache_path(dataset_root: str | Path) -> Path:
     return Path(dataset_root) / "features" / "pitch-tracks" / f"v{TRACK_VERSION}.npz"
 
 
-def _save(path: Path, tracks: dict[str, np.ndarray]) -> None:
-    from model.atomic import atomic_path
-
-    ids = list(tracks)
-    lengths = np.array([len(tracks[s]) for s in ids], np.int64)
-    values = np.concatenate([tracks[s] for s in ids]).astype(np.float32) if ids else np.zeros(0, np.float32)
-    with atomic_path(path, suffix=".npz") as tmp:
-        np.savez(tmp, ids=np.array(ids, dtype=str), lengths=lengths, values=values)
-
-
-def _load(path: Path) -> dict[str, np.ndarray]:
-    """The tracks stored at ``path``; empty when it is missing or unreadable (then computed again)."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            ids, lengths, values = [str(s) for s in z["ids"]], z["lengths"], z["values"]
-    except (OSError, ValueError, KeyError):
-        return {}
-    if len(ids) != len(lengths) or int(lengths.sum()) != len(values):
-        return {}
-    ends = np.cumsum(lengths)
-    return {s: values[e - n:e] for s, n, e in zip(ids, lengths, ends)}
-
-
 def cached_pitch_tracks(dataset) -> dict[str, np.ndarray]:
     """The tracks already cached for ``dataset`` (finished and partial caches), without computing any."""
     final = _cache_path(dataset.root)
-    tracks = _load(final.with_name(final.stem + ".partial.npz"))
-    tracks.update(_load(final))
+    tracks = load_item_arrays(final.with_name(final.stem + ".partial.npz"))
+    tracks.update(load_item_arrays(final))
     return tracks
 
 
@@ -170,10 +149,10 @@ def dataset_pitch_tracks(dataset, sample_ids: Optional[Sequence[str]] = None,
     wanted = list(sample_ids) if sample_ids is not None else [s.sample_id for s in dataset.samples]
     final = _cache_path(dataset.root)
     partial = final.with_name(final.stem + ".partial.npz")
-    tracks = _load(final)
+    tracks = load_item_arrays(final)
     if all(s in tracks for s in wanted):
         return {s: tracks[s] for s in wanted}
-    tracks.update(_load(partial))
+    tracks.update(load_item_arrays(partial))
     todo = [s for s in wanted if s not in tracks]
     writable = True
     unreadable: set[str] = set()
@@ -182,7 +161,7 @@ def dataset_pitch_tracks(dataset, sample_ids: Optional[Sequence[str]] = None,
         nonlocal writable
         if writable:
             try:
-                _save(path, {s: t for s, t in tracks.items() if s not in unreadable})
+                save_item_arrays(path, {s: t for s, t in tracks.items() if s not in unreadable})
             except WriteError:
                 writable = False
 
