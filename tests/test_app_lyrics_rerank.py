@@ -10,6 +10,7 @@ the fixture run, so the scorer it writes never reaches the other app tests
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 from pathlib import Path
 
@@ -221,6 +222,11 @@ def test_a_typed_line_and_a_dropped_midi_file_are_reranked(qtbot, window, copied
     vec = rp.query_vectors[("audio", "lyrics")]
     assert rp.result_ids("lyrics") == [r for r, _ in rr.query_index(index, vec, "audio", "lyrics", k, audio_tokens)]
     assert list_title(rp, "lyrics").endswith(LYRICS_RERANKED_MARK)
+    if os.environ.get("UGAAR_SCREENSHOTS"):  # docs/screenshots/recording_lyrics.png (see docs/app.md)
+        rp.why.toggle.setChecked(False)  # a dropped file is not explained: the lists get the room
+        window.resize(1800, 1000)
+        qtbot.wait(300)
+        window.grab().save(str(Path(__file__).resolve().parents[1] / "docs" / "screenshots" / "recording_lyrics.png"))
 
 
 def test_a_damaged_scorer_file_is_named_and_the_run_still_opens(qtbot, window, tmp_path):
