@@ -61,7 +61,7 @@ LYRICS_ORDERING_MARK = " · re-ranking by syllables …"
 #: the best validation epoch is kept).  Module-level so tests can train a short one; a literal, not
 #: ``lyrics_rerank.EPOCHS_DEFAULT``, because that module imports torch and this one loads at start-up
 #: (a test keeps the two equal).
-LYRICS_SCORER_EPOCHS = 6
+LYRICS_SCORER_EPOCHS = 8
 DROP_TEXT = "Drop a MIDI/KAR or audio file (WAV/FLAC/OGG/MP3) here, or record one"
 
 

@@ -168,8 +168,11 @@ CONTEXT_DEFAULT = 3
 #: both best at the 6th epoch; weight decay 0.05 instead was 0.029 / 0.030 (docs/training.md, "Fourth round").
 DROPOUT_DEFAULT = 0.3
 #: Epochs ``ugaar lyrics-scorer`` and the window train each side's scorer for (the best validation epoch is kept).
-#: With dropout, epochs 7–10 did not beat the 6th on validation (0.025–0.029 N), for 1.7× the time.
-EPOCHS_DEFAULT = 6
+#: With dropout alone, epochs 7–10 did not beat the 6th on validation (0.025–0.029 N).  With the weights' moving
+#: average and the onset pitch, over three seeds (scorer alone, validation lyrics→m MedR/N, R@10): sheet 6 epochs
+#: 0.0204 ± 0.0000 (39.8 %), 8 epochs 0.0191 ± 0.0011 (41.0 %; best at the 5th, 7th and 8th, a 9th no better);
+#: audio 0.0347 ± 0.0011 (35.1 %) and 0.0344 ± 0.0006 (35.1 %) (docs/training.md, "Seventh round").
+EPOCHS_DEFAULT = 8
 #: In-batch negatives per step that ``ugaar lyrics-scorer`` and the window train with (:attr:`PairScorerConfig.batch`).
 #: Chosen on validation over three seeds (LMD-full, sheet, the defaults above; lyrics→sheet scorer alone / mixed,
 #: R@10): 128 0.028 / 0.027 N (36.7 %), 324–351 s a scorer; **64** 0.027 / 0.025 N (36.8 %), 141–156 s; 32 0.027 /
