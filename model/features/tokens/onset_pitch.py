@@ -39,7 +39,7 @@ from model.progress import CancelToken, ProgressCallback, report
 
 from ..config import FeatureConfig
 from .item_arrays import load_item_arrays, save_item_arrays
-from .pitch_track import FMAX_HZ, FMIN_HZ, MIN_PERIODICITY
+from .pitch_track import FMAX_HZ, FMIN_HZ, MIN_PERIODICITY, frame_length, periodicity
 from .sequences import onset_spans
 
 ONSET_PITCH_COLUMNS = ("pitch_rel", "interval", "pitched")
@@ -48,27 +48,10 @@ N_ONSET_PITCH = len(ONSET_PITCH_COLUMNS)
 FRAMES_PER_NOTE = 5
 #: A note needs this many periodic frames (fewer when it has fewer frames) to have a pitch.
 MIN_PITCHED_FRAMES = 2
-#: Analysis frame in seconds (1024 samples at 16 kHz: more than two periods of FMIN_HZ).
-FRAME_S = 0.064
 #: Bump when the columns change, so cached ones are computed again.
 ONSET_PITCH_VERSION = 1
 #: Items computed between two saves of the partial cache.
 SAVE_EVERY = 1000
-
-
-def _frame_length(sample_rate: int) -> int:
-    return int(2 ** np.ceil(np.log2(FRAME_S * sample_rate)))
-
-
-def _periodicity(frames: np.ndarray, lags: np.ndarray) -> np.ndarray:
-    """Normalised autocorrelation of each row of ``frames`` ``(M, L)`` at its own lag ``(M,)``."""
-    length = frames.shape[1]
-    idx = np.arange(length)[None, :]
-    valid = idx < (length - lags)[:, None]
-    shifted = np.take_along_axis(frames, np.minimum(idx + lags[:, None], length - 1), 1)
-    a, b = frames * valid, shifted * valid
-    denom = np.sqrt((a * a).sum(1) * (b * b).sum(1))
-    return np.where(denom > 0, (a * b).sum(1) / np.maximum(denom, 1e-20), 0.0)
 
 
 def note_pitches(wave: np.ndarray, sample_rate: int, rows: np.ndarray, config: FeatureConfig,
@@ -97,7 +80,7 @@ def note_pitches(wave: np.ndarray, sample_rate: int, rows: np.ndarray, config: F
         y = y.mean(axis=1)
     starts, ends, _energy, sounding = onset_spans(rows, config, onsets, onset_net)
     row_s = config.stft_hop_s * config.audio_time_pool
-    frame = _frame_length(sample_rate)
+    frame = frame_length(sample_rate)
     centres, owner = [], []
     for k, (a, b) in enumerate(zip(starts, ends)):
         a, b = int(a), max(int(b), int(a) + 1)
@@ -120,7 +103,7 @@ def note_pitches(wave: np.ndarray, sample_rate: int, rows: np.ndarray, config: F
     f0 = librosa.yin(windows.ravel(), fmin=FMIN_HZ, fmax=FMAX_HZ, sr=sample_rate, frame_length=frame,
                      hop_length=frame, center=False)[: len(windows)]
     lags = np.clip(np.round(sample_rate / f0).astype(int), 1, frame - 1)
-    periodic = _periodicity(windows, lags) > MIN_PERIODICITY
+    periodic = periodicity(windows.T, lags) > MIN_PERIODICITY
     midi = librosa.hz_to_midi(f0)
     owner = np.asarray(owner)
     for k in range(len(starts)):
@@ -248,7 +231,9 @@ def dataset_onset_pitch(features: Any, positions: int, progress: Optional[Progre
         if config.onset_method == "learned":
             from ..learned.onset_net import load as load_onset_net
             onset_net = load_onset_net(features.meta.get("encoders_dir"))
-        cached = _cached_rows(dataset, config)
+        # the extraction's front end (hundreds of MB), read at the first audio file that opens: not for a
+        # call that only retries broken files
+        front, front_read = None, False
         row_s = config.stft_hop_s * config.audio_time_pool
         ioi_col = seq.tokens.shape[2] - len(AUDIO_SCALARS) + AUDIO_SCALARS.index("log_ioi")
         index = {s: i for i, s in enumerate(wanted)}
@@ -263,9 +248,11 @@ def dataset_onset_pitch(features: Any, positions: int, progress: Optional[Progre
         if wave is None or np.asarray(wave).size == 0:
             columns[sid], _ = np.zeros((n, N_ONSET_PITCH), np.float32), failed.add(sid)
         else:
-            if cached is not None and sid in cached[0]:
-                j = cached[0][sid]
-                rows = audio_rows(cached[1][cached[2][j]:cached[2][j + 1]])
+            if not front_read:
+                front, front_read = _cached_rows(dataset, config), True
+            if front is not None and sid in front[0]:
+                j = front[0][sid]
+                rows = audio_rows(front[1][front[2][j]:front[2][j + 1]])
             else:
                 from ..extract import audio_input
                 rows = audio_rows(audio_input(np.asarray(wave, np.float32), int(sr), config))

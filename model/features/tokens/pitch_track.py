@@ -51,13 +51,15 @@ TRACK_VERSION = 1
 SAVE_EVERY = 500
 
 
-def _frame_length(sample_rate: int) -> int:
-    """64 ms rounded up to a power of two (1024 samples at 16 kHz): more than two periods of FMIN_HZ."""
+def frame_length(sample_rate: int) -> int:
+    """The analysis frame in samples: 64 ms rounded up to a power of two (1024 at 16 kHz), more than two
+    periods of FMIN_HZ (also :mod:`.onset_pitch`'s)."""
     return int(2 ** np.ceil(np.log2(0.064 * sample_rate)))
 
 
-def _periodicity(frames: np.ndarray, lags: np.ndarray) -> np.ndarray:
-    """Normalised autocorrelation of each column of ``frames`` at its own lag."""
+def periodicity(frames: np.ndarray, lags: np.ndarray) -> np.ndarray:
+    """Normalised autocorrelation of each column of ``frames`` at its own lag (the gate of
+    :data:`MIN_PERIODICITY`, here and in :mod:`.onset_pitch`)."""
     n = frames.shape[0]
     out = np.zeros(frames.shape[1])
     for t in range(frames.shape[1]):
@@ -88,7 +90,7 @@ def pitch_track(wave: np.ndarray, sample_rate: int) -> np.ndarray:
     y = np.asarray(wave, np.float32)
     if y.ndim > 1:
         y = y.mean(axis=1)
-    frame = _frame_length(sample_rate)
+    frame = frame_length(sample_rate)
     hop = max(1, int(round(HOP_S * sample_rate)))
     if len(y) < frame or not np.any(y):
         return np.zeros(0, np.float32)
@@ -99,7 +101,7 @@ def pitch_track(wave: np.ndarray, sample_rate: int) -> np.ndarray:
     f0, rms, frames = f0[:n], rms[:n], frames[:, :n]
     level_db = 20.0 * np.log10(rms + 1e-9)
     lags = np.clip(np.round(sample_rate / f0).astype(int), 1, frame - 1)
-    pitched = (level_db > level_db.max() - LOUD_DB) & (_periodicity(frames, lags) > MIN_PERIODICITY)
+    pitched = (level_db > level_db.max() - LOUD_DB) & (periodicity(frames, lags) > MIN_PERIODICITY)
     midi = librosa.hz_to_midi(f0[pitched])
     return np.asarray(midi[::KEEP_EVERY], np.float32)
 
