@@ -60,13 +60,18 @@ def main(argv: list[str] | None = None) -> int:
     from lyrics_rerank import mean_std
     from timbre import renderings
 
+    from model.errors import UgaarError
+
     torch.set_num_threads(2)
-    runs = [Run.open(d) for d in args.runs]
-    paths = {str(r.config.features_path) for r in runs}
-    if len(paths) != 1:
-        parser.error("the runs must share one FeatureSet (seeds of one extraction): their recordings are cut once")
-    fs = FeatureSet.load(paths.pop())
-    dataset = Dataset.open(fs.meta["dataset_root"])
+    try:  # a missing run, features file or dataset: one line, as benchmarks/lyrics_rerank.py says it
+        runs = [Run.open(d) for d in args.runs]
+        paths = {str(r.config.features_path) for r in runs}
+        if len(paths) != 1:
+            parser.error("the runs must share one FeatureSet (seeds of one extraction): their recordings are cut once")
+        fs = FeatureSet.load(paths.pop())
+        dataset = Dataset.open(fs.meta["dataset_root"])
+    except (UgaarError, OSError, ValueError) as exc:
+        parser.error(str(exc))
     embedder = load_embedder(fs.meta["encoders_dir"], sequence_settings=fs.meta.get("config"))
     rows = np.nonzero(np.asarray(fs.splits) == args.split)[0][: args.limit]
     ids = [str(fs.sample_ids[i]) for i in rows]
@@ -74,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     lines = fs.input_of("lyrics", "aligned")[rows]
     scorers = []
     for run_dir, run in zip(args.runs, runs):
-        rr = LyricsReranker.load(run_dir, fs)
+        try:
+            rr = LyricsReranker.load(run_dir, fs)
+        except UgaarError as exc:  # a damaged lyrics_scorer.pt
+            parser.error(str(exc))
         if rr is None or "audio" not in rr.scorers:
             parser.error(f"{run_dir}: no lyrics scorer with an audio side; run `ugaar lyrics-scorer {run_dir}`")
         lx, lm = (a[rows] for a in rr.library["lyrics"])
