@@ -80,8 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     sheet = method.embed_modality("sheet", part.input_of("sheet", kind))
     contours = [note_contour(dataset.sample(s).notes, TRACK_FRAME_S * args.tempo) for s in ids]
     encoders = run.features_meta.get("encoders_dir")
-    config = base.meta["config"]
-    wanted = {"onset_delta": float(config["onset_delta"]), "onset_method": config.get("onset_method", "flux")}
+    from model.features.config import FeatureConfig
+
+    made = FeatureConfig.from_dict(base.meta["config"])  # a config saved before onset_window: 3 rows
+    wanted = {"onset_delta": made.onset_delta, "onset_window": made.onset_window, "onset_method": made.onset_method}
 
     rows = []
     chosen = [("the run's own " + args.split + " audio", dataset, base)] + [(Path(f).name, d, None) for f, d in folders]

@@ -134,8 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     encoders = run.features_meta.get("encoders_dir")
     if not encoders:
         parser.error(f"{args.run} does not record its encoders_dir")
-    onset_delta = float(base.meta["config"]["onset_delta"])
-    onset_method = str(base.meta["config"].get("onset_method", "flux"))
+    from model.features.config import FeatureConfig
+
+    made = FeatureConfig.from_dict(base.meta["config"])  # a config saved before onset_window: 3 rows
+    onset_delta, onset_window, onset_method = made.onset_delta, made.onset_window, made.onset_method
     work = Path(args.work or Path.home() / ".cache" / "ugaar" / "timbre_model" / Path(args.dataset).name)
     evaluate = split_evaluator(run, base, args.split)
     rows = [{"rendering": f"the run's own {args.split} features (training timbre, from the dataset)",
@@ -159,11 +161,13 @@ def main(argv: list[str] | None = None) -> int:
                        "--quiet", *render_args(rendering))
             # cut into tokens as the run's features were; features extract re-uses its own cache
             _ugaar("features", "extract", str(folder), "--encoders", str(encoders), "--threads", "2", "--quiet",
-                   "--onset-delta", str(onset_delta), "--onset-method", onset_method)
+                   "--onset-delta", str(onset_delta), "--onset-window", str(onset_window),
+                   "--onset-method", onset_method)
         except subprocess.CalledProcessError as exc:  # ugaar printed its one-line reason above
             parser.exit(1, f"{label}: `ugaar {' '.join(exc.cmd[3:5])}` failed; the renderings before it are kept "
                            f"in {work}\n")
-        rendered = rendered_features(folder, encoders, {"onset_delta": onset_delta, "onset_method": onset_method})
+        rendered = rendered_features(folder, encoders, {"onset_delta": onset_delta, "onset_window": onset_window,
+                                                        "onset_method": onset_method})
         if rendered is None:
             parser.exit(1, f"{label}: {folder} has no features made with {encoders} and these onsets\n")
         figures = evaluate(rendered)
@@ -174,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     title = (f"Timbre through run {Path(args.run).name}{' — ' + args.label if args.label else ''}: "
              f"{Path(args.dataset).name}, {args.split} split, encoders {Path(encoders).name}, "
              f"{run.config.method} on {run.config.inputs} inputs, onsets {onset_method}"
-             + (f" (threshold {onset_delta:g})" if onset_method != "learned" else ""))
+             + (f" (threshold {onset_delta:g} over {onset_window} rows)" if onset_method != "learned" else ""))
     print(f"\n**{title}**\n")
     print(f"| {args.split} rendering | audio→sheet R@1 | sheet→audio R@1 | audio→lyrics MedR/N | lyrics→audio MedR/N | "
           "render + extract |")

@@ -71,9 +71,14 @@ def test_features_label_says_how_audio_onsets_were_found(qtbot, window):
     aligned = synthetic_stress_features(40)
     aligned.meta["config"] = {"onset_method": "flux", "onset_delta": 0.02}
     window.session.set_features(aligned)
-    qtbot.waitUntil(lambda: "Audio onsets: spectral flux (threshold 0.02)." in label.text(), timeout=5000)
+    qtbot.waitUntil(lambda: "Audio onsets: spectral flux (threshold 0.02 over 3 rows)." in label.text(),
+                    timeout=5000)  # written before onset_window existed: picked over 3 rows
     assert label.text().startswith("Cached: 40 samples") and label.toolTip() == FEATURES_TIP
     assert "--onset-method learned" in label.toolTip()
+    fine = synthetic_stress_features(40)
+    fine.meta["config"] = {"onset_method": "flux", "onset_delta": 0.015, "onset_window": 1}
+    window.session.set_features(fine)
+    qtbot.waitUntil(lambda: "Audio onsets: spectral flux (threshold 0.015 over 1 row)." in label.text(), timeout=5000)
     learned = synthetic_stress_features(40)
     learned.meta["config"] = {"onset_method": "learned", "onset_delta": 0.05}
     window.session.set_features(learned)

@@ -208,6 +208,8 @@ CASES: list[tuple[str, Callable[[Ctx], list[str]], tuple[str, ...]]] = [
      ("not-a-dataset", "no manifest.json")),
     ("features-onset-delta", lambda c: ["features", "extract", str(_dataset_without_manifest(c)), "--onset-delta",
                                         "-0.1"], ("--onset-delta", "[0, 1)", "-0.1")),
+    ("features-onset-window", lambda c: ["features", "extract", str(_dataset_without_manifest(c)), "--onset-window",
+                                         "0"], ("--onset-window", "≥ 1", "0")),
     ("build-missing-source", lambda c: ["dataset", "build", "--source", "midi", str(c.tmp / "none"),
                                         "--out", str(c.tmp / "ds"), "--quiet"], ("none",)),
 ]

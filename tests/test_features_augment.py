@@ -78,7 +78,8 @@ def test_config_keeps_held_out_programs_out_and_old_digests():
     assert timbre.enabled and not set(timbre.programs) & set(HELD_OUT_PROGRAMS)
     assert not any(name in " ".join(timbre.timbres()) for name in ("strings", "flute", "choir"))
     # "none" is the neutral value: the digest of earlier encoders and caches is unchanged
-    assert FeatureConfig(augment=augment_preset("none")).digest() == FeatureConfig().digest() == "79a8b96f4035dc43"
+    assert FeatureConfig(augment=augment_preset("none")).digest() == FeatureConfig().digest()
+    assert FeatureConfig().encoders_digest() == "79a8b96f4035dc43"
     with_aug = FeatureConfig(augment=timbre)
     assert with_aug.digest() != FeatureConfig().digest()
     again = FeatureConfig.from_json(with_aug.to_json())

@@ -277,6 +277,14 @@ def test_onset_threshold_does_not_change_which_encoders_a_dataset_has(tiny_datas
     plain = extract_features(tiny_dataset, cfg, progress=lambda p: stages.append(p.stage))
     assert "pretrain" not in stages and plain.meta["encoders_dir"] == first.meta["encoders_dir"]
     assert plain.meta["config"]["onset_delta"] == cfg.onset_delta and plain.meta["cache_path"] != first.meta["cache_path"]
+    # the onset picking is not part of the encoders' name: a config of the first picking (0.05 over 3 rows)
+    # finds the same encoders and cuts with its own picking
+    first_picking = FeatureConfig(**{**cfg.to_dict(), "onset_delta": 0.05, "onset_window": 3})
+    stages.clear()
+    before = extract_features(tiny_dataset, first_picking, progress=lambda p: stages.append(p.stage))
+    assert "pretrain" not in stages and before.meta["encoders_dir"] == plain.meta["encoders_dir"]
+    assert before.meta["config"]["onset_window"] == 3 and plain.meta["config"]["onset_window"] == 1
+    assert before.meta["cache_path"] != plain.meta["cache_path"]
 
 
 def test_learned_onsets_are_trained_once_into_the_encoders_folder_and_cut_queries(tiny_dataset, extracted,

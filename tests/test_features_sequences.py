@@ -1,10 +1,14 @@
-"""Per-position tokens: the sheet's note columns and the CCA baseline's lyrics rows."""
+"""Per-position tokens: the sheet's note columns, the audio onsets and the CCA baseline's lyrics rows."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from model.features.config import FeatureConfig
-from model.features.tokens.sequences import SHEET_SCALARS, STRUCTURE_DIMS, note_structure, sheet_segments
+from model.features.extract import audio_input
+from model.features.tokens.sequences import (SHEET_SCALARS, STRUCTURE_DIMS, audio_rows, detect_onsets, note_structure,
+                                             sheet_segments)
+from model.render.audio import BuiltinRenderer
 from model.data.song import Note
 from model.ugaar import RunConfig
 from model.ugaar.factory import build_method
@@ -60,3 +64,48 @@ def test_cca_lyrics_pairs_read_structure_columns_only_with_their_own_settings():
     assert row.shape[1] == config.cca_positions * method.structure_dims["audio"]  # no pooled vector
     assert method.ccas["audio|lyrics"].n_components == 3 and method.ccas["audio|lyrics"].reg == 0.5
     assert method.ccas["audio|sheet"].n_components == 8 and method.ccas["audio|sheet"].reg == config.cca_reg
+
+
+def _fast_melody(seed: int, n: int = 20) -> list[Note]:
+    """Eighths and sixteenths at a quick tempo (0.12–0.14 s), a third of them repeating the last pitch."""
+    rng = np.random.default_rng(seed)
+    notes, t, pitch = [], 0.0, 64
+    for _ in range(n):
+        duration = float(rng.choice([0.12, 0.14, 0.25, 0.5]))
+        pitch = pitch if rng.random() < 0.4 else int(np.clip(pitch + rng.integers(-4, 5), 55, 76))
+        notes.append(Note(pitch, t, duration * 0.97, "la"))
+        t += duration
+    return notes
+
+
+def test_default_onset_picking_finds_every_note_of_a_quick_melody():
+    """The default picking (threshold 0.015 over 1 row each side) gives one token per note where the first
+    one (0.05 over 3 rows) measured a note 3 rows after the last against that note's rise, and missed it."""
+    new, first = FeatureConfig(), FeatureConfig(onset_delta=0.05, onset_window=3)
+    counts = []
+    for seed in range(6):
+        notes = _fast_melody(seed)
+        rows = audio_rows(audio_input(BuiltinRenderer(new.sample_rate).render(notes), new.sample_rate, new))
+        found = detect_onsets(rows, new)
+        counts.append((len(found), len(detect_onsets(rows, first))))
+        truth = np.array([n.onset for n in notes])
+        assert np.all(np.abs(found * new.stft_hop_s * new.audio_time_pool - truth) <= 0.08)
+    assert all(n == 20 for n, _ in counts), counts
+    assert sum(f for _, f in counts) < 20 * len(counts), counts
+
+
+def test_onset_window_is_a_sequence_setting_that_keeps_the_encoders():
+    first = FeatureConfig(onset_delta=0.05, onset_window=3)
+    # the first defaults are left out of the digest: feature caches and encoders made before the field stay valid
+    assert first.digest() == "79a8b96f4035dc43"
+    assert FeatureConfig().digest() != first.digest()  # new features: the onsets differ
+    assert FeatureConfig().encoders_digest() == first.encoders_digest() == first.digest()
+    assert FeatureConfig(onset_window=2, onset_method="learned").encoders_digest() == first.digest()
+    assert FeatureConfig(seed=1).encoders_digest() != first.digest()
+    saved = first.to_dict()
+    del saved["onset_window"]  # a config.json or FeatureSet meta written before the field existed
+    assert FeatureConfig.from_dict(saved).onset_window == 3
+    assert FeatureConfig.from_dict({}).onset_window == FeatureConfig().onset_window == 1
+    assert FeatureConfig().with_sequence_settings({"onset_window": 2}).onset_window == 2
+    with pytest.raises(ValueError, match="onset_window"):
+        FeatureConfig(onset_window=0)

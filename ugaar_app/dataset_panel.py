@@ -84,7 +84,9 @@ def onsets_text(features: Any) -> str:
         return ""
     if config.get("onset_method") == "learned":
         return " Audio onsets: learned detector."
-    return f" Audio onsets: spectral flux (threshold {config.get('onset_delta', 0.05):g})."
+    window = config.get("onset_window", 3 if "onset_delta" in config else 1)  # 3 before the field existed
+    return (f" Audio onsets: spectral flux (threshold {config.get('onset_delta', 0.05):g}"
+            f" over {window} row{'s' if window != 1 else ''}).")
 
 
 #: The label's tooltip: what the choice of onsets and timbres means for a user's recordings.

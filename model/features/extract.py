@@ -341,7 +341,7 @@ def trained_timbres(audio_renderer: Any, config: FeatureConfig) -> list[str]:
 # -- the API ------------------------------------------------------------------
 
 def default_encoders_dir(dataset: Any, config: FeatureConfig) -> Path:
-    return Path(dataset.root) / "encoders" / f"{config.digest()}-{dataset.content_hash[:12]}"
+    return Path(dataset.root) / "encoders" / f"{config.encoders_digest()}-{dataset.content_hash[:12]}"
 
 
 def cache_key(dataset_hash: str, config: FeatureConfig, checkpoint_hash: str) -> str:
@@ -417,7 +417,7 @@ def extract_features(dataset: Any, config: FeatureConfig | None = None, *,
         encoders_dir = Path(encoders_dir) if encoders_dir is not None else default_encoders_dir(dataset, config)
         if has_trained_encoders(encoders_dir):
             encoders = load_encoders(encoders_dir, device)
-            if encoders.config.digest() != config.digest():
+            if encoders.config.encoders_digest() != config.encoders_digest():
                 raise ValueError(f"{encoders_dir} holds encoders trained with another configuration")
     # the encoders are trained (and named) with their own config; only cutting items into
     # sequences reads the extraction's settings, so a later plain extraction finds the same encoders

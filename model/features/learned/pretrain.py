@@ -243,7 +243,7 @@ def pretrain(train_audio: Ragged, train_sheet: Ragged, val_audio: Ragged, val_sh
         raise ValueError(f"pre-training needs at least 2 training samples, got {n}")
     work_dir = Path(work_dir)
     resume_path = work_dir / RESUME_NAME
-    digest = config.digest()
+    digest = config.encoders_digest()  # a resume with other sequence settings trains the same encoders
     say = log or (lambda _msg: None)
 
     model = build_model(config)

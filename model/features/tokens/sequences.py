@@ -116,7 +116,7 @@ def detect_onsets(rows: np.ndarray, config: FeatureConfig, onset_net: Any = None
     """Onset rows of a log-mel ``(T, F)`` (40 ms rows).
 
     ``flux`` and ``superflux``: :func:`onset_envelope` and ``librosa``'s peak
-    picking at ``config.onset_delta``; ``learned``: ``onset_net``'s
+    picking at ``config.onset_delta`` over ``config.onset_window`` rows; ``learned``: ``onset_net``'s
     probabilities (:mod:`model.features.learned.onset_net`), which must be given.
     Returns at least one row index (0 when nothing rises: silence).
     """
@@ -137,7 +137,8 @@ def detect_onsets(rows: np.ndarray, config: FeatureConfig, onset_net: Any = None
     if peak <= 1e-6:
         return np.zeros(1, dtype=np.int64)
     env = env / peak
-    onsets = librosa.util.peak_pick(env, pre_max=1, post_max=1, pre_avg=3, post_avg=3,
+    w = config.onset_window
+    onsets = librosa.util.peak_pick(env, pre_max=1, post_max=1, pre_avg=w, post_avg=w,
                                     delta=config.onset_delta, wait=1)
     return np.asarray(onsets if len(onsets) else [int(np.argmax(env))], dtype=np.int64)
 
