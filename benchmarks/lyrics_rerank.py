@@ -12,9 +12,14 @@ Usage::
     python benchmarks/lyrics_rerank.py RUN [RUN ...] [--modality sheet audio] [--epochs 6]
                                        [--[no-]repetition] [--shifts N ...] [--context L] [--dropout P]
                                        [--batch B] [--[no-]phonetics] [--distill W] [--ema-epochs H]
-                                       [--[no-]pitch] [--json OUT]
+                                       [--[no-]pitch] [--save] [--json OUT]
 
-One RUN per seed (its seed seeds the scorer too).
+One RUN per seed (its seed seeds the scorer too).  ``--save`` also writes each
+run's scorers as ``RUN/lyrics_scorer.pt``, as ``ugaar lyrics-scorer`` would (the
+same scorers and weights), so the query path and the recordings benchmark can read
+them without training them again.  For the audio side the test figures are also
+given by how many onsets the item's audio has against its syllables: one missed or
+extra onset shifts every later token (docs/features.md, "Onset picking").
 """
 from __future__ import annotations
 
@@ -64,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, (keywords, what, default) in SCORER_OPTIONS.items():
         parser.add_argument("--" + name.replace("_", "-"), default=None, **keywords,
                             help=f"{what} (default: as `ugaar lyrics-scorer`, lyrics_rerank.{default})")
+    parser.add_argument("--save", action="store_true",
+                        help="also write each run's scorers to RUN/lyrics_scorer.pt (all --modality sides)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
 
@@ -73,8 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     from model.feature_set import FeatureSet
     from model.search.evaluation import distance_matrix, metrics_from_ranks, ranks
     from model.search import lyrics_rerank
-    from model.search.lyrics_rerank import (PairScorerConfig, choose_weight, combined_scores, ranks_from_scores,
-                                            score_matrix, structure_tokens, train_side_scorers)
+    from model.search.lyrics_rerank import (LyricsReranker, PairScorerConfig, choose_weight, combined_scores,
+                                            library_tokens, ranks_from_scores, score_matrix, structure_tokens,
+                                            train_side_scorers)
     from model.ugaar import Run
 
     torch.set_num_threads(2)
@@ -97,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{run_dir}: a run on aligned inputs is needed (per-position tokens)")
         method, metric = run.method(), run.config.metric
         base = PairScorerConfig(seed=run.config.seed, **options)
+        kept: dict = {}  # side → (scorer, weight, info): what --save writes
         # as `ugaar lyrics-scorer` trains them: the sheet scorer first, the audio scorer's teacher
         for modality, trained in train_side_scorers(fs, args.modality, base).items():
             cfg, train_s = trained.config, trained.seconds
@@ -122,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
 
             lyr, mus, dist, pair = found["test"]
             l2m, m2l = f"lyrics→{modality}", f"{modality}→lyrics"
+            kept[modality] = (trained.scorer, weight, {
+                "config": cfg.to_dict(), "best_epoch": trained.best_epoch, "history": trained.history,
+                "val_medr_n_by_weight": {str(k): v for k, v in val_medr.items()}})
             out["val_medr_n_by_weight"] = val_medr
             out["weight"] = weight
             out["test"] = {
@@ -130,6 +142,16 @@ def main(argv: list[str] | None = None) -> int:
                                       m2l: metrics_from_ranks(ranks_from_scores(pair.T, lower_is_better=False))},
                 "both": dict(zip((l2m, m2l), map(metrics_from_ranks, both(dist, pair, weight)))),
             }
+            if modality == "audio":  # by onsets against syllables: a miss shifts every later token
+                rows = np.nonzero(np.asarray(fs.splits) == "test")[0]
+                off = np.abs(np.asarray(fs.input_of("audio", "aligned").lengths)[rows]
+                             - np.asarray(fs.input_of("lyrics", "aligned").lengths)[rows])
+                scorer_ranks = ranks_from_scores(pair, lower_is_better=False)
+                out["test_by_onset_count"] = {  # ranks among the whole split: MedR/N over its N
+                    name: {"share": float(sel.mean()), "MedR/N": float(np.median(scorer_ranks[sel])) / len(rows),
+                           "R@10": float((scorer_ranks[sel] <= 10).mean() * 100)}
+                    for name, sel in (("as many as syllables", off == 0), ("one off", off == 1),
+                                      ("two or more off", off >= 2)) if sel.any()}
             t = out["test"]
             best_val = trained.history[trained.best_epoch]
             print(f"{Path(run_dir).name} {modality}: best epoch {trained.best_epoch} (val MedR/N "
@@ -139,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
                   f" → both {t['both'][l2m]['MedR/N']:.3f} (R@10 {t['both'][l2m]['R@10']:.1f}); "
                   f"train {train_s:.0f} s", file=sys.stderr, flush=True)
             records.append(out)
+        if args.save:
+            library = library_tokens(fs, tuple(kept), base.repetition, base.phonetics, base.pitch)
+            LyricsReranker({m: k[0] for m, k in kept.items()}, {m: k[1] for m, k in kept.items()}, library,
+                           fs.sample_ids, {m: k[2] for m, k in kept.items()}).save(run_dir)
 
     print("\n| melody side | seeds | way | lyrics→m MedR/N | m→lyrics MedR/N | lyrics→m R@10 | m→lyrics R@10 |")
     print("|---|---|---|---|---|---|---|")
@@ -150,6 +176,15 @@ def main(argv: list[str] | None = None) -> int:
                 return mean_std([r["test"][way][direction][metric] for r in mine], metric)
             print(f"| {modality} | {len(mine)} | {way} | {cell(l2m, 'MedR/N')} | {cell(m2l, 'MedR/N')} | "
                   f"{cell(l2m, 'R@10')} | {cell(m2l, 'R@10')} |")
+    by_count = [r for r in records if "test_by_onset_count" in r]
+    if by_count:
+        print("\n| audio items (test) | share | lyrics→audio MedR/N, scorer alone | R@10 |")
+        print("|---|---|---|---|")
+        for name in by_count[0]["test_by_onset_count"]:
+            cells = [r["test_by_onset_count"].get(name) for r in by_count]
+            cells = [c for c in cells if c]
+            print(f"| {name} | {100 * np.mean([c['share'] for c in cells]):.1f} % | "
+                  f"{mean_std([c['MedR/N'] for c in cells], 'MedR/N')} | {mean_std([c['R@10'] for c in cells], 'R@10')} |")
     if args.json:
         Path(args.json).write_text(json.dumps(records, indent=1, ensure_ascii=False), encoding="utf-8")
     return 0
