@@ -76,9 +76,11 @@ def test_features_label_says_how_audio_onsets_were_found(qtbot, window):
     assert label.text().startswith("Cached: 40 samples") and label.toolTip() == FEATURES_TIP
     assert "--onset-method learned" in label.toolTip()
     fine = synthetic_stress_features(40)
-    fine.meta["config"] = {"onset_method": "flux", "onset_delta": 0.015, "onset_window": 1}
+    fine.meta["config"] = {"onset_method": "flux", "onset_delta": 0.015, "onset_window": 1, "onset_picking": "fixed"}
+    fine.meta["onset_picking"] = {"items": 40, "exact_share": {"0.015/1": 0.9}, "chosen": "0.015/1"}
     window.session.set_features(fine)
-    qtbot.waitUntil(lambda: "Audio onsets: spectral flux (threshold 0.015 over 1 row)." in label.text(), timeout=5000)
+    qtbot.waitUntil(lambda: "Audio onsets: spectral flux (threshold 0.015 over 1 row, chosen on the dataset's "
+                            "notes)." in label.text(), timeout=5000)
     learned = synthetic_stress_features(40)
     learned.meta["config"] = {"onset_method": "learned", "onset_delta": 0.05}
     window.session.set_features(learned)

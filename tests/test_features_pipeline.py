@@ -6,6 +6,7 @@ whole module runs in well under a minute on 2 CPU cores.
 """
 from __future__ import annotations
 
+import dataclasses
 import wave
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 import torch
 
 from model.features import FeatureConfig, extract_features, load_embedder
+from model.features.config import ONSET_PICKING_CANDIDATES
 from model.features.extract import (CONFIG_NAME, WEIGHTS_NAME, cache_key, default_encoders_dir,
                                     has_trained_encoders, load_encoders)
 from model.progress import CancelToken, Cancelled
@@ -66,7 +68,15 @@ def test_shapes_dtypes_and_alignment(tiny_dataset, extracted):
     meta = fs.meta
     assert meta["dataset_hash"] == tiny_dataset.content_hash and meta["encoders_dir"] == str(enc)
     assert Path(meta["cache_path"]).is_file() and Path(meta["cache_path"]).parent.name == "features"
-    assert FeatureConfig.from_dict(meta["config"]) == TINY
+    # the onset picking was chosen on the training and validation items' notes (the test split is not read)
+    picking = meta["onset_picking"]
+    shares = picking["exact_share"]
+    assert picking["items"] == sum(s.split in ("train", "val") for s in tiny_dataset.samples)
+    assert set(shares) == {f"{d:g}/{w}" for d, w in ONSET_PICKING_CANDIDATES}
+    assert shares[picking["chosen"]] == max(shares.values())
+    delta, window = picking["chosen"].split("/")
+    chosen = dataclasses.replace(TINY, onset_delta=float(delta), onset_window=int(window), onset_picking="fixed")
+    assert FeatureConfig.from_dict(meta["config"]) == chosen
     assert "val" in meta["audio_sheet_figures"]
     # encoders folder layout: config, state dicts (weights_only loadable), skip-gram vectors
     assert has_trained_encoders(enc) and FeatureConfig.from_json(enc / CONFIG_NAME) == TINY
@@ -276,15 +286,18 @@ def test_onset_threshold_does_not_change_which_encoders_a_dataset_has(tiny_datas
     stages = []
     plain = extract_features(tiny_dataset, cfg, progress=lambda p: stages.append(p.stage))
     assert "pretrain" not in stages and plain.meta["encoders_dir"] == first.meta["encoders_dir"]
-    assert plain.meta["config"]["onset_delta"] == cfg.onset_delta and plain.meta["cache_path"] != first.meta["cache_path"]
+    assert plain.meta["config"]["onset_picking"] == "fixed" and plain.meta["cache_path"] != first.meta["cache_path"]
+    assert plain.meta["onset_picking"]["chosen"] == (f"{plain.meta['config']['onset_delta']:g}/"
+                                                     f"{plain.meta['config']['onset_window']}")
     # the onset picking is not part of the encoders' name: a config of the first picking (0.05 over 3 rows)
     # finds the same encoders and cuts with its own picking
-    first_picking = FeatureConfig(**{**cfg.to_dict(), "onset_delta": 0.05, "onset_window": 3})
+    first_picking = FeatureConfig(**{**cfg.to_dict(), "onset_delta": 0.05, "onset_window": 3,
+                                     "onset_picking": "fixed"})
     stages.clear()
     before = extract_features(tiny_dataset, first_picking, progress=lambda p: stages.append(p.stage))
     assert "pretrain" not in stages and before.meta["encoders_dir"] == plain.meta["encoders_dir"]
-    assert before.meta["config"]["onset_window"] == 3 and plain.meta["config"]["onset_window"] == 1
-    assert before.meta["cache_path"] != plain.meta["cache_path"]
+    assert before.meta["config"]["onset_window"] == 3 and before.meta["onset_picking"] is None
+    assert before.meta["cache_path"] not in (plain.meta["cache_path"], first.meta["cache_path"])
 
 
 def test_learned_onsets_are_trained_once_into_the_encoders_folder_and_cut_queries(tiny_dataset, extracted,

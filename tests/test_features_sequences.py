@@ -1,11 +1,14 @@
 """Per-position tokens: the sheet's note columns, the audio onsets and the CCA baseline's lyrics rows."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 from model.features.config import FeatureConfig
 from model.features.extract import audio_input
+from model.features.tokens.onset_picking import choose_onset_picking
 from model.features.tokens.sequences import (SHEET_SCALARS, STRUCTURE_DIMS, audio_rows, detect_onsets, note_structure,
                                              sheet_segments)
 from model.render.audio import BuiltinRenderer
@@ -95,7 +98,7 @@ def test_default_onset_picking_finds_every_note_of_a_quick_melody():
 
 
 def test_onset_window_is_a_sequence_setting_that_keeps_the_encoders():
-    first = FeatureConfig(onset_delta=0.05, onset_window=3)
+    first = FeatureConfig(onset_delta=0.05, onset_window=3, onset_picking="fixed")
     # the first defaults are left out of the digest: feature caches and encoders made before the field stay valid
     assert first.digest() == "79a8b96f4035dc43"
     assert FeatureConfig().digest() != first.digest()  # new features: the onsets differ
@@ -103,9 +106,37 @@ def test_onset_window_is_a_sequence_setting_that_keeps_the_encoders():
     assert FeatureConfig(onset_window=2, onset_method="learned").encoders_digest() == first.digest()
     assert FeatureConfig(seed=1).encoders_digest() != first.digest()
     saved = first.to_dict()
-    del saved["onset_window"]  # a config.json or FeatureSet meta written before the field existed
-    assert FeatureConfig.from_dict(saved).onset_window == 3
+    del saved["onset_window"], saved["onset_picking"]  # a config.json or FeatureSet meta from before the fields
+    again = FeatureConfig.from_dict(saved)
+    assert again.onset_window == 3 and again.onset_picking == "fixed" and again.digest() == first.digest()
+    # a threshold or window given over the encoders' config is the picking: nothing is chosen instead
+    assert FeatureConfig().with_sequence_settings({"onset_delta": 0.3}).onset_picking == "fixed"
+    assert FeatureConfig().with_sequence_settings({"onset_method": "learned"}).onset_picking == "auto"
     assert FeatureConfig.from_dict({}).onset_window == FeatureConfig().onset_window == 1
     assert FeatureConfig().with_sequence_settings({"onset_window": 2}).onset_window == 2
     with pytest.raises(ValueError, match="onset_window"):
         FeatureConfig(onset_window=0)
+    with pytest.raises(ValueError, match="onset_picking"):
+        FeatureConfig(onset_picking="best")
+
+
+def test_auto_picking_chooses_the_candidate_that_gives_each_item_its_notes():
+    """On quick melodies the default candidate gives every item its 20 onsets and the first default does
+    not, so it is chosen; items of the test split are not counted; with none countable the first stays."""
+    config = FeatureConfig()
+    samples, patches = [], []
+    for seed in range(6):
+        notes = _fast_melody(seed)
+        samples.append(SimpleNamespace(split="test" if seed == 5 else "train", notes=notes))
+        patches.append(audio_input(BuiltinRenderer(config.sample_rate).render(notes), config.sample_rate, config))
+    offsets = np.cumsum([0] + [len(p) for p in patches])
+    inputs = SimpleNamespace(data=np.concatenate(patches), offsets=offsets)
+    chosen, record = choose_onset_picking(samples, inputs, config)
+    assert record["items"] == 5 and record["chosen"] == "0.015/1" and record["exact_share"]["0.015/1"] == 1.0
+    assert record["exact_share"]["0.05/3"] < 1.0
+    assert (chosen.onset_delta, chosen.onset_window, chosen.onset_picking) == (0.015, 1, "fixed")
+    # a picking that loses on these items is not chosen when it comes first
+    _, record = choose_onset_picking(samples, inputs, config, candidates=((0.05, 3), (0.015, 1)))
+    assert record["chosen"] == "0.015/1"
+    nothing, record = choose_onset_picking([SimpleNamespace(split="test", notes=[])], inputs, config)
+    assert record["items"] == 0 and (nothing.onset_delta, nothing.onset_window) == (0.015, 1)

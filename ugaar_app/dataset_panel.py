@@ -85,8 +85,9 @@ def onsets_text(features: Any) -> str:
     if config.get("onset_method") == "learned":
         return " Audio onsets: learned detector."
     window = config.get("onset_window", 3 if "onset_delta" in config else 1)  # 3 before the field existed
+    chosen = ", chosen on the dataset's notes" if (features.meta.get("onset_picking") or {}).get("chosen") else ""
     return (f" Audio onsets: spectral flux (threshold {config.get('onset_delta', 0.05):g}"
-            f" over {window} row{'s' if window != 1 else ''}).")
+            f" over {window} row{'s' if window != 1 else ''}{chosen}).")
 
 
 #: The label's tooltip: what the choice of onsets and timbres means for a user's recordings.

@@ -37,12 +37,18 @@ def add_parser(subparsers: Any, name: str, help_text: str) -> None:
                           "noise) or timbre-lite (2); see docs/features.md")
     ext.add_argument("--onset-delta", type=float, default=None, metavar="X",
                      help="peak threshold of the audio onset detector that cuts the per-onset tokens "
-                          "(default 0.015; with --encoders, that folder's config.json, where 0.05 was the first "
-                          "default). Only the sequences change; the encoders are kept")
+                          "(default: chosen on the dataset's notes, --onset-picking; with --encoders, that folder's "
+                          "config.json, where 0.05 was the first default). Only the sequences change; the encoders "
+                          "are kept")
+    ext.add_argument("--onset-picking", default=None, choices=("auto", "fixed"),
+                     help="auto (default): choose the flux threshold and window among a few (docs/features.md, "
+                          "\"Onset picking\") as those that give most of the dataset's training and validation items "
+                          "exactly their notes' onsets; fixed: use --onset-delta and --onset-window (giving "
+                          "either means fixed). Only the sequences change")
     ext.add_argument("--onset-window", type=int, default=None, metavar="ROWS",
                      help="40 ms rows on each side of a candidate onset over which the mean flux it must "
-                          "exceed is taken (default 1; with --encoders, that folder's config.json, where 3 was "
-                          "the first default; docs/features.md, \"Onset picking\"). Only the sequences change")
+                          "exceed is taken (default: chosen with the threshold; with --encoders, that folder's "
+                          "config.json, where 3 was the first default). Only the sequences change")
     ext.add_argument("--onset-method", default=None, choices=("flux", "superflux", "learned"),
                      help="how audio onsets are found (default: the encoders' config, flux): learned trains "
                           "a small onset network on the dataset's notes in training timbres (about 2 min on "
@@ -113,7 +119,8 @@ def _extract(args: argparse.Namespace) -> int:
 
 def _sequence_settings(args: argparse.Namespace) -> dict[str, Any] | None:
     """The sequence-stage settings given on the command line (None: the encoders' own)."""
-    settings = {name: getattr(args, name) for name in ("onset_delta", "onset_window", "onset_method")
+    settings = {name: getattr(args, name) for name in ("onset_picking", "onset_delta", "onset_window",
+                                                       "onset_method")
                 if getattr(args, name, None) is not None}
     if not settings:
         return None
@@ -131,8 +138,8 @@ def worker_argv(args: argparse.Namespace) -> list[str]:
     argv = ["features", "extract", str(args.dataset), "--device", args.device]
     for flag, name in (("--encoders", "encoders"), ("--config", "config"), ("--threads", "threads"),
                        ("--published-skipgram", "published_skipgram"), ("--augment", "augment"),
-                       ("--onset-delta", "onset_delta"), ("--onset-window", "onset_window"),
-                       ("--onset-method", "onset_method")):
+                       ("--onset-picking", "onset_picking"), ("--onset-delta", "onset_delta"),
+                       ("--onset-window", "onset_window"), ("--onset-method", "onset_method")):
         value = getattr(args, name)
         if value is not None:
             argv += [flag, str(value)]

@@ -25,12 +25,19 @@ _RUNTIME_ONLY = ("extract_batch",)
 #: (``ugaar features extract --onset-delta``, :meth:`FeatureConfig.with_sequence_settings`).
 #: Onset detectors of the audio tokens (``model.features.tokens.sequences.detect_onsets``).
 ONSET_METHODS = ("flux", "superflux", "learned")
-SEQUENCE_FIELDS = ("onset_delta", "onset_window", "onset_method", "sounding_db", "sequence_max_len")
+SEQUENCE_FIELDS = ("onset_picking", "onset_delta", "onset_window", "onset_method", "sounding_db",
+                   "sequence_max_len")
+#: How the flux picking is set (``FeatureConfig.onset_picking``).
+ONSET_PICKINGS = ("auto", "fixed")
+#: The flux pickings (threshold, rows each side) that ``onset_picking="auto"`` chooses among, the default first
+#: (it wins ties): LMD-full's choice, the earlier noisy-audio setting, and the first default.
+ONSET_PICKING_CANDIDATES = ((0.015, 1), (0.02, 1), (0.02, 3), (0.05, 3))
 #: Fields added after encoders were first trained with this class: left out of
 #: the digest while they hold their neutral value, so earlier digests (encoder
 #: folders, feature caches) stay valid.
 _OMIT_IF = {"aux_item_weight": 0.0, "init_encoders": None, "sequence_max_len": 32, "onset_delta": 0.05,
-            "onset_window": 3, "onset_method": "flux", "sounding_db": 20.0, "augment": AugmentConfig().to_dict()}
+            "onset_window": 3, "onset_picking": "fixed", "onset_method": "flux", "sounding_db": 20.0,
+            "augment": AugmentConfig().to_dict()}
 
 
 @dataclass
@@ -121,6 +128,14 @@ class FeatureConfig:
         against that note's own rise and missed; with 1 and a threshold of
         0.015, 93 % of LMD-full's validation items get exactly their notes'
         onsets instead of 74 % (docs/features.md, "Onset picking").
+    onset_picking : str
+        ``auto`` (the default): a dataset's extraction chooses ``onset_delta``
+        and ``onset_window`` among :data:`ONSET_PICKING_CANDIDATES` as the pair
+        that gives the most of its training and validation items exactly their
+        notes' onsets (``model.features.tokens.onset_picking``), and stores the
+        chosen pair, as ``fixed``, in the features' ``meta["config"]``, which
+        queries read.  ``fixed``: the two fields as they are.  Only the flux
+        methods pick; ``learned`` has its own.
     onset_method : str
         How audio onsets are found (:data:`ONSET_METHODS`): ``flux``, the rise
         of loudness per mel band; ``superflux``, the same with vibrato
@@ -184,6 +199,7 @@ class FeatureConfig:
     sequence_max_len: int = 32
     onset_delta: float = 0.015
     onset_window: int = 1
+    onset_picking: str = "auto"
     onset_method: str = "flux"
     sounding_db: float = 20.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -204,6 +220,8 @@ class FeatureConfig:
         if int(self.onset_window) != self.onset_window or self.onset_window < 1:
             raise ValueError(f"onset_window must be a whole number of rows ≥ 1, got {self.onset_window}")
         self.onset_window = int(self.onset_window)
+        if self.onset_picking not in ONSET_PICKINGS:
+            raise ValueError(f"onset_picking must be one of {', '.join(ONSET_PICKINGS)}, got {self.onset_picking!r}")
         if self.onset_method not in ONSET_METHODS:
             raise ValueError(f"onset_method must be one of {', '.join(ONSET_METHODS)}, got {self.onset_method!r}")
 
@@ -227,6 +245,10 @@ class FeatureConfig:
         """A copy with the :data:`SEQUENCE_FIELDS` that ``settings`` holds (a dict, or another config's
         ``to_dict()``, such as a FeatureSet's ``meta["config"]``); ``self`` when it holds none."""
         chosen = {k: settings[k] for k in SEQUENCE_FIELDS if settings and k in settings}
+        if ("onset_delta" in chosen or "onset_window" in chosen) and "onset_picking" not in chosen:
+            # a threshold or window given (``--onset-delta``, or a config saved before ``onset_picking``
+            # existed) is the picking: an extraction must not choose another
+            chosen["onset_picking"] = "fixed"
         return dataclasses.replace(self, **chosen) if chosen else self
 
     def encoders_digest(self) -> str:
@@ -239,10 +261,12 @@ class FeatureConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "FeatureConfig":
         data = dict(data)
-        if "onset_delta" in data and "onset_window" not in data:
-            # a whole config saved before the field existed (an encoders' config.json, a FeatureSet's
-            # meta): its onsets were picked over 3 rows, and its features and queries must stay so
-            data["onset_window"] = _OMIT_IF["onset_window"]
+        for name in ("onset_window", "onset_picking"):
+            if "onset_delta" in data and name not in data:
+                # a whole config saved before the field existed (an encoders' config.json, a FeatureSet's
+                # meta): its onsets were picked at its threshold over 3 rows, and its features and queries
+                # must stay so
+                data[name] = _OMIT_IF[name]
         return from_known_fields(cls, data)
 
     @classmethod

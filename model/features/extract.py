@@ -452,6 +452,11 @@ def extract_features(dataset: Any, config: FeatureConfig | None = None, *,
     t0 = time.perf_counter()
     audio_in, sheet_in = inputs
     n = len(dataset.samples)
+    picking = None  # the key above names "auto"; the features' meta holds the picking it chose
+    if config.onset_picking == "auto" and config.onset_method != "learned":
+        from .tokens.onset_picking import choose_onset_picking
+        report(progress, "sequences", 0, n, "choosing the onset picking on the dataset's notes")
+        config, picking = choose_onset_picking(dataset.samples, audio_in, config)
     report(progress, "extract", 0, n, "embedding audio and sheets")
     audio_vec, sheet_vec = embed_pairs(encoders.model, audio_in, sheet_in, device, config.extract_batch)
     report(progress, "extract", n, n, "embedding lyrics")
@@ -477,7 +482,7 @@ def extract_features(dataset: Any, config: FeatureConfig | None = None, *,
         "audio_sheet_figures": figures, "pretrain": {k: encoders.report.get(k) for k in
                                                      ("best_epoch", "val", "pretrain_seconds", "dataset_hash",
                                                       "processes")},
-        "extract_seconds": extract_s, "device": device, "structure_dims": STRUCTURE_DIMS,
+        "extract_seconds": extract_s, "device": device, "structure_dims": STRUCTURE_DIMS, "onset_picking": picking,
         "timbres": encoders.report.get("timbres") or trained_timbres(encoders.report.get("audio_renderer"), config),
     }
     fs = FeatureSet(np.array([s.sample_id for s in dataset.samples], dtype=str),
