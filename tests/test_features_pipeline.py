@@ -75,8 +75,8 @@ def test_shapes_dtypes_and_alignment(tiny_dataset, extracted):
     assert set(shares) == {f"{d:g}/{w}" for d, w in ONSET_PICKING_CANDIDATES}
     assert shares[picking["chosen"]] == max(shares.values())
     delta, window = picking["chosen"].split("/")
-    chosen = dataclasses.replace(TINY, onset_delta=float(delta), onset_window=int(window), onset_picking="fixed")
-    assert FeatureConfig.from_dict(meta["config"]) == chosen
+    chosen = dataclasses.replace(TINY, onset_delta=float(delta), onset_window=int(window))
+    assert FeatureConfig.from_dict(meta["config"]) == chosen and chosen.digest() == TINY.digest()
     assert "val" in meta["audio_sheet_figures"]
     # encoders folder layout: config, state dicts (weights_only loadable), skip-gram vectors
     assert has_trained_encoders(enc) and FeatureConfig.from_json(enc / CONFIG_NAME) == TINY
@@ -286,7 +286,7 @@ def test_onset_threshold_does_not_change_which_encoders_a_dataset_has(tiny_datas
     stages = []
     plain = extract_features(tiny_dataset, cfg, progress=lambda p: stages.append(p.stage))
     assert "pretrain" not in stages and plain.meta["encoders_dir"] == first.meta["encoders_dir"]
-    assert plain.meta["config"]["onset_picking"] == "fixed" and plain.meta["cache_path"] != first.meta["cache_path"]
+    assert plain.meta["config"]["onset_picking"] == "auto" and plain.meta["cache_path"] != first.meta["cache_path"]
     assert plain.meta["onset_picking"]["chosen"] == (f"{plain.meta['config']['onset_delta']:g}/"
                                                      f"{plain.meta['config']['onset_window']}")
     # the onset picking is not part of the encoders' name: a config of the first picking (0.05 over 3 rows)

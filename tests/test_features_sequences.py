@@ -1,6 +1,7 @@
 """Per-position tokens: the sheet's note columns, the audio onsets and the CCA baseline's lyrics rows."""
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -134,7 +135,8 @@ def test_auto_picking_chooses_the_candidate_that_gives_each_item_its_notes():
     chosen, record = choose_onset_picking(samples, inputs, config)
     assert record["items"] == 5 and record["chosen"] == "0.015/1" and record["exact_share"]["0.015/1"] == 1.0
     assert record["exact_share"]["0.05/3"] < 1.0
-    assert (chosen.onset_delta, chosen.onset_window, chosen.onset_picking) == (0.015, 1, "fixed")
+    assert (chosen.onset_delta, chosen.onset_window, chosen.onset_picking) == (0.015, 1, "auto")
+    assert chosen.digest() == dataclasses.replace(config, onset_delta=0.05, onset_window=3).digest()
     # a picking that loses on these items is not chosen when it comes first
     _, record = choose_onset_picking(samples, inputs, config, candidates=((0.05, 3), (0.015, 1)))
     assert record["chosen"] == "0.015/1"

@@ -133,9 +133,10 @@ class FeatureConfig:
         and ``onset_window`` among :data:`ONSET_PICKING_CANDIDATES` as the pair
         that gives the most of its training and validation items exactly their
         notes' onsets (``model.features.tokens.onset_picking``), and stores the
-        chosen pair, as ``fixed``, in the features' ``meta["config"]``, which
-        queries read.  ``fixed``: the two fields as they are.  Only the flux
-        methods pick; ``learned`` has its own.
+        chosen pair in the features' ``meta["config"]``, which queries read
+        (the digest leaves the pair out while ``auto``, so that saved config
+        names the same cache).  ``fixed``: the two fields as they are.  Only
+        the flux methods pick; ``learned`` has its own.
     onset_method : str
         How audio onsets are found (:data:`ONSET_METHODS`): ``flux``, the rise
         of loudness per mel band; ``superflux``, the same with vibrato
@@ -286,6 +287,11 @@ class FeatureConfig:
         for name, neutral in _OMIT_IF.items():
             if data.get(name, neutral) == neutral:
                 data.pop(name, None)
+        if data.get("onset_picking") == "auto":
+            # the dataset decides them (and the features' meta records which), so the saved config of an
+            # "auto" extraction names the same cache as the config that asked for it
+            data.pop("onset_delta", None)
+            data.pop("onset_window", None)
         if fields is not None:
             data = {k: data[k] for k in fields}
         blob = json.dumps(data, sort_keys=True).encode("utf-8")

@@ -52,7 +52,8 @@ def choose_onset_picking(samples: Sequence[Any], audio_inputs: Any, config: Feat
                          candidates: Sequence[tuple[float, int]] = ONSET_PICKING_CANDIDATES
                          ) -> tuple[FeatureConfig, dict[str, Any]]:
     """``config`` with the candidate picking that gives the most training and validation items exactly their
-    notes' onsets (the first candidate on ties, and when no item can be counted), as ``fixed``.
+    notes' onsets (the first candidate on ties, and when no item can be counted), still ``auto``: its digest,
+    and so the features' cache key, does not depend on the pair chosen.
 
     Parameters
     ----------
@@ -63,7 +64,7 @@ def choose_onset_picking(samples: Sequence[Any], audio_inputs: Any, config: Feat
     Returns
     -------
     config : FeatureConfig
-        With the chosen ``onset_delta`` and ``onset_window``, ``onset_picking="fixed"``.
+        With the chosen ``onset_delta`` and ``onset_window``.
     record : dict
         What was counted: ``items``, ``exact_share`` per candidate, ``chosen``.
     """
@@ -78,5 +79,5 @@ def choose_onset_picking(samples: Sequence[Any], audio_inputs: Any, config: Feat
     keys = [f"{d:g}/{w}" for d, w in candidates]
     best = max(range(len(candidates)), key=lambda k: (shares.get(keys[k], 0.0), -k))
     delta, window = candidates[best]
-    chosen = dataclasses.replace(config, onset_delta=float(delta), onset_window=int(window), onset_picking="fixed")
+    chosen = dataclasses.replace(config, onset_delta=float(delta), onset_window=int(window))
     return chosen, {"items": len(rows_and_counts), "exact_share": shares, "chosen": keys[best]}
