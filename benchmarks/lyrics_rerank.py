@@ -55,10 +55,10 @@ SCORER_OPTIONS = {
 }
 
 
-def mean_std(values: list[float], metric: str) -> str:
+def mean_std(values: list[float], metric: str, places: int | None = None) -> str:
     """A table cell: the mean over seeds, ± their standard deviation when there are several
-    (3 decimals for MedR/N, 1 for percentages)."""
-    fmt = "{:.3f}" if metric == "MedR/N" else "{:.1f}"
+    (``places`` decimals; by default 3 for MedR/N, 1 for percentages)."""
+    fmt = "{:.%df}" % (places if places is not None else 3 if metric == "MedR/N" else 1)
     return fmt.format(np.mean(values)) + (" ± " + fmt.format(np.std(values, ddof=1)) if len(values) > 1 else "")
 
 
@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                                             library_tokens, ranks_from_scores, score_matrix, structure_tokens,
                                             train_side_scorers)
     from model.ugaar import Run
+    from onset_count_ranks import by_onset_count, onset_offsets
 
     torch.set_num_threads(2)
     # each option as given, else `ugaar lyrics-scorer`'s default
@@ -144,14 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             }
             if modality == "audio":  # by onsets against syllables: a miss shifts every later token
                 rows = np.nonzero(np.asarray(fs.splits) == "test")[0]
-                off = np.abs(np.asarray(fs.input_of("audio", "aligned").lengths)[rows]
-                             - np.asarray(fs.input_of("lyrics", "aligned").lengths)[rows])
-                scorer_ranks = ranks_from_scores(pair, lower_is_better=False)
-                out["test_by_onset_count"] = {  # ranks among the whole split: MedR/N over its N
-                    name: {"share": float(sel.mean()), "MedR/N": float(np.median(scorer_ranks[sel])) / len(rows),
-                           "R@10": float((scorer_ranks[sel] <= 10).mean() * 100)}
-                    for name, sel in (("as many as syllables", off == 0), ("one off", off == 1),
-                                      ("two or more off", off >= 2)) if sel.any()}
+                out["test_by_onset_count"] = by_onset_count(ranks_from_scores(pair, lower_is_better=False),
+                                                            onset_offsets(fs, rows))
             t = out["test"]
             best_val = trained.history[trained.best_epoch]
             print(f"{Path(run_dir).name} {modality}: best epoch {trained.best_epoch} (val MedR/N "

@@ -30,6 +30,24 @@ GROUPS = (("as many as syllables", lambda off: off == 0), ("one off", lambda off
           ("two or more off", lambda off: off >= 2))
 
 
+def onset_offsets(features, rows: np.ndarray) -> np.ndarray:
+    """How many onsets each of ``rows``' audio items has more or fewer than its syllables."""
+    return np.abs(np.asarray(features.input_of("audio", "aligned").lengths)[rows]
+                  - np.asarray(features.input_of("lyrics", "aligned").lengths)[rows])
+
+
+def rank_figures(ranks: np.ndarray, sel: np.ndarray) -> dict[str, float]:
+    """MedR/N and R@10 of the selected items' ranks, which are ranks among the whole split (so over its N)."""
+    return {"MedR/N": float(np.median(ranks[sel])) / len(ranks), "R@10": float((ranks[sel] <= 10).mean() * 100)}
+
+
+def by_onset_count(ranks: np.ndarray, off: np.ndarray, groups=GROUPS) -> dict[str, dict[str, float]]:
+    """Each group of items (as many onsets as syllables, one off, two or more off) that has any: its share
+    and :func:`rank_figures`."""
+    return {name: {"share": float(rule(off).mean()), **rank_figures(ranks, rule(off))}
+            for name, rule in groups if rule(off).any()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="aligned runs with a lyrics_scorer.pt (one per seed)")
@@ -63,18 +81,16 @@ def main(argv: list[str] | None = None) -> int:
             mx, mm = reranker.library[side]
             pair = score_matrix(reranker.scorers[side], lx[rows], lm[rows], mx[rows], mm[rows])
             ranks[side] = ranks_from_scores(pair, lower_is_better=False)  # lyrics → melody
-        off = np.abs(np.asarray(fs.input_of("audio", "aligned").lengths)[rows]
-                     - np.asarray(fs.input_of("lyrics", "aligned").lengths)[rows])
+        off = onset_offsets(fs, rows)
         n = len(rows)
         out = {"run": str(run_dir), "seed": run.config.seed, "split": args.split, "n": n,
                "onset_picking": {k: fs.meta.get("config", {}).get(k) for k in ("onset_delta", "onset_window")},
                "groups": {}}
         for name, rule in (("all", lambda o: o >= 0),) + GROUPS:
             sel = rule(off)
-            if sel.any():  # ranks among the whole split, so MedR/N is over its N
-                out["groups"][name] = {"share": float(sel.mean()), **{
-                    side: {"MedR/N": float(np.median(r[sel])) / n, "R@10": float((r[sel] <= 10).mean() * 100)}
-                    for side, r in ranks.items()}}
+            if sel.any():
+                out["groups"][name] = {"share": float(sel.mean()),
+                                       **{side: rank_figures(r, sel) for side, r in ranks.items()}}
         records.append(out)
         print(f"{Path(run_dir).name}: " + "; ".join(
             f"{name} ({100 * g['share']:.1f} %) audio {g['audio']['MedR/N']:.4f} / sheet {g['sheet']['MedR/N']:.4f}"
@@ -85,10 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in records[0]["groups"]:
         groups = [r["groups"][name] for r in records if name in r["groups"]]
 
-        def cell(side: str) -> str:
-            medr = [g[side]["MedR/N"] for g in groups]  # four places: these groups differ by single ranks
-            spread = f" ± {np.std(medr, ddof=1):.4f}" if len(medr) > 1 else ""
-            return f"{np.mean(medr):.4f}{spread} ({mean_std([g[side]['R@10'] for g in groups], 'R@10')} %)"
+        def cell(side: str) -> str:  # four places: these groups differ by single ranks
+            return (f"{mean_std([g[side]['MedR/N'] for g in groups], 'MedR/N', places=4)} "
+                    f"({mean_std([g[side]['R@10'] for g in groups], 'R@10')} %)")
         print(f"| {name} | {100 * np.mean([g['share'] for g in groups]):.1f} % | {cell('audio')} | {cell('sheet')} |")
     if args.json:
         Path(args.json).write_text(json.dumps(records, indent=1, ensure_ascii=False), encoding="utf-8")

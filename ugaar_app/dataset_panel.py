@@ -84,7 +84,9 @@ def onsets_text(features: Any) -> str:
         return ""
     if config.get("onset_method") == "learned":
         return " Audio onsets: learned detector."
-    window = config.get("onset_window", 3 if "onset_delta" in config else 1)  # 3 before the field existed
+    from model.features.config import FeatureConfig
+
+    window = FeatureConfig.from_dict(config).onset_window  # its rule for a config saved before the field
     chosen = ", chosen on the dataset's notes" if (features.meta.get("onset_picking") or {}).get("chosen") else ""
     return (f" Audio onsets: spectral flux (threshold {config.get('onset_delta', 0.05):g}"
             f" over {window} row{'s' if window != 1 else ''}{chosen}).")
