@@ -563,6 +563,24 @@ def cannot_train(features: Any) -> Optional[str]:
     return None
 
 
+def training_rows(features: Any, modality: str, config: PairScorerConfig, train: np.ndarray,
+                  progress: Optional[ProgressCallback] = None,
+                  cancel: Optional[CancelToken] = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`structure_tokens` of every item of ``features`` for ``modality`` as ``config`` reads them,
+    followed by the shifted windows (:attr:`PairScorerConfig.shifts`) of the consecutive ``train``
+    items: the rows :func:`train_pair_scorer` trains on.  The whole tokens are read once (the lyrics'
+    phonetic columns open the dataset)."""
+    full, lengths, dim = scorer_inputs(features, modality, config.phonetics, config.pitch, progress, cancel)
+    tokens, mask = tokens_of(full, lengths, modality, dim, config.positions, config.repetition)
+    if not config.shifts:
+        return tokens, mask
+    pairs = consecutive_pairs(features.song_ids, train)
+    parts = [shifted_windows(full, lengths, pairs, shift, config.positions) for shift in config.shifts]
+    more, more_mask = tokens_of(np.concatenate([t for t, _ in parts]), np.concatenate([n for _, n in parts]),
+                                modality, dim, config.positions, config.repetition)
+    return np.concatenate([tokens, more]), np.concatenate([mask, more_mask])
+
+
 def train_pair_scorer(features: Any, config: PairScorerConfig = PairScorerConfig(),
                       progress: Optional[ProgressCallback] = None,
                       cancel: Optional[CancelToken] = None, teacher: Optional[PairScorer] = None) -> TrainedScorer:
@@ -585,33 +603,46 @@ def train_pair_scorer(features: Any, config: PairScorerConfig = PairScorerConfig
         raise ValueError("the teacher must read the lyrics as the scorer does (phonetics, repetition)")
     t0 = time.perf_counter()
     torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
     splits = np.asarray(features.splits)
     train, val = np.nonzero(splits == "train")[0], np.nonzero(splits == "val")[0]
     if len(train) < 2 or len(val) < 2:
         raise ValueError("the pair scorer needs at least two training and two validation samples")
-    pairs = consecutive_pairs(features.song_ids, train) if config.shifts else None
-
-    def training_tokens(name: str) -> tuple[np.ndarray, np.ndarray]:
-        """:func:`structure_tokens` of ``name``, followed by its shifted training windows
-        (:attr:`PairScorerConfig.shifts`); the whole tokens are read once (the lyrics' phonetic
-        columns open the dataset)."""
-        full, lengths, dim = scorer_inputs(features, name, config.phonetics, config.pitch, progress, cancel)
-        tokens, mask = tokens_of(full, lengths, name, dim, config.positions, config.repetition)
-        if not config.shifts:
-            return tokens, mask
-        parts = [shifted_windows(full, lengths, pairs, shift, config.positions) for shift in config.shifts]
-        more, more_mask = tokens_of(np.concatenate([t for t, _ in parts]), np.concatenate([n for _, n in parts]),
-                                    name, dim, config.positions, config.repetition)
-        return np.concatenate([tokens, more]), np.concatenate([mask, more_mask])
-
     start = len(splits)
-    lx, lm = training_tokens("lyrics")
-    mx, mm = training_tokens(config.modality)
+    lx, lm = training_rows(features, "lyrics", config, train, progress, cancel)
+    mx, mm = training_rows(features, config.modality, config, train, progress, cancel)
     train = np.concatenate([train, np.arange(start, len(lx))])
+    teacher_music = (training_rows(features, teacher.config.modality, config, train[train < start], progress, cancel)
+                     if teacher is not None else None)
+    result = fit_pair_scorer((lx, lm), (mx, mm), train, val, config, progress, cancel, teacher, teacher_music)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def fit_pair_scorer(lyrics: tuple[np.ndarray, np.ndarray], music: tuple[np.ndarray, np.ndarray], train: np.ndarray,
+                    val: np.ndarray, config: PairScorerConfig, progress: Optional[ProgressCallback] = None,
+                    cancel: Optional[CancelToken] = None, teacher: Optional[PairScorer] = None,
+                    teacher_music: Optional[tuple[np.ndarray, np.ndarray]] = None) -> TrainedScorer:
+    """The training loop of :func:`train_pair_scorer`, over token arrays already made.
+
+    Parameters
+    ----------
+    lyrics, music : (tokens, mask)
+        Structure tokens (:func:`tokens_of`) of the lines and of the ``config.modality`` melodies,
+        row for row: the FeatureSet's items and any further training rows (shifted windows).
+    train, val : int arrays
+        Rows to train on, and rows whose lyrics→melody MedR chooses the epoch kept.
+    teacher, teacher_music
+        For ``config.distill``: the trained scorer of the other melody side and that side's
+        tokens of the same rows.
+
+    ``torch.manual_seed(config.seed)`` should precede it (:func:`train_pair_scorer` seeds
+    before reading the tokens); the batches' order is drawn from ``config.seed`` here.
+    """
+    rng = np.random.default_rng(config.seed)
+    (lx, lm), (mx, mm) = lyrics, music
     tx = tm = None
     if teacher is not None:  # the same rows' other melody side, as the teacher reads it
-        tx, tm = (torch.as_tensor(a) for a in training_tokens(teacher.config.modality))
+        tx, tm = (torch.as_tensor(a) for a in teacher_music)
         teacher.eval()
     extra = config.positions if config.repetition else 0
 
@@ -667,7 +698,6 @@ def train_pair_scorer(features: Any, config: PairScorerConfig = PairScorerConfig
         report(progress, "pair scorer", epoch + 1, config.epochs, f"val MedR/N {medr:.3f}")
     scorer.load_state_dict(best_state)
     scorer.eval()
-    result.seconds = time.perf_counter() - t0
     return result
 
 
