@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import itertools
 import json
 import sys
@@ -72,24 +73,21 @@ def rests_inside_words(notes: Sequence[Any]) -> int:
     return sum(1 for note in list(notes)[1:] if not note.word_start and (note.rest_beats or 0) > 0)
 
 
-def standardised(scores: np.ndarray) -> np.ndarray:
-    """Each row to zero mean and unit spread (a seed's scores are on its own scale)."""
-    s = np.asarray(scores, np.float64)
-    std = s.std(1, keepdims=True)
-    return (s - s.mean(1, keepdims=True)) / np.where(std > 0, std, 1.0)
-
-
 def offset_scores(scorer: Any, lyrics: tuple[np.ndarray, np.ndarray], music: tuple[np.ndarray, np.ndarray],
-                  offsets: Sequence[int] = OFFSETS, chunk: int = 3) -> dict[int, np.ndarray]:
+                  offsets: Sequence[int] = OFFSETS, chunk: Optional[int] = None) -> dict[int, np.ndarray]:
     """(lines × melodies) pair scores with the melody's positions shifted by each offset.
 
     Offset *k* pairs syllable *i* with note (or onset) *i + k*; a syllable whose partner
     would lie outside the window adds nothing, and a padded melody position counts as the
-    scorer counts it.  Offset 0 is :func:`model.search.lyrics_rerank.score_matrix`.
+    scorer counts it.  Offset 0 is :func:`model.search.lyrics_rerank.score_matrix`; ``chunk``
+    lines at a time as there (None: as many as its memory bound allows).
     """
     import torch
 
+    from model.search.lyrics_rerank import score_encoded_matrix
+
     def shifted(h: torch.Tensor, k: int) -> torch.Tensor:
+        """Position i holds position i + k (zeros past either end)."""
         out = torch.zeros_like(h)
         if k > 0:
             out[:, :-k] = h[:, k:]
@@ -102,19 +100,14 @@ def offset_scores(scorer: Any, lyrics: tuple[np.ndarray, np.ndarray], music: tup
     scorer.eval()
     out = {}
     with torch.no_grad():
-        lm, mm = torch.as_tensor(lyrics[1]), torch.as_tensor(music[1])
+        lm = torch.as_tensor(lyrics[1])
         lh, lrep = scorer.encode("lyrics", torch.as_tensor(lyrics[0]), lm)
-        mh, mrep = scorer.encode("music", torch.as_tensor(music[0]), mm)
+        mh, mrep = scorer.encode("music", torch.as_tensor(music[0]), torch.as_tensor(music[1]))
         for k in offsets:
-            mk, valid = shifted(mh, k), shifted(torch.ones_like(mm)[..., None], k)[..., 0]
-            rows = []
-            for i in range(0, len(lh), chunk):
-                s = (scorer.mix(lh[i:i + chunk, None] + mk[None]).squeeze(-1)
-                     * lm[i:i + chunk, None, :] * valid[None]).sum(-1)
-                if scorer.repeat_weight is not None:
-                    s = s + scorer._repeats(lrep[i:i + chunk], mrep)
-                rows.append(s)
-            out[k] = torch.cat(rows).numpy()
+            # a syllable whose partner would lie past the window is left out like a padded one
+            has_partner = shifted(torch.ones(1, lm.shape[1], 1), k)[0, :, 0]
+            out[k] = score_encoded_matrix(scorer, (lh, lrep), lm * has_partner, (shifted(mh, k), mrep),
+                                          chunk).numpy()
     return out
 
 
@@ -172,7 +165,7 @@ def query_time(runs: Sequence[str], cca: Optional[str]) -> dict[str, Any]:
     from model.feature_set import FeatureSet
     from model.data.dataset import Dataset
     from model.search.evaluation import distance_matrix
-    from model.search.lyrics_rerank import LyricsReranker
+    from model.search.lyrics_rerank import LyricsReranker, ranks_from_scores, standardise_rows
     from model.ugaar import Run
     from onset_count_ranks import rank_figures
 
@@ -216,8 +209,8 @@ def query_time(runs: Sequence[str], cca: Optional[str]) -> dict[str, Any]:
             alone, both = [], []
             for combo in itertools.combinations(range(len(per_seed)), k):
                 # each seed's scores standardised per query (lines; melodies for the other direction)
-                summed = {sp: sum(standardised(pair(per_seed[i], sp)) for i in combo) for sp in ("val", "test")}
-                summed_t = sum(standardised(pair(per_seed[i], "test").T) for i in combo)
+                summed = {sp: sum(standardise_rows(pair(per_seed[i], sp)) for i in combo) for sp in ("val", "test")}
+                summed_t = sum(standardise_rows(pair(per_seed[i], "test").T) for i in combo)
                 alone.append(figures(summed["test"], summed_t))
                 both.append(mixed_figures({sp: per_seed[combo[0]][(side, sp)]["distance"] for sp in ("val", "test")},
                                           summed, summed_t))
@@ -233,7 +226,6 @@ def query_time(runs: Sequence[str], cca: Optional[str]) -> dict[str, Any]:
         res["offsets −1, 0, +1, scorer alone"] = shifted
         res["offset penalties chosen"] = chosen
         # by rests inside words (scorer alone, lyrics→melody)
-        from model.search.lyrics_rerank import ranks_from_scores
         groups = {}
         for name, rule in REST_GROUPS:
             sel = rule(inside)
@@ -262,6 +254,7 @@ def sheet_variants(runs: Sequence[str], release: Optional[str], extra_epochs: in
 
     from model.data.dataset import Dataset
     from model.feature_set import FeatureSet
+    from lyrics_rerank import SCORER_OPTIONS
     from model.search import lyrics_rerank as L
     from model.ugaar import Run
 
@@ -274,11 +267,11 @@ def sheet_variants(runs: Sequence[str], release: Optional[str], extra_epochs: in
     samples = {s.sample_id: s for s in dataset.samples}
     inside = np.array([rests_inside_words(samples[str(sid)].notes) for sid in fs.sample_ids])
 
-    def config(seed: int, **more: Any) -> Any:
-        return L.PairScorerConfig(
-            modality="sheet", seed=seed, epochs=more.pop("epochs", L.EPOCHS_DEFAULT), repetition=L.REPETITION_DEFAULT,
-            shifts=L.SHIFTS_DEFAULT, context=L.CONTEXT_DEFAULT, dropout=L.DROPOUT_DEFAULT, batch=L.BATCH_DEFAULT,
-            phonetics=L.PHONETICS_DEFAULT, ema_epochs=L.EMA_EPOCHS_DEFAULT, pitch=L.PITCH_DEFAULT)
+    # `ugaar lyrics-scorer`'s defaults, as the lyrics re-ranking benchmark reads them; the sheet side has no teacher
+    defaults = {name: getattr(L, default) for name, (_, _, default) in SCORER_OPTIONS.items()}
+
+    def config(seed: int, epochs: int = L.EPOCHS_DEFAULT) -> Any:
+        return L.PairScorerConfig(modality="sheet", seed=seed, **{**defaults, "epochs": epochs, "distill": 0.0})
 
     def best(trained: Any) -> dict[str, float]:
         h = trained.history[trained.best_epoch]
@@ -359,9 +352,9 @@ def further_windows(fs: Any, dataset: Any, release: str, cfg: Any) -> tuple[np.n
     from model.search.lyrics_rerank import tokens_of
 
     t0 = time.perf_counter()
-    built = json.loads((Path(fs.meta["dataset_root"]) / "manifest.json").read_text(encoding="utf-8"))["config"]
-    bc = BuildConfig(source="lmd-npy", path=release, out=str(Path(fs.meta["dataset_root"])), workers=2,
-                     window=int(built.get("window", 20)), max_silence=float(built.get("max_silence", 4.0)))
+    # the dataset's own build settings (window, silence rule, cleaning), read from the release
+    bc = dataclasses.replace(BuildConfig.from_json(dataset.config), path=release, workers=2, limit=None,
+                             shard=None)
     parsed = build._parse_all(bc, build._list_items(bc), None, None, {})
     songs, _, _ = build._select_songs(parsed)
     train_songs = {s.song_id for s in dataset.samples if s.split == "train"}
@@ -402,6 +395,21 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     import torch
 
+    from model.errors import UgaarError
+    from model.search.lyrics_rerank import RERANKER_FILE
+    from model.ugaar import Run
+
+    # refuse what cannot be read before minutes of scoring: one line each, naming it
+    for run_dir in [*args.runs, *([args.cca] if args.cca else [])]:
+        try:
+            Run.open(run_dir)
+        except (UgaarError, OSError, ValueError) as exc:
+            parser.error(str(exc))
+    for run_dir in args.runs:
+        if not (Path(run_dir) / RERANKER_FILE).is_file():
+            parser.error(f"{run_dir}: no {RERANKER_FILE} (train it: ugaar lyrics-scorer {run_dir})")
+    if args.release is not None and not Path(args.release).exists():
+        parser.error(f"{args.release}: no such release folder or archive")
     torch.set_num_threads(2)
     record: dict[str, Any] = {"query time": query_time(args.runs, args.cca)}
 

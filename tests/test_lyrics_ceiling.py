@@ -9,10 +9,10 @@ import torch
 
 from model.data.song import Note
 from model.search.lyrics_rerank import (PairScorer, PairScorerConfig, fit_pair_scorer, score_matrix,
-                                        train_pair_scorer, training_rows)
+                                        standardise_rows, train_pair_scorer, training_rows)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from lyrics_ceiling import best_offset, offset_scores, rests_inside_words, standardised  # noqa: E402
+from lyrics_ceiling import best_offset, offset_scores, rests_inside_words  # noqa: E402
 from test_lyrics_rerank import _paired  # noqa: E402
 
 torch.set_num_threads(1)
@@ -81,9 +81,9 @@ def test_a_shift_wins_only_by_more_than_its_penalty():
 
 def test_standardised_rows_sum_seeds_on_one_scale():
     a = np.array([[1.0, 2.0, 3.0], [10.0, 10.0, 10.0]])
-    z = standardised(a)
+    z = standardise_rows(a)
     assert np.allclose(z[0], [-1.2247449, 0.0, 1.2247449]) and np.array_equal(z[1], [0.0, 0.0, 0.0])
-    assert np.allclose(standardised(100.0 * a + 7.0), z)
+    assert np.allclose(standardise_rows(100.0 * a + 7.0), z)
 
 
 def test_the_training_loop_over_arrays_is_train_pair_scorer_and_takes_further_rows():

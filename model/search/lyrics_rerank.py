@@ -722,16 +722,21 @@ def train_side_scorers(features: Any, sides: Any, base: PairScorerConfig,
     return trained
 
 
+def standardise_rows(scores: np.ndarray) -> np.ndarray:
+    """Each query row to zero mean and unit spread (float64; a constant row to zeros), so that scores on
+    different scales (a distance and a pair score, or two scorers' pair scores) can be added."""
+    x = np.asarray(scores, np.float64)
+    std = x.std(1, keepdims=True)
+    return (x - x.mean(1, keepdims=True)) / np.where(std > 0, std, 1.0)
+
+
 def combined_scores(distances: np.ndarray, pair_scores: np.ndarray, weight: float) -> np.ndarray:
-    """Lower-is-better scores: the learned distance and the pair score, each standardised per query row.
+    """Lower-is-better scores: the learned distance and the pair score, each standardised per query row
+    (:func:`standardise_rows`).
 
     ``weight`` = 0: the learned space alone; large: the pair scorer alone.
     """
-    def z(x: np.ndarray) -> np.ndarray:
-        std = x.std(1, keepdims=True)
-        return (x - x.mean(1, keepdims=True)) / np.where(std > 0, std, 1.0)
-
-    return z(np.asarray(distances, np.float64)) - weight * z(np.asarray(pair_scores, np.float64))
+    return standardise_rows(distances) - weight * standardise_rows(pair_scores)
 
 
 
